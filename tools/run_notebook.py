@@ -1,0 +1,54 @@
+"""Execute a course notebook in place at its own default parameters (for committing outputs).
+
+    .venv/bin/python tools/run_notebook.py 07_training/07c_export.ipynb [--quick]
+
+--quick passes the notebook's metadata.pmlv.test_parameters (as the test harness does) and
+writes to build/ instead of in place. Fails if an output shows an absolute path of this machine.
+"""
+import argparse
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+import papermill
+
+REPO = Path(__file__).resolve().parents[1]
+MACHINE_PATH = re.compile(r"/(?:work|root|home/[a-z]+)/|/tmp/tmp")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("notebook")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--timeout", type=int, default=1800)
+    args = ap.parse_args()
+    nb_path = Path(args.notebook).resolve()
+    nb = nbformat.read(nb_path, as_version=4)
+    params = nb.metadata.get("pmlv", {}).get("test_parameters", {}) if args.quick else {}
+    out = (REPO / "build" / "quick" / nb_path.name) if args.quick else nb_path
+    out.parent.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PMLV_WORKSPACE", str(REPO / "workspace"))
+    papermill.execute_notebook(str(nb_path), str(out), parameters=params, cwd=str(nb_path.parent),
+                               kernel_name="python3", execution_timeout=args.timeout)
+    done = nbformat.read(out, as_version=4)
+    if not args.quick:  # drop papermill's bookkeeping so the committed file stays clean
+        done.cells = [c for c in done.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+        for c in done.cells:
+            c.metadata.pop("papermill", None)
+            c.metadata.pop("execution", None)
+        done.metadata.pop("papermill", None)
+        nbformat.write(done, out)
+    text = json.dumps([c.get("outputs", []) for c in done.cells if c.cell_type == "code"])
+    bad = sorted(set(MACHINE_PATH.findall(text)))
+    if bad:
+        print(f"{out}: outputs show machine paths {bad}: use workspace.display_path()", file=sys.stderr)
+        return 1
+    print(f"executed -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
