@@ -1,0 +1,52 @@
+# The course's entry points. Every target installs the pinned environment into .venv first.
+#   make run    the whole course as one job on the offline default (synthetic data -> ... -> served model)
+#   make test   every test: unit tests, every notebook (papermill), structure and output checks
+#   make lab    JupyterLab on the course, on 127.0.0.1
+#   make bench  the performance comparisons, written to benchmarks/RESULTS.md
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+LAB_PORT ?= 8888
+PYTEST_ARGS ?=
+
+.PHONY: install run test unit notebooks lab bench bench-quick clean distclean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip check
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m pmlv_utils.course
+
+test: $(STAMP)
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+unit: $(STAMP)
+	$(PY) -m pytest tests -m "not notebook and not browser" $(PYTEST_ARGS)
+
+notebooks: $(STAMP)
+	$(PY) -m pytest tests -m notebook $(PYTEST_ARGS)
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --ip 127.0.0.1 --port $(LAB_PORT) --no-browser \
+		$$( [ "$$(id -u)" = 0 ] && echo --allow-root )
+
+bench: $(STAMP)
+	$(PY) -m benchmarks.run
+
+bench-quick: $(STAMP)
+	$(PY) -m benchmarks.run --quick
+
+clean:
+	rm -rf build workspace .pytest_cache
+
+distclean: clean
+	rm -rf $(VENV)
