@@ -749,6 +749,26 @@ def lime_stability(image: np.ndarray, target_class: int, model: ExplainableModel
             "seeds": list(seeds), "model_calls": calls}
 
 
+def preprocess_mask(mask: np.ndarray, img_size: int | Sequence[int]) -> np.ndarray:
+    """An object mask brought to the model's input grid ([H, W] bool), through THE
+    preprocessing function (same centre crop and resize as the image), then thresholded."""
+    import io
+
+    import tensorflow as tf
+    from PIL import Image
+
+    from .preprocess import preprocess_image
+
+    h, w = (img_size, img_size) if np.isscalar(img_size) else img_size
+    m = np.asarray(mask)
+    if m.ndim != 2:
+        raise ValueError(f"mask: expected [H, W], got shape {list(m.shape)}")
+    buf = io.BytesIO()
+    Image.fromarray((m > 0).astype(np.uint8) * 255, mode="L").save(buf, format="PNG")
+    out = preprocess_image(tf.constant(buf.getvalue()), int(h), int(w)).numpy()
+    return out[..., 0] > 0.5
+
+
 def attribution_share(attributions: np.ndarray, mask: np.ndarray) -> dict:
     """Share of the POSITIVE attribution mass on the object (mask True) vs the background.
 
