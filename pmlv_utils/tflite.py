@@ -47,11 +47,13 @@ def check_export_dir(export_dir: str | os.PathLike) -> Path:
 
 
 def read_labels(export_dir: str | os.PathLike) -> list[str]:
-    """Class names of an exported model (``assets.extra/labels.txt``), [] if absent."""
-    path = Path(export_dir) / "assets.extra" / "labels.txt"
-    if not path.is_file():
+    """Class names of a model written by :func:`pmlv_utils.export.export_model` ([] if unknown)."""
+    from . import export
+
+    try:
+        return list(export.read_model_info(str(export_dir)).get("labels", []))
+    except FileNotFoundError:
         return []
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 
 def model_signature(export_dir: str | os.PathLike, signature: str = MODEL_SIGNATURE):

@@ -25,8 +25,6 @@ from typing import Sequence
 import numpy as np
 
 METADATA_FILE = "explanation_metadata.json"
-XAI_SIGNATURES = ("serving_default", "xai_preprocess", "xai_model")
-BASELINES = ("random", "black", "white")
 # Vertex AI's prebuilt TF 2 prediction image (pick the one matching the exporting TF version).
 VERTEX_TF_IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
 
@@ -36,40 +34,6 @@ def _check_model_dir(model_dir) -> Path:
     if not (folder / "saved_model.pb").is_file():
         raise FileNotFoundError(f"no SavedModel in {folder}: expected {folder / 'saved_model.pb'}")
     return folder
-
-
-def signature_table(model_dir, names: Sequence[str] | None = XAI_SIGNATURES):
-    """A pandas table of the inputs and outputs of the named signatures (all if None)."""
-    import pandas as pd
-    import tensorflow as tf
-
-    loaded = tf.saved_model.load(str(_check_model_dir(model_dir)))
-    names = sorted(loaded.signatures) if names is None else list(names)
-    missing = [n for n in names if n not in loaded.signatures]
-    if missing:
-        raise KeyError(f"{model_dir} lacks signatures {missing}; it has {sorted(loaded.signatures)}")
-    rows = []
-    for name in names:
-        fn = loaded.signatures[name]
-        _, inputs = fn.structured_input_signature
-        for direction, specs in (("input", inputs), ("output", fn.structured_outputs)):
-            for tensor, spec in sorted(specs.items()):
-                shape = [None if d is None else int(d) for d in spec.shape]
-                rows.append(dict(signature=name, direction=direction, tensor=tensor,
-                                 dtype=spec.dtype.name, shape=str(shape).replace("None", "N")))
-    return pd.DataFrame(rows)
-
-
-def make_baseline(kind: str, image_shape: Sequence[int], seed: int = 42) -> np.ndarray:
-    """A baseline image [H, W, 3] in [0, 1]: ``random`` (uniform, seeded), ``black`` or ``white``."""
-    shape = tuple(int(d) for d in image_shape)
-    if kind == "random":
-        return np.random.default_rng(seed).random(shape).astype(np.float32)
-    if kind == "black":
-        return np.zeros(shape, np.float32)
-    if kind == "white":
-        return np.ones(shape, np.float32)
-    raise ValueError(f"baseline must be one of {BASELINES} or an array, got {kind!r}")
 
 
 def _signature_input(model_dir: Path, signature: str) -> tuple[str, tuple[int, ...]]:
@@ -92,18 +56,17 @@ def write_explanation_metadata(model_dir, baseline: str | np.ndarray = "random",
                                decimals: int = 4) -> Path:
     """Write ``<model_dir>/explanation_metadata.json`` with explainable-ai-sdk; return its path.
 
-    baseline: ``random`` / ``black`` / ``white`` (see :func:`make_baseline`) or an array
+    baseline: ``random`` / ``black`` / ``white`` (:func:`pmlv_utils.explain.make_baseline`,
+    seeded by ``seed``) or an array
     [H, W, 3]; rounded to ``decimals`` digits to keep the JSON small.
     """
     from explainable_ai_sdk.metadata.tf.v2 import SavedModelMetadataBuilder
 
+    from . import explain
+
     folder = _check_model_dir(model_dir)
     input_name, image_shape = _signature_input(folder, signature)
-    if isinstance(baseline, str):
-        baseline = make_baseline(baseline, image_shape, seed)
-    baseline = np.asarray(baseline, np.float32)
-    if baseline.shape != image_shape:
-        raise ValueError(f"baseline shape {baseline.shape} != the model input {image_shape}")
+    baseline = explain.make_baseline(baseline, image_shape, seed)  # validates kind and shape
     builder = SavedModelMetadataBuilder(str(folder), signature_name=signature,
                                         outputs_to_explain=[output_to_explain])
     builder.set_image_metadata(input_name, input_baselines=[np.round(baseline, decimals).tolist()])
@@ -169,6 +132,41 @@ def read_explanation_metadata(path) -> ExplanationConfig:
                              output_name=out.name, output_tensor_name=out.output_tensor_name,
                              modality=inp.modality, baseline=baseline, framework=md.framework,
                              source=str(path), extra=dict(baselines=len(baselines)))
+
+
+def explainable_model(model_dir, config: ExplanationConfig, signature: str = "xai_model"):
+    """An :class:`pmlv_utils.explain.ExplainableModel` of the signature the metadata describes.
+
+    Uses the metadata's output tensor name and checks its input tensor name against the signature.
+    """
+    from . import explain
+
+    folder = _check_model_dir(model_dir)
+    input_name, _ = _signature_input(folder, signature)
+    if input_name != config.input_tensor_name:
+        raise ValueError(f"{config.source}: input_tensor_name {config.input_tensor_name!r} is not the "
+                         f"input of signature {signature!r} ({input_name!r})")
+    return explain.ExplainableModel.from_saved_model(folder, signature=signature,
+                                                     output_key=config.output_tensor_name)
+
+
+def explain_with_metadata(images, model_dir, target_classes=None, steps: int = 25, method: str = "ig",
+                          config: ExplanationConfig | None = None, model=None):
+    """IG (or XRAI) as the deployed service would run it: input, output and baseline from the metadata.
+
+    Returns :class:`pmlv_utils.explain.Explanation`. With no baseline in the metadata the
+    service default (black) is used.
+    """
+    from . import explain
+
+    if method not in ("ig", "xrai"):
+        raise ValueError(f"explanation metadata configures 'ig' or 'xrai', not {method!r}")
+    config = config or read_explanation_metadata(model_dir)
+    model = model or explainable_model(model_dir, config)
+    baseline = "black" if config.baseline is None else config.baseline
+    if method == "ig":
+        return explain.explain(images, target_classes, method="ig", model=model, steps=steps, baseline=baseline)
+    return explain.explain(images, target_classes, method="xrai", model=model, steps=steps, baselines=(baseline,))
 
 
 def vertex_explanation_metadata(config: ExplanationConfig) -> dict:

@@ -1,8 +1,9 @@
 """pmlv_utils.tflite: float32 / float16 / int8 conversion, LiteRT inference, clear errors.
 
 A tiny CNN is trained for a few seconds on colour-coded images (one hue per class, plus
-noise and a random square), exported with the contract's ``xai_model`` signature, and
-converted; every kind must run in LiteRT and agree with the SavedModel on most images.
+noise and a random square) and exported by ``pmlv_utils.export.export_model``; its
+``xai_model`` signature is what gets converted. Every kind must run in LiteRT and agree with
+the SavedModel on most images.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 pytest.importorskip("ai_edge_litert")
 
-from pmlv_utils import tflite  # noqa: E402
+from pmlv_utils import export, tflite  # noqa: E402
 
 SIZE = 32
 CLASSES = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
@@ -44,15 +45,8 @@ def export_dir(tmp_path_factory):
     images, labels = colour_images(400, seed=0)
     model.fit(images, labels, epochs=15, batch_size=32, verbose=0)
 
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint(
-        "xai_model", lambda input_images: {"probability": model(input_images, training=False)},
-        input_signature=[tf.TensorSpec([None, SIZE, SIZE, 3], tf.float32, name="input_images")])
     folder = tmp_path_factory.mktemp("export") / "export"
-    archive.write_out(str(folder))
-    (folder / "assets.extra").mkdir(exist_ok=True)
-    (folder / "assets.extra" / "labels.txt").write_text("\n".join(CLASSES) + "\n")
+    export.export_model(model, str(folder), CLASSES, SIZE)
     return folder
 
 

@@ -10,48 +10,23 @@ tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 pytest.importorskip("explainable_ai_sdk")
 
-from pmlv_utils import xai_metadata  # noqa: E402
+from pmlv_utils import explain, export, xai_metadata  # noqa: E402
 
 SIZE = 16
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    """A small model exported with the contract's three explanation-related signatures."""
+    """A small (untrained) model exported with the course's signatures."""
     keras.utils.set_random_seed(0)
     inputs = keras.Input((SIZE, SIZE, 3))
     x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
     x = keras.layers.GlobalAveragePooling2D()(x)
     model = keras.Model(inputs, keras.layers.Dense(5, activation="softmax")(x))
 
-    def preprocess(filenames):
-        return tf.map_fn(lambda f: tf.image.resize(tf.io.decode_png(tf.io.read_file(f), 3), [SIZE, SIZE]) / 255.0,
-                         filenames, fn_output_signature=tf.float32)
-
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint("xai_preprocess", lambda filenames: {"input_images": preprocess(filenames)},
-                         input_signature=[tf.TensorSpec([None], tf.string, name="filenames")])
-    archive.add_endpoint("xai_model", lambda input_images: {"probability": model(input_images)},
-                         input_signature=[tf.TensorSpec([None, SIZE, SIZE, 3], tf.float32, name="input_images")])
-    archive.add_endpoint("serving_default",
-                         lambda filenames: {"probability": model(preprocess(filenames)),
-                                            "flower_type_int": tf.argmax(model(preprocess(filenames)), 1)},
-                         input_signature=[tf.TensorSpec([None], tf.string, name="filenames")])
     folder = tmp_path_factory.mktemp("xai") / "export"
-    archive.write_out(str(folder))
+    export.export_model(model, str(folder), ["daisy", "dandelion", "roses", "sunflowers", "tulips"], SIZE)
     return folder
-
-
-def test_signature_table_lists_the_xai_signatures(model_dir):
-    table = xai_metadata.signature_table(model_dir)
-    rows = {(r.signature, r.direction, r.tensor): (r.dtype, r.shape) for r in table.itertuples()}
-    assert rows[("xai_preprocess", "output", "input_images")] == ("float32", f"[N, {SIZE}, {SIZE}, 3]")
-    assert rows[("xai_model", "input", "input_images")] == ("float32", f"[N, {SIZE}, {SIZE}, 3]")
-    assert rows[("xai_model", "output", "probability")] == ("float32", "[N, 5]")
-    assert rows[("serving_default", "input", "filenames")] == ("string", "[N]")
-    with pytest.raises(KeyError, match="lacks signatures"):
-        xai_metadata.signature_table(model_dir, names=["from_bytes_typo"])
 
 
 def test_metadata_written_and_read_back(model_dir):
@@ -64,11 +39,11 @@ def test_metadata_written_and_read_back(model_dir):
     assert (config.input_name, config.input_tensor_name) == ("input_images", "input_images")
     assert (config.output_name, config.output_tensor_name) == ("probability", "probability")
     assert config.modality == "image" and config.framework == "tensorflow2"
-    expected = xai_metadata.make_baseline("random", (SIZE, SIZE, 3), seed=42)
+    expected = explain.make_baseline("random", (SIZE, SIZE, 3), seed=42)
     assert config.baseline.shape == (SIZE, SIZE, 3)
     assert np.allclose(config.baseline, expected, atol=1e-4)
     # the seed matters, and the other baselines are what they say
-    assert not np.allclose(xai_metadata.make_baseline("random", (SIZE, SIZE, 3), seed=1), expected)
+    assert not np.allclose(explain.make_baseline("random", (SIZE, SIZE, 3), seed=1), expected)
     xai_metadata.write_explanation_metadata(model_dir, baseline="black")
     assert np.all(xai_metadata.read_explanation_metadata(path).baseline == 0)
     vertex = xai_metadata.vertex_explanation_metadata(config)
@@ -93,9 +68,9 @@ def test_bad_inputs_raise_clear_errors(model_dir, tmp_path):
         xai_metadata.write_explanation_metadata(tmp_path)
     with pytest.raises(FileNotFoundError, match="no explanation metadata"):
         xai_metadata.read_explanation_metadata(tmp_path)
-    with pytest.raises(ValueError, match="baseline shape"):
+    with pytest.raises(ValueError, match="baseline"):
         xai_metadata.write_explanation_metadata(model_dir, baseline=np.zeros((8, 8, 3)))
-    with pytest.raises(ValueError, match="baseline must be one of"):
+    with pytest.raises(ValueError, match="grey"):
         xai_metadata.write_explanation_metadata(model_dir, baseline="grey")
     with pytest.raises(KeyError, match="no signature"):
         xai_metadata.write_explanation_metadata(model_dir, signature="xai_modle")
@@ -116,3 +91,25 @@ def test_explainable_copy_leaves_the_original_alone(model_dir, tmp_path):
     xai_metadata.write_explanation_metadata(copy)
     assert (copy / xai_metadata.METADATA_FILE).is_file()
     assert sorted(p.name for p in model_dir.iterdir()) == before
+
+
+def test_explanation_uses_the_metadata_baseline(model_dir):
+    """IG integrates from the baseline stored in the metadata, not from a default."""
+    images = np.random.default_rng(5).random((2, SIZE, SIZE, 3)).astype("float32")
+    results = {}
+    for kind in ("white", "random"):
+        xai_metadata.write_explanation_metadata(model_dir, baseline=kind, seed=7)
+        config = xai_metadata.read_explanation_metadata(model_dir)
+        model = xai_metadata.explainable_model(model_dir, config)
+        result = xai_metadata.explain_with_metadata(images, model_dir, target_classes=[0, 3], steps=8,
+                                                    config=config, model=model)
+        assert result.attributions.shape == (2, SIZE, SIZE)
+        expected_f_baseline = model.predict(config.baseline[None])[0][[0, 3]]
+        assert np.allclose(result.extra["f_baseline"], expected_f_baseline, atol=1e-5)
+        results[kind] = result.attributions
+    assert not np.allclose(results["white"], results["random"])
+    config.input_tensor_name = "pixels"
+    with pytest.raises(ValueError, match="input_tensor_name 'pixels'"):
+        xai_metadata.explainable_model(model_dir, config)
+    with pytest.raises(ValueError, match="'ig' or 'xrai'"):
+        xai_metadata.explain_with_metadata(images, model_dir, method="lime")
