@@ -1,0 +1,139 @@
+"""Export a trained Keras 3 model as a SavedModel with the course's serving signatures.
+
+Keras 3 refuses ``model.save(dir, signatures=...)``; ``keras.export.ExportArchive`` writes
+several named endpoints (and the result converts to TFLite, see PLATFORM_NOTES). Every
+endpoint that takes files or bytes calls :func:`pmlv_utils.preprocess.preprocess_image`,
+the same function the training data went through.
+
+| signature        | inputs                                | outputs                                   |
+|------------------|---------------------------------------|-------------------------------------------|
+| serving_default  | filenames: string [None]              | probability [None, K], flower_type_int,   |
+|                  |                                       | flower_type_str                           |
+| from_bytes       | img_bytes: string [None]              | as serving_default                        |
+| passthrough      | filenames: string, key: int64         | as serving_default + filename, key        |
+| xai_preprocess   | filenames: string [None]              | input_images [None, H, W, 3]              |
+| xai_model        | input_images: float32 [None, H, W, 3] | probability [None, K]                     |
+
+``<export_dir>/assets.extra/labels.txt`` and ``model_info.json`` describe the model.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import keras
+import tensorflow as tf
+
+from .preprocess import preprocess_image
+
+SIGNATURES = ("serving_default", "from_bytes", "passthrough", "xai_preprocess", "xai_model")
+EXTRA_DIR = "assets.extra"
+
+
+def export_model(model: keras.Model, export_dir: str, labels: list[str], img_size: int,
+                 model_kind: str = "small_cnn", extra_info: dict | None = None) -> str:
+    """Write ``model`` with the signatures above to ``export_dir`` (replaced if it exists)."""
+    labels = [str(label) for label in labels]
+    num_classes = int(model.output_shape[-1])
+    if len(labels) != num_classes:
+        raise ValueError(f"{len(labels)} labels {labels} for a model with {num_classes} outputs")
+    size = int(img_size)
+    label_table = tf.constant(labels)
+
+    def classify(images):
+        probability = model(images, training=False)
+        flower_type_int = tf.argmax(probability, axis=1)
+        return {"probability": probability,
+                "flower_type_int": flower_type_int,
+                "flower_type_str": tf.gather(label_table, flower_type_int)}
+
+    def preprocess_files(filenames):
+        return tf.map_fn(lambda f: preprocess_image(tf.io.read_file(f), size, size),
+                         filenames, fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
+
+    def preprocess_bytes(img_bytes):
+        return tf.map_fn(lambda b: preprocess_image(b, size, size),
+                         img_bytes, fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
+
+    def serving_default(filenames):
+        return classify(preprocess_files(filenames))
+
+    def from_bytes(img_bytes):
+        return classify(preprocess_bytes(img_bytes))
+
+    def passthrough(filenames, key):
+        return {**classify(preprocess_files(filenames)), "filename": filenames, "key": key}
+
+    def xai_preprocess(filenames):
+        return {"input_images": preprocess_files(filenames)}
+
+    def xai_model(input_images):
+        return {"probability": model(input_images, training=False)}
+
+    strings = tf.TensorSpec([None], tf.string)
+    images = tf.TensorSpec([None, size, size, 3], tf.float32)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serving_default", serving_default, [strings])
+    archive.add_endpoint("from_bytes", from_bytes, [strings])
+    archive.add_endpoint("passthrough", passthrough, [strings, tf.TensorSpec([None], tf.int64)])
+    archive.add_endpoint("xai_preprocess", xai_preprocess, [strings])
+    archive.add_endpoint("xai_model", xai_model, [images])
+
+    export_dir = str(export_dir)
+    if tf.io.gfile.exists(export_dir):
+        if tf.io.gfile.isdir(export_dir):
+            tf.io.gfile.rmtree(export_dir)
+        else:
+            raise ValueError(f"{export_dir}: exists and is not a folder")
+    archive.write_out(export_dir, verbose=False)
+
+    extra = os.path.join(export_dir, EXTRA_DIR)
+    tf.io.gfile.makedirs(extra)
+    with tf.io.gfile.GFile(os.path.join(extra, "labels.txt"), "w") as f:
+        f.write("\n".join(labels) + "\n")
+    info = {"img_size": size, "labels": labels, "model_kind": model_kind,
+            "signatures": list(SIGNATURES), **(extra_info or {})}
+    with tf.io.gfile.GFile(os.path.join(extra, "model_info.json"), "w") as f:
+        f.write(json.dumps(info, indent=1))
+    return export_dir
+
+
+def read_model_info(export_dir: str) -> dict:
+    """``assets.extra/model_info.json`` of an exported model."""
+    path = os.path.join(str(export_dir), EXTRA_DIR, "model_info.json")
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(f"{path}: missing; is {export_dir} a model from export_model()?")
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
+
+
+class Signatures(dict):
+    """``{name: concrete function}`` of a loaded SavedModel; holds the loaded object
+    (the functions need it alive for their variables) as ``.loaded``."""
+
+    def __init__(self, loaded):
+        super().__init__(loaded.signatures)
+        self.loaded = loaded
+
+
+def load_signatures(export_dir: str) -> Signatures:
+    """The signatures of an exported model: ``load_signatures(d)["serving_default"](filenames=...)``."""
+    if not tf.io.gfile.exists(os.path.join(str(export_dir), "saved_model.pb")):
+        raise FileNotFoundError(f"{export_dir}: no saved_model.pb (not an exported SavedModel)")
+    return Signatures(tf.saved_model.load(str(export_dir)))
+
+
+def describe_signatures(export_dir: str) -> str:
+    """The inputs and outputs of each signature, one per line (stable text, for notebooks)."""
+    loaded = tf.saved_model.load(str(export_dir))
+    lines = []
+    for name in sorted(loaded.signatures):
+        fn = loaded.signatures[name]
+        ins = fn.structured_input_signature[1]
+        outs = fn.structured_outputs
+        fmt = lambda specs: ", ".join(f"{k}: {v.dtype.name}{list(v.shape)}"  # noqa: E731
+                                      for k, v in sorted(specs.items()))
+        lines.append(f"{name}({fmt(ins)}) -> {fmt(outs)}")
+    return "\n".join(lines)

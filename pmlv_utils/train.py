@@ -1,0 +1,104 @@
+"""The trainer's command line, with the book's flags (``flowers.classifier.train``).
+
+    python -m pmlv_utils.train --job-dir JOB_DIR --input_topdir TFRECORD_DIR \\
+        [--labels_file dict.txt] [--pattern "-*"] [--num_epochs 15] [--batch_size 32] \\
+        [--lrate 0.001] [--num_hidden 16] [--crop_ratio 0.75] [--with_color_distort True] \\
+        [--l2 0] [--distribute cpu] [--resume] [--img_size 64] [--model_kind small_cnn]
+
+Runs :func:`pmlv_utils.training.train_and_export` and prints the metrics as JSON on the
+last line. The same module is the ``pythonModule`` of the Vertex job specs in
+``07_training/vertex/``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from .distribute import MODES
+from .model import DEFAULT_CROP_RATIO, MODEL_KINDS
+
+TRUE_WORDS, FALSE_WORDS = ("true", "t", "yes", "y", "1"), ("false", "f", "no", "n", "0")
+
+
+def str_to_bool(text: str) -> bool:
+    """'True'/'False' (and yes/no/1/0) as the book's ``--with_color_distort`` takes them."""
+    value = str(text).strip().strip("\"'").lower()
+    if value in TRUE_WORDS:
+        return True
+    if value in FALSE_WORDS:
+        return False
+    raise argparse.ArgumentTypeError(f"expected True or False, got {text!r}")
+
+
+def default_labels_file(input_topdir: str) -> str:
+    """``dict.txt`` in the TFRecord folder, or else in its parent's ``flower_photos/``."""
+    import tensorflow as tf  # tf.io.gfile: local or gs://
+
+    candidates = [os.path.join(input_topdir, "dict.txt"),
+                  os.path.join(os.path.dirname(input_topdir.rstrip("/")), "flower_photos", "dict.txt"),
+                  os.path.join(os.path.dirname(input_topdir.rstrip("/")), "dict.txt")]
+    for path in candidates:
+        if tf.io.gfile.exists(path):
+            return path
+    raise FileNotFoundError(f"no dict.txt next to {input_topdir} (looked at {candidates}); "
+                            f"pass --labels_file")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m pmlv_utils.train", description=__doc__.split("\n")[0])
+    p.add_argument("--job-dir", "--job_dir", dest="job_dir", required=True,
+                   help="output folder (checkpoints, export, metrics); Vertex sets it")
+    p.add_argument("--input_topdir", required=True, help="folder of the train/valid/test TFRecords")
+    p.add_argument("--labels_file", default=None,
+                   help="dict.txt (default: in input_topdir, or ../flower_photos/dict.txt)")
+    p.add_argument("--pattern", default="-*", type=lambda s: s.strip("\"'"),
+                   help="shard pattern after the split name; write it as --pattern=-*")
+    p.add_argument("--num_epochs", type=int, default=15)
+    p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--lrate", type=float, default=1e-3, help="Adam learning rate")
+    p.add_argument("--num_hidden", type=int, default=16, help="units of the last-but-one layer")
+    p.add_argument("--crop_ratio", type=float, default=DEFAULT_CROP_RATIO,
+                   help="side of the (random in training, centre at inference) crop, as a fraction")
+    p.add_argument("--with_color_distort", type=str_to_bool, nargs="?", const=True, default=True,
+                   help="True or False (random brightness and contrast in training)")
+    p.add_argument("--l2", type=float, default=0.0, help="L2 regularisation of the dense layers")
+    p.add_argument("--distribute", default="cpu", choices=MODES)
+    p.add_argument("--resume", action="store_true",
+                   help="continue from checkpoints/last.keras in job-dir at the saved epoch")
+    p.add_argument("--img_size", type=int, default=64, help="preprocessed image side (pixels)")
+    p.add_argument("--model_kind", default="small_cnn", choices=MODEL_KINDS)
+    p.add_argument("--weights", default=None,
+                   help="mobilenetv2 only: a local no-top weights file, or 'imagenet' (network)")
+    p.add_argument("--patience", type=int, default=3, help="early stopping patience (epochs)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--no_export", action="store_true", help="skip the SavedModel export")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    # The strategy first: MultiWorkerMirroredStrategy must exist before TF starts up.
+    from .distribute import create_strategy
+    strategy = create_strategy(args.distribute)
+    from .training import train_and_export
+
+    labels_file = args.labels_file or default_labels_file(args.input_topdir)
+    print(f"job parameters: {json.dumps({**vars(args), 'labels_file': labels_file})}", flush=True)
+    metrics = train_and_export(
+        job_dir=args.job_dir, input_topdir=args.input_topdir, labels_file=labels_file,
+        img_size=args.img_size, num_epochs=args.num_epochs, batch_size=args.batch_size,
+        lrate=args.lrate, num_hidden=args.num_hidden, crop_ratio=args.crop_ratio,
+        with_color_distort=args.with_color_distort, model_kind=args.model_kind,
+        pattern=args.pattern, distribute=args.distribute, resume=args.resume, seed=args.seed,
+        patience=args.patience, l2=args.l2, weights=args.weights, export=not args.no_export,
+        strategy=strategy)
+    summary = {k: metrics[k] for k in ("train_accuracy", "val_accuracy", "test_accuracy",
+                                       "best_epoch", "epochs_run", "seconds")}
+    print(json.dumps(summary), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
