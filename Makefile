@@ -27,6 +27,7 @@ run: $(STAMP)
 	$(PY) -m pmlv_utils.course
 
 test: $(STAMP)
+	-@bash tools/install_browser.sh
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 unit: $(STAMP)

@@ -17,7 +17,6 @@ def pytest_configure(config):
     # Notebooks share one workspace per test session, so upstream artifacts are built once.
     os.environ.setdefault("PMLV_WORKSPACE", str(BUILD / "workspace"))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("MPLBACKEND", "Agg")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -37,7 +37,8 @@ def test_notebook_runs(path, nb_id, timeout_s):
     out = OUT_DIR / nb_id
     out.parent.mkdir(parents=True, exist_ok=True)
     papermill.execute_notebook(str(path), str(out), parameters=settings.get("test_parameters", {}),
-                               cwd=str(path.parent), kernel_name="python3", progress_bar=False)
+                               cwd=str(path.parent), kernel_name="python3", language="python",
+                               progress_bar=False)
 
     expected = checked_outputs(committed)
     actual = checked_outputs(read(out))

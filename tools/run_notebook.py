@@ -32,7 +32,7 @@ def main() -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PMLV_WORKSPACE", str(REPO / "workspace"))
     papermill.execute_notebook(str(nb_path), str(out), parameters=params, cwd=str(nb_path.parent),
-                               kernel_name="python3", execution_timeout=args.timeout)
+                               kernel_name="python3", language="python", execution_timeout=args.timeout)
     done = nbformat.read(out, as_version=4)
     if not args.quick:  # drop papermill's bookkeeping so the committed file stays clean
         done.cells = [c for c in done.cells if "injected-parameters" not in c.metadata.get("tags", [])]
