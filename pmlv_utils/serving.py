@@ -294,15 +294,29 @@ class FlowersModel:
         return array
 
     # ---- running ---------------------------------------------------------------------
-    def run(self, signature: str, inputs: dict[str, Any]) -> dict[str, Any]:
-        """Run a signature on parsed inputs; numpy outputs (bad image bytes -> RequestError 400)."""
+    def run(self, signature: str, inputs: dict[str, Any], locate_errors: bool = True) -> dict[str, Any]:
+        """Run a signature on parsed inputs; numpy outputs.
+
+        An input the model cannot read (bytes that are not an image...) -> RequestError 400,
+        naming the first bad instance when ``locate_errors`` (costs one call per instance).
+        """
         import tensorflow as tf
 
+        client_errors = (tf.errors.InvalidArgumentError, tf.errors.FailedPreconditionError, tf.errors.NotFoundError)
         try:
             return self.model.call(signature, **inputs)
-        except (tf.errors.InvalidArgumentError, tf.errors.FailedPreconditionError,
-                tf.errors.NotFoundError) as err:
-            raise RequestError(400, f"the model could not read an instance: {_client_safe(err)}") from None
+        except client_errors as err:
+            where = "an instance"
+            lists = {k: v for k, v in inputs.items() if isinstance(v, list)}
+            n = len(next(iter(lists.values()))) if lists else 0
+            if locate_errors and n > 1:
+                for i in range(n):
+                    try:
+                        self.model.call(signature, **{**inputs, **{k: v[i:i + 1] for k, v in lists.items()}})
+                    except client_errors as one:
+                        where, err = f"instance {i}", one
+                        break
+            raise RequestError(400, f"the model could not read {where}: {_client_safe(err)}") from None
 
     def rows(self, parsed: ParsedRequest, outputs: dict[str, Any]) -> list[dict]:
         """Outputs as plain JSON rows; a passed-through file name is shown as the client sent it."""
@@ -507,7 +521,7 @@ class MicroBatcher:
             merged = {k: (sum((j.inputs[k] for j in jobs), []) if isinstance(jobs[0].inputs[k], list)
                           else jobs[0].inputs[k]) for k in jobs[0].inputs}
             try:
-                outputs = self._call(jobs[0].signature, merged, sum(j.n for j in jobs))
+                outputs = self._call(jobs[0].signature, merged, sum(j.n for j in jobs), locate_errors=False)
             except Exception:  # one bad request must not fail the others: run each alone
                 for j in jobs:
                     self._run_group([j])
@@ -523,8 +537,8 @@ class MicroBatcher:
         except Exception as err:  # noqa: BLE001 -- handed to the request, which answers 4xx/5xx
             _resolve(job, error=err)
 
-    def _call(self, signature, inputs, n):
-        outputs = self.model.run(signature, inputs)
+    def _call(self, signature, inputs, n, locate_errors=True):
+        outputs = self.model.run(signature, inputs, locate_errors)
         self.calls += 1
         self.instances += n
         return outputs
@@ -633,7 +647,8 @@ def create_app(model_dir: str, model_name: str = DEFAULT_MODEL_NAME, allowed_roo
 
     # Plain Starlette endpoints (request in, Response out): the body is parsed by us, with limits.
     async def status(request):
-        return json_response(model.metadata())
+        stats = {"model_calls": batcher.calls, "instances": batcher.instances}
+        return json_response({**model.metadata(), "batching": stats})
 
     async def predict(request):
         body = parse_json(await read_body(request, max_body_bytes))
