@@ -158,12 +158,27 @@ def convert(export_dir: str | os.PathLike, out_dir: str | os.PathLike, kinds: It
             converter.inference_input_type = tf.uint8
             converter.inference_output_type = tf.uint8
         path = out / f"model_{kind}.tflite"
-        path.write_bytes(converter.convert())
+        path.write_bytes(_convert_quietly(converter))
         paths[kind] = path
     labels = read_labels(export_dir)
     if labels:
         (out / "labels.txt").write_text("\n".join(labels) + "\n")
     return paths
+
+
+def _convert_quietly(converter) -> bytes:
+    """converter.convert() without TensorFlow's INFO lines (they name a temporary folder)."""
+    import logging
+
+    import tensorflow as tf
+
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        return converter.convert()
+    finally:
+        logger.setLevel(level)
 
 
 # --------------------------------------------------------------------------------------
@@ -205,6 +220,15 @@ class TFLiteClassifier:
         self.labels = list(labels)
         self.last_latencies_s: list[float] = []
 
+    def describe(self) -> dict:
+        """Input and output type, shape and quantisation (real = scale * (q - zero_point))."""
+        def one(d):
+            scale, zero_point = d["quantization"]
+            quant = f"scale {scale:.6g}, zero point {zero_point}" if scale else "none"
+            return f"{np.dtype(d['dtype']).name} {list(map(int, d['shape']))}", quant
+        (inp, inq), (out, outq) = one(self._input), one(self._output)
+        return {"input": inp, "input quantisation": inq, "output": out, "output quantisation": outq}
+
     @property
     def quantized(self) -> bool:
         return np.issubdtype(self.input_dtype, np.integer)
@@ -239,6 +263,31 @@ class TFLiteClassifier:
         """The most likely class name of each image (class index if there are no labels)."""
         ids = self.predict(images).argmax(axis=1)
         return [self.labels[i] if i < len(self.labels) else str(i) for i in ids]
+
+
+def op_summary(path: str | os.PathLike):
+    """A pandas table of the operators in a .tflite model: name, count, tensor types used.
+
+    A model an Edge TPU (or any integer-only accelerator) can run whole has only integer
+    tensors between its input and output, apart from constant bias/scale parameters.
+    Uses LiteRT's op listing (``Interpreter._get_ops_details``, not yet a public API).
+    """
+    import pandas as pd
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(TFLiteClassifier(path).path))
+    dtypes = {t["index"]: np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()}
+    rows: dict[str, dict] = {}
+    for op in interpreter._get_ops_details():  # noqa: SLF001 - no public equivalent
+        row = rows.setdefault(op["op_name"], {"op": op["op_name"], "count": 0, "input_types": set(),
+                                              "output_types": set()})
+        row["count"] += 1
+        row["input_types"].update(dtypes.get(i, "?") for i in op["inputs"] if i >= 0)
+        row["output_types"].update(dtypes.get(i, "?") for i in op["outputs"] if i >= 0)
+    table = pd.DataFrame(rows.values())
+    for col in ("input_types", "output_types"):
+        table[col] = table[col].map(lambda types: ", ".join(sorted(types)))
+    return table.set_index("op")
 
 
 # --------------------------------------------------------------------------------------
