@@ -88,11 +88,12 @@ def timing_table(results: Mapping[str, Mapping[str, float]], baseline: str | Non
 
 def plot_speedups(tables: Mapping[str, Any], column: str = "speedup", book_column: str | None = "book_speedup",
                   reference: Mapping[str, float] | None = None, title: str = "Speed-up over the plain version",
-                  ax=None):
+                  ax=None, log: bool = False):
     """Horizontal bars of ``column`` (ours) and ``book_column`` (the book's) for each table.
 
     tables: ``{panel title: timing_table DataFrame}``; one panel per table.
     reference: vertical lines to draw, ``{label: x}`` (e.g. a goal or a ceiling).
+    log: a logarithmic x axis (for speed-ups spanning orders of magnitude).
     Returns the matplotlib Figure.
     """
     import matplotlib.pyplot as plt
@@ -113,10 +114,13 @@ def plot_speedups(tables: Mapping[str, Any], column: str = "speedup", book_colum
         for yi, v in zip(y, df[column]):
             axis.text(v, yi - (h / 2 if has_book else 0), f" {v:.1f}×", va="center", fontsize=8)
         if has_book:
-            axis.barh(y + h / 2, df[book_column].fillna(0), height=h, label="book", alpha=0.6)
+            axis.barh(y + h / 2, df[book_column].fillna(0 if not log else float("nan")), height=h,
+                      label="book", alpha=0.6)
         for label, x in (reference or {}).items():
             axis.axvline(x, linestyle="--", color="gray")
             axis.text(x, len(df) - 0.5, f" {label}", fontsize=8, color="gray", va="bottom")
+        if log:
+            axis.set_xscale("log")
         axis.set_yticks(y, df.index)
         axis.invert_yaxis()
         axis.set_xlabel(f"{column} (× the first row)")

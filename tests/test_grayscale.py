@@ -51,3 +51,20 @@ def test_layer_accepts_keyword_arguments():
 def test_load_images_names_a_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.jpg"):
         grayscale.load_images([str(tmp_path / "missing.jpg")], 8, 8)
+
+
+def test_time_variants_returns_outputs_that_agree(images):
+    results = grayscale.time_variants(images[:1], repeats=1, loop_repeats=1, progress=False)
+    assert list(results) == list(grayscale.VARIANTS)
+    for r in results.values():
+        assert r["wall_s"] > 0 and r["cpu_s"] >= 0
+        np.testing.assert_allclose(r["value"], results["iterate"]["value"], rtol=1e-5, atol=1e-6)
+
+
+def test_pick_paths_takes_classes_in_turn(tmp_path):
+    csv = tmp_path / "all_data.csv"
+    csv.write_text("".join(f"{tmp_path}/{c}/{i}.jpg,{c}\n" for c in ("b", "a") for i in range(3)))
+    picked = grayscale.pick_paths(str(csv), 3)
+    assert [p.split("/")[-2:] for p in picked] == [["a", "0.jpg"], ["b", "0.jpg"], ["a", "1.jpg"]]
+    with pytest.raises(ValueError, match="only 6"):
+        grayscale.pick_paths(str(csv), 7)
