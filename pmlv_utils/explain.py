@@ -174,6 +174,20 @@ class ExplainableModel:
                    name=getattr(model, "name", "keras"), batch_size=batch_size)
 
     @classmethod
+    def from_job_dir(cls, job_dir: str | Path, checkpoint: str = "best", **kwargs) -> "ExplainableModel":
+        """The Keras model a trainer job saved (``checkpoints/<checkpoint>.keras``), with the
+        labels of its export: the same weights as ``<job_dir>/export``, plus Grad-CAM."""
+        import keras
+
+        from . import preprocess  # noqa: F401  (registers the model's custom layers)
+
+        path = Path(job_dir) / "checkpoints" / f"{checkpoint}.keras"
+        if not path.exists():
+            raise ValueError(f"{Path(job_dir).name}: no checkpoints/{checkpoint}.keras (not a trainer job dir?)")
+        labels = kwargs.pop("labels", None) or _read_labels(Path(job_dir) / "export")
+        return cls.from_keras(keras.models.load_model(path), labels=labels, **kwargs)
+
+    @classmethod
     def from_predict_fn(cls, fn: Callable[[np.ndarray], Any], img_size: int | Sequence[int],
                         labels: Sequence[str] | None = None, batch_size: int = 64,
                         name: str = "black-box") -> "ExplainableModel":
@@ -489,6 +503,42 @@ def integrated_gradients(images: np.ndarray, targets: np.ndarray, model: Explain
     return attrs.astype(np.float32), gaps, details
 
 
+def gap_vs_steps(images: np.ndarray, target_classes, model: ExplainableModel,
+                 steps_list: Sequence[int] = (4, 8, 16, 32, 64, 128, 256),
+                 integrations: Sequence[str] = ("riemann", "riemann_trapezoid", "gausslegendre"),
+                 baseline="random", seed: int = 42):
+    """IG's completeness gap for every (integration rule, step count): a DataFrame with one
+    row per image and setting (columns integration, steps, image, gap, seconds, model_calls)."""
+    import pandas as pd
+
+    rows = []
+    for integration in integrations:
+        for steps in steps_list:
+            r = explain(images, target_classes, "ig", model, steps=int(steps), baseline=baseline,
+                        integration=integration, seed=seed)
+            for i, gap in enumerate(r.approx_error):
+                rows.append({"integration": integration, "steps": int(steps), "image": i, "gap": float(gap),
+                             "seconds": r.seconds / len(images), "model_calls": r.model_calls / len(images)})
+    return pd.DataFrame(rows)
+
+
+def steps_for_gap(table, target: float = 0.05, statistic: str = "max") -> dict:
+    """{integration: the smallest step count from which the gap's ``statistic`` over the images
+    ('max' or 'median') stays <= target at every larger step count tried} (None if never)."""
+    if statistic not in ("max", "median"):
+        raise ValueError(f"statistic: 'max' or 'median', got {statistic!r}")
+    chosen = {}
+    for integration, part in table.groupby("integration", sort=False):
+        per_step = part.groupby("steps")["gap"].agg(statistic).sort_index()
+        ok = per_step <= target
+        chosen[integration] = None
+        for steps in per_step.index:
+            if ok.loc[steps:].all():
+                chosen[integration] = int(steps)
+                break
+    return chosen
+
+
 def _run_ig(images, targets, model, steps=DEFAULT_IG_STEPS, baseline="black", integration="riemann",
             seed=42):
     attrs, gaps, details = integrated_gradients(images, targets, model, steps, baseline, integration, seed)
@@ -701,10 +751,13 @@ def iou(mask_a: np.ndarray, mask_b: np.ndarray) -> float:
 
 
 def top_k_iou(a: np.ndarray, b: np.ndarray, k: float = 0.1) -> float:
-    """IoU of the top-k pixel sets of two maps."""
+    """IoU of the top-k pixel sets of two maps (nan when a map is flat: it has no top)."""
     if np.shape(a) != np.shape(b):
         raise ValueError(f"maps differ in shape: {np.shape(a)} vs {np.shape(b)}")
-    return iou(top_k_mask(a, k), top_k_mask(b, k))
+    mask_a, mask_b = top_k_mask(a, k), top_k_mask(b, k)
+    if not mask_a.any() or not mask_b.any():
+        return float("nan")
+    return iou(mask_a, mask_b)
 
 
 def agreement_table(maps_by_method: dict[str, np.ndarray], metric: str = "rank_correlation",
@@ -769,6 +822,50 @@ def preprocess_mask(mask: np.ndarray, img_size: int | Sequence[int]) -> np.ndarr
     return out[..., 0] > 0.5
 
 
+@dataclass
+class Examples:
+    """Images of one split, ready for a model: float [N,H,W,3], label ids, paths, masks."""
+
+    images: np.ndarray
+    label_ids: np.ndarray
+    labels: list[str]  # the class names, in dict.txt order
+    paths: list[str]
+    masks: np.ndarray | None  # [N, H, W] bool: the flower (generated data sets only)
+
+    @property
+    def names(self) -> list[str]:
+        return [self.labels[i] for i in self.label_ids]
+
+
+def load_examples(data_dir: str | Path, img_size: int, split: str = "test",
+                  per_class: int | None = None, with_masks: bool = True) -> Examples:
+    """Images of ``split`` from a data folder of ``workspace.ensure_dataset`` (in CSV order),
+    preprocessed by THE preprocessing function; with their flower masks on the same grid.
+
+    per_class: keep at most this many images of each class (e.g. 1 = one flower per class).
+    """
+    from . import dataset_files, synthetic
+    from .preprocess import read_and_preprocess
+
+    flower_dir = Path(data_dir) / "flower_photos"
+    labels = dataset_files.read_labels(str(flower_dir / "dict.txt"))
+    rows = [r for r in dataset_files.read_all_data(str(flower_dir / "all_data.csv"), report=None)
+            if not r.problem and dataset_files.split_for(r.path) == split]
+    kept, counts = [], {}
+    for r in rows:
+        if per_class is None or counts.get(r.label, 0) < per_class:
+            counts[r.label] = counts.get(r.label, 0) + 1
+            kept.append(r)
+    if not kept:
+        raise ValueError(f"{flower_dir.name}/all_data.csv: no usable images in split {split!r}")
+    kept.sort(key=lambda r: (labels.index(r.label), r.path)) if per_class else None
+    images = np.stack([read_and_preprocess(r.path, img_size, img_size).numpy() for r in kept])
+    masks = (np.stack([preprocess_mask(synthetic.load_mask(r.path), img_size) for r in kept])
+             if with_masks else None)
+    return Examples(images=images, label_ids=np.array([labels.index(r.label) for r in kept]),
+                    labels=list(labels), paths=[r.path for r in kept], masks=masks)
+
+
 def attribution_share(attributions: np.ndarray, mask: np.ndarray) -> dict:
     """Share of the POSITIVE attribution mass on the object (mask True) vs the background.
 
@@ -814,6 +911,63 @@ def attribution_to_png_b64(attribution: np.ndarray, percentile: float = 99.0) ->
     buf = io.BytesIO()
     Image.fromarray(grey, mode="L").save(buf, format="PNG")
     return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def explanations_from_response(response: dict) -> dict:
+    """The maps and numbers of a server's ``:explain`` response (see ``pmlv_utils.serving``):
+    ``{"attributions": [N, H, W] float32, "approx_error": [N], "target_classes": [N],
+    "png_maps": [N, H, W] in [0, 1] (the displayed PNGs), "method": str}``."""
+    import base64
+
+    maps, errors, targets, pngs, method = [], [], [], [], None
+    for i, row in enumerate(response.get("explanations", [])):
+        try:
+            att = row["attributions"][0]
+            feature = att["featureAttributions"]["input_images"]
+            raw = np.frombuffer(base64.b64decode(feature["b64"]), dtype="<f4").reshape(feature["shape"])
+        except (KeyError, IndexError, TypeError, ValueError) as err:
+            raise ValueError(f"explanation {i}: not in the expected format ({err!r})") from None
+        maps.append(raw)
+        errors.append(np.nan if att.get("approximationError") is None else att["approximationError"])
+        targets.append(int(att["outputIndex"][0]))
+        pngs.append(png_b64_to_array(feature["b64_png"]))
+        method = att.get("method", method)
+    if not maps:
+        raise ValueError(f"no explanations in the response (keys: {sorted(response)})")
+    return {"attributions": np.stack(maps), "approx_error": np.asarray(errors, np.float64),
+            "target_classes": np.asarray(targets), "png_maps": np.stack(pngs), "method": method}
+
+
+def image_to_png_bytes(image: np.ndarray) -> bytes:
+    """A float [H, W, 3] image in [0, 1] as 8-bit PNG bytes (what a client would upload)."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def rest_predict_fn(predict_url: str, timeout: float = 120.0) -> Callable[[np.ndarray], np.ndarray]:
+    """A black-box ``fn(images) -> probabilities`` that POSTs PNG bytes to a ``:predict`` route
+    (``{"instances": [{"img_bytes": {"b64": ...}}]}``), as one would call a cloud endpoint.
+
+    Images travel as 8-bit PNGs, so the model sees them rounded to 1/255.
+    """
+    import base64
+
+    import requests
+
+    def predict(images: np.ndarray) -> np.ndarray:
+        instances = [{"img_bytes": {"b64": base64.b64encode(image_to_png_bytes(x)).decode("ascii")}}
+                     for x in np.asarray(images)]
+        resp = requests.post(predict_url, json={"instances": instances}, timeout=timeout)
+        if resp.status_code != 200:
+            raise RuntimeError(f"{predict_url}: HTTP {resp.status_code}: {resp.text[:300]}")
+        return np.asarray([row["probability"] for row in resp.json()["predictions"]], np.float32)
+
+    return predict
 
 
 def png_b64_to_array(b64: str) -> np.ndarray:

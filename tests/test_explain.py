@@ -226,6 +226,7 @@ def test_top_k_iou_on_hand_made_maps():
     b.ravel()[[99, 98, 97, 96, 95]] = -1  # 5 of the top 10 leave; 5 others (85..89) enter
     assert ex.top_k_iou(a, b, 0.1) == pytest.approx(5 / 15)
     assert ex.top_k_mask(np.zeros((4, 4)), 0.25).sum() == 0  # a flat map has no top
+    assert np.isnan(ex.top_k_iou(np.zeros((4, 4)), np.arange(16.0).reshape(4, 4)))
     binary = np.zeros((10, 10))
     binary[:2, :3] = 1  # 6% of the pixels: ties at the threshold count, zeros never do
     assert ex.top_k_mask(binary, 0.1).sum() == 6
