@@ -25,8 +25,10 @@ the same on every run and every worker, with any runner.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import logging
 import math
 import os
 import time
@@ -351,6 +353,19 @@ def _metric_counts(result) -> dict[str, int]:
     return totals
 
 
+@contextlib.contextmanager
+def _quiet_worker_warnings():
+    """Hide the DirectRunner's forwarded worker start-up warnings (multi_processing) while a
+    job runs; errors still show."""
+    logger = logging.getLogger("apache_beam.runners.portability.local_job_service")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def run_pipeline(all_data: str, labels_file: str, output_dir: str, runner: str = "DirectRunner",
                  project_id=None, region=None, num_shards=None, direct_num_workers=None,
                  direct_running_mode=None, extra_args=None, *, num_workers=None,
@@ -402,16 +417,18 @@ def run_pipeline(all_data: str, labels_file: str, output_dir: str, runner: str =
     _ = parts[ERRORS_PREFIX] | "write errors" >> beam.io.WriteToText(
         f"{out}/{ERRORS_PREFIX}", file_name_suffix=".jsonl", num_shards=1)
 
-    result = pipeline.run()
     if wait is None:
         wait = local
+    with _quiet_worker_warnings():
+        result = pipeline.run()
+        if wait:
+            result.wait_until_finish()
     if not wait:
         info = {"runner": runner, "job_id": getattr(result, "job_id", lambda: None)(),
                 "state": str(result.state), "shards": shards}
         if verbose:
             print(f"submitted {runner} job {info['job_id']} ({info['state']}); output: {out}")
         return info
-    result.wait_until_finish()
     seconds = time.perf_counter() - start
     metrics = _metric_counts(result)
     counts = {
@@ -465,9 +482,13 @@ def count_records(pattern: str) -> int:
     return int(_dataset(pattern).reduce(0, lambda n, _: n + 1).numpy())
 
 
-def read_records(pattern: str, limit: int | None = None, decode: bool = False) -> list[dict]:
+def read_records(pattern: str, limit: int | None = None, decode: bool = False,
+                 max_side: int | None = None) -> list[dict]:
     """Records as Python dicts (``image`` bytes, ``shape`` tuple, ``label`` str, ``label_int``,
-    ``path`` str; with ``decode``, ``pixels``: uint8 array [h, w, 3])."""
+    ``path`` str; with ``decode``, ``pixels``: uint8 array [h, w, 3], shrunk to at most
+    ``max_side`` pixels a side when given)."""
+    import numpy as np
+
     ds = _dataset(pattern).map(parse_example)
     if limit is not None:
         ds = ds.take(limit)
@@ -478,6 +499,12 @@ def read_records(pattern: str, limit: int | None = None, decode: bool = False) -
                "path": ex["path"].numpy().decode()}
         if decode:
             rec["pixels"] = decode_image(rec["image"]).numpy()
+            if max_side and max(rec["pixels"].shape[:2]) > max_side:
+                from PIL import Image
+
+                small = Image.fromarray(rec["pixels"])
+                small.thumbnail((max_side, max_side))
+                rec["pixels"] = np.asarray(small)
         records.append(rec)
     return records
 
@@ -526,3 +553,60 @@ def size_report(all_data: str, output_dir: str, gzip_sample: int = 5) -> dict:
         "float32_over_jpeg": float32_bytes / jpeg_bytes,
         "float32_gzip_ratio": packed / raw if raw else math.nan,
     }
+
+
+# --------------------------------------------------------------------------------------
+# A small bad-input set, to see the dead-letter output at work
+# --------------------------------------------------------------------------------------
+
+def write_bad_input_demo(folder: str, good_rows: Sequence[tuple[str, str]], labels: Sequence[str]
+                         ) -> tuple[str, str, dict[int, str]]:
+    """Write a CSV mixing ``good_rows`` ((path, label), at least one) with one line of every
+    problem kind, plus the files those lines point to, under the local ``folder``.
+
+    The first good image is re-saved as grayscale JPEG, CMYK JPEG and PNG-named-.jpg (these
+    must be converted, not rejected) and cut in half (a truncated JPEG). Returns
+    ``(csv_path, labels_path, expected)``; ``expected`` maps each CSV line number to the
+    reject reason, or to ``"ok"`` / ``"ok, converted from <format/mode>"``.
+    """
+    from PIL import Image
+
+    if not good_rows:
+        raise ValueError("write_bad_input_demo needs at least one good (path, label) row")
+    root = Path(folder)
+    first_path, first_label = good_rows[0]
+    source = read_bytes(first_path)
+    picture = Image.open(io.BytesIO(source)).convert("RGB")
+    base = root / first_label
+    base.mkdir(parents=True, exist_ok=True)
+    lines: list[str] = []
+    expected: dict[int, str] = {}
+
+    def add(text: str, outcome: str) -> None:
+        lines.append(text)
+        expected[len(lines)] = outcome
+
+    for path, label in good_rows:
+        add(f"{path},{label}", "ok")
+    picture.convert("L").save(base / "grayscale.jpg", "JPEG", quality=90)
+    add(f"{base / 'grayscale.jpg'},{first_label}", "ok, converted from JPEG/L")
+    picture.convert("CMYK").save(base / "cmyk.jpg", "JPEG", quality=90)
+    add(f"{base / 'cmyk.jpg'},{first_label}", "ok, converted from JPEG/CMYK")
+    picture.save(base / "png_named.jpg", "PNG")
+    add(f"{base / 'png_named.jpg'},{first_label}", "ok, converted from PNG/RGB")
+    (base / "truncated.jpg").write_bytes(source[: len(source) // 2])
+    add(f"{base / 'truncated.jpg'},{first_label}", CORRUPT_IMAGE)
+    (base / "readme.jpg").write_text("a text file with an image's name\n")
+    add(f"{base / 'readme.jpg'},{first_label}", NOT_AN_IMAGE)
+    (base / "zero_bytes.jpg").write_bytes(b"")
+    add(f"{base / 'zero_bytes.jpg'},{first_label}", EMPTY_FILE)
+    add(f"{base / 'deleted.jpg'},{first_label}", MISSING_FILE)
+    add("", EMPTY_LINE)
+    add(f"{first_path},orchids", UNKNOWN_LABEL)
+    name = first_path.rsplit("/", 1)[-1]
+    add(f"{first_label}/{name}", MALFORMED_LINE)  # no label
+    add(f"{first_label}/{name},{first_label},extra", MALFORMED_LINE)  # one field too many
+    csv_path, labels_path = root / "all_data.csv", root / "dict.txt"
+    csv_path.write_text("\n".join(lines) + "\n")
+    labels_path.write_text("".join(f"{label}\n" for label in labels))
+    return str(csv_path), str(labels_path), expected
