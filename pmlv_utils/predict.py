@@ -613,3 +613,78 @@ def time_in_memory(model: ServingModel, filenames: Sequence[str], batch_size: in
             model.call(DEFAULT_SIGNATURE, filenames=names[i:i + batch_size])
         best = min(best, time.perf_counter() - t)
     return {"images": len(names), "batch_size": batch_size, "seconds": best, "images_per_s": len(names) / best}
+
+
+# --------------------------------------------------------------------------------------
+# Picking images and showing predictions (notebooks)
+# --------------------------------------------------------------------------------------
+
+def short_name(path: str) -> str:
+    """``<class>/<file>``: the last two components of a path (no machine folders)."""
+    parts = str(path).replace("\\", "/").rstrip("/").split("/")
+    return "/".join(parts[-2:])
+
+
+def split_files(all_data_csv: str | os.PathLike, split: str = "test", n: int | None = None) -> list[tuple[str, str]]:
+    """``(path, label)`` of the images of one split of ``all_data.csv``, classes interleaved.
+
+    Deterministic (the split is a hash of ``<class>/<file>``); a small ``n`` still covers
+    every class: the first image of each class, then the second, and so on.
+    """
+    from . import dataset_files
+
+    by_label: dict[str, list[str]] = {}
+    for row in dataset_files.read_all_data(str(all_data_csv), report=None):
+        if row.problem is None and dataset_files.split_for(row.path) == split:
+            by_label.setdefault(row.label, []).append(row.path)
+    columns = [sorted(paths) for _, paths in sorted(by_label.items())]
+    ordered = [(col[i], label) for i in range(max(map(len, columns), default=0))
+               for col, label in zip(columns, sorted(by_label)) if i < len(col)]
+    return ordered[:n] if n is not None else ordered
+
+
+def predictions_table(rows: Sequence[dict], true_labels: Sequence[str] | None = None, name_key: str = "filename"):
+    """A pandas DataFrame of prediction rows: image (class/file), predicted label, its probability."""
+    import pandas as pd
+
+    records = []
+    for i, row in enumerate(rows):
+        probability = row.get("probability")
+        top = max(probability) if isinstance(probability, list) else probability
+        record = {"image": short_name(row[name_key]) if name_key in row else i}
+        if true_labels is not None:
+            record["label"] = true_labels[i]
+        record.update({"predicted": row.get("flower_type_str"), "probability": top})
+        if true_labels is not None:
+            record["correct"] = record["label"] == record["predicted"]
+        records.append(record)
+    return pd.DataFrame(records)
+
+
+# --------------------------------------------------------------------------------------
+# Command line: the same job on the DirectRunner or Dataflow
+# --------------------------------------------------------------------------------------
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m pmlv_utils.predict --input PATTERN|CSV --model_dir D --output_prefix P [--runner R] ...``"""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m pmlv_utils.predict", description="Beam batch prediction")
+    ap.add_argument("--input", required=True, help="file pattern, all_data.csv, .txt list, or projects/.../subscriptions/...")
+    ap.add_argument("--model_dir", help="exported SavedModel (local or gs://)")
+    ap.add_argument("--output_prefix", required=True)
+    ap.add_argument("--mode", default="shared", choices=["shared", "naive", "rest"])
+    ap.add_argument("--predict_url", help="a model server's :predict URL (mode rest)")
+    ap.add_argument("--batch_size", type=int, default=32)
+    ap.add_argument("--streaming", action="store_true")
+    ap.add_argument("--window_seconds", type=float, default=10.0)
+    ap.add_argument("--runner", default="DirectRunner")
+    args, pipeline_args = ap.parse_known_args(argv)
+    result = run_batch_prediction(args.input, args.model_dir, args.output_prefix, args.streaming, mode=args.mode,
+                                  batch_size=args.batch_size, predict_url=args.predict_url, runner=args.runner,
+                                  pipeline_args=pipeline_args, window_seconds=args.window_seconds)
+    print(json.dumps({"seconds": round(result.seconds, 2), **result.counters}))
+
+
+if __name__ == "__main__":
+    main()

@@ -864,6 +864,74 @@ def load_test(url: str, body: dict, clients: int, requests_total: int, timeout: 
             "p99_ms": round(float(np.percentile(latencies, 99)), 2)}
 
 
+def predict_jsonl(predict_url: str, input_jsonl: str | os.PathLike, output_jsonl: str | os.PathLike,
+                  batch_size: int = 32, signature_name: str | None = None, timeout: float = 120.0) -> dict:
+    """Batch prediction from a JSON-lines file of instances (Vertex batch prediction's input format).
+
+    Posts ``batch_size`` instances per request and writes one ``{"instance", "prediction"}`` line
+    per input line (Vertex's output format); an instance the server rejects is written with
+    ``"error"`` instead of ``"prediction"`` (its batch is retried one instance at a time).
+    Returns ``{"instances", "predictions", "errors", "requests", "seconds"}``.
+    """
+    import requests
+
+    lines = [ln for ln in Path(input_jsonl).read_text().splitlines() if ln.strip()]
+    instances = [json.loads(ln) for ln in lines]
+    counts = {"instances": len(instances), "predictions": 0, "errors": 0, "requests": 0}
+    start = time.perf_counter()
+
+    def post(chunk):
+        body: dict[str, Any] = {"instances": chunk}
+        if signature_name:
+            body["signature_name"] = signature_name
+        counts["requests"] += 1
+        return session.post(predict_url, json=body, timeout=timeout)
+
+    with requests.Session() as session, open(output_jsonl, "w") as out:
+        for i in range(0, len(instances), batch_size):
+            chunk = instances[i:i + batch_size]
+            resp = post(chunk)
+            if resp.status_code == 200:
+                answers = [{"prediction": p} for p in resp.json()["predictions"]]
+            elif 400 <= resp.status_code < 500:
+                answers = []
+                for instance in chunk:
+                    one = post([instance]) if len(chunk) > 1 else resp
+                    answers.append({"prediction": one.json()["predictions"][0]} if one.status_code == 200
+                                   else {"error": f"HTTP {one.status_code}: {_predict._error_text(one)}"})
+            else:
+                resp.raise_for_status()
+            for instance, answer in zip(chunk, answers):
+                counts["predictions" if "prediction" in answer else "errors"] += 1
+                out.write(json.dumps({"instance": instance, **answer}) + "\n")
+    counts["seconds"] = round(time.perf_counter() - start, 3)
+    return counts
+
+
+def plot_load_test(rows: Sequence[dict], in_memory_images_per_s: float | None = None, title: str | None = None):
+    """Throughput (images/s) and p50/p99 latency against the number of concurrent clients."""
+    import matplotlib.pyplot as plt
+
+    clients = [r["clients"] for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    left.plot(clients, [r["images_per_s"] for r in rows], "o-", label="REST server")
+    if in_memory_images_per_s:
+        left.axhline(in_memory_images_per_s, color="gray", linestyle="--", label="in memory, batched")
+        left.axhline(0.7 * in_memory_images_per_s, color="gray", linestyle=":", label="goal: 0.7 x in memory")
+    left.set(xlabel="concurrent clients", ylabel="images / s", title="throughput", xticks=clients)
+    left.set_ylim(bottom=0)
+    left.legend(fontsize=8)
+    right.plot(clients, [r["p50_ms"] for r in rows], "o-", label="p50")
+    right.plot(clients, [r["p99_ms"] for r in rows], "s--", label="p99")
+    right.set(xlabel="concurrent clients", ylabel="latency per request (ms)", title="latency", xticks=clients)
+    right.set_ylim(bottom=0)
+    right.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 @dataclass
 class BadRequest:
     case: str
