@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import os
@@ -22,6 +23,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -52,6 +54,7 @@ def configure(uri: str | None = None, experiment: str = EXPERIMENT, workspace=No
     import mlflow
 
     uri = tracking_uri(uri, workspace)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     mlflow.set_tracking_uri(uri)
     found = mlflow.get_experiment_by_name(experiment)
     if found is not None:
@@ -167,11 +170,28 @@ def log_explainer(export_dir: str | os.PathLike, method: str = "ig", steps: int 
     from .export import read_model_info
 
     img_size = int(read_model_info(str(export_dir))["img_size"])
-    return mlflow.pyfunc.log_model(
-        name=name, python_model=str(MODEL_CODE), artifacts={"saved_model": str(export_dir)},
-        model_config={"method": method, "steps": steps}, signature=explainer_signature(img_size),
-        code_paths=[str(Path(__file__).parent)], input_example=input_example,
-        pip_requirements=[f"-r {ws.REPO_ROOT / 'requirements.txt'}"] if (ws.REPO_ROOT / "requirements.txt").exists() else None)
+    with quiet_pyfunc_warnings():
+        return mlflow.pyfunc.log_model(
+            name=name, python_model=str(MODEL_CODE), artifacts={"saved_model": str(export_dir)},
+            model_config={"method": method, "steps": steps}, signature=explainer_signature(img_size),
+            code_paths=[str(Path(__file__).parent)], input_example=input_example,
+            pip_requirements=[f"-r {ws.REPO_ROOT / 'requirements.txt'}"] if (ws.REPO_ROOT / "requirements.txt").exists() else None)
+
+
+@contextlib.contextmanager
+def quiet_pyfunc_warnings():
+    """Silence MLflow's advice to add type hints / an input example: the signature is explicit."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*(type hints|input example).*", category=UserWarning)
+        yield
+
+
+def load_explainer(model_uri: str):
+    """``mlflow.pyfunc.load_model`` without the type-hint advice."""
+    import mlflow.pyfunc
+
+    with quiet_pyfunc_warnings():
+        return mlflow.pyfunc.load_model(model_uri)
 
 
 def image_request(paths: Sequence[str | os.PathLike], targets: Sequence[str] | None = None) -> dict:
@@ -254,8 +274,7 @@ class _LoadedExplainer:
     loads = 0
 
     def __init__(self, model_uri: str):
-        import mlflow.pyfunc
-        self.model = mlflow.pyfunc.load_model(model_uri)
+        self.model = load_explainer(model_uri)
         _LoadedExplainer.loads += 1
 
 

@@ -76,7 +76,7 @@ def test_pyfunc_explainer_answers_json(setup, logged_explainer):
 
     from pmlv_utils import explain, tracking
 
-    model = mlflow.pyfunc.load_model(logged_explainer)
+    model = tracking.load_explainer(logged_explainer)
     body = tracking.image_request(setup["images"][:2], targets=["roses", ""])
     rows = model.predict(pd.DataFrame(body["dataframe_records"]))
     assert len(rows) == 2 and rows[0]["label"] == "roses"
