@@ -172,3 +172,27 @@ def test_corrupt_shard_names_the_file(shards, tmp_path, damage):
                      "zero_bytes": b""}[damage])
     with pytest.raises(ingest.ShardError, match="train-00009-of-00010.gz"):
         ingest.make_dataset([str(folder / "train-*"), str(bad)])
+
+
+def test_plain_variant_is_really_plain(shards):
+    """tf.data must not parallelise the map or add a prefetch on its own in the plain variant."""
+    folder, _ = shards
+    plain = ingest.make_variant("plain", str(folder / "train-*"), img_size=IMG).options()
+    assert plain.experimental_optimization.map_parallelization is False
+    assert plain.experimental_optimization.inject_prefetch is False
+    fast = ingest.make_dataset(str(folder / "train-*"), img_size=IMG).options()
+    assert fast.experimental_optimization.map_parallelization is True
+
+
+def test_keras_knows_the_steps_per_epoch(shards):
+    folder, labels = shards
+    ds = ingest.make_dataset(str(folder / "train-*"), batch_size=4, img_size=IMG)
+    assert int(ds.cardinality()) == -(-len(labels) // 4)
+
+
+def test_probe_model_trains_on_the_dataset(shards):
+    folder, labels = shards
+    ds = ingest.make_variant("prefetch + cache", str(folder / "train-*"), img_size=IMG, table="train")
+    history = ingest.train_probe(ds, IMG, epochs=2)
+    assert len(history.history["loss"]) == 2
+    assert ingest.read_loop(ds, epochs=2) == 2 * len(labels)
