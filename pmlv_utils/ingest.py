@@ -150,14 +150,16 @@ def make_dataset(pattern, batch_size: int | None = 32, img_size=64, training: bo
     pattern: glob of TFRecord shards (e.g. ``.../train-*``), local or ``gs://``, or a list.
     batch_size: None yields single images ``[H, W, 3]`` (the book's unbatched loop).
     img_size: int or (height, width).
-    training: shuffle files and records (every epoch); evaluation keeps the file order.
+    training: shuffle files and records (every epoch); otherwise the order is fixed
+        (records of up to 4 files taken in turn with interleave, file after file without).
     shuffle_seed: makes the shuffled order repeatable (run to run); with a seed, or when
         not training, the element order is deterministic even with parallel map/interleave.
     cache: True caches decoded images in memory, a string caches to that file prefix.
     prefetch / parallel / interleave: the book's performance steps, each switchable.
     validate: read each shard once up front (:func:`check_shards`) so a corrupt or
         truncated shard raises an error naming it instead of failing (or silently
-        shrinking) in the middle of training.
+        shrinking) in the middle of training. It costs one extra read of the shards (the
+        decompression only, no decoding); pass False for very large or remote data.
     """
     import tensorflow as tf
 
