@@ -19,9 +19,11 @@ on the signature; it gives correct float and int8 models for a Keras 3 export.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import time
+import warnings
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -111,6 +113,46 @@ def _check_images(images, image_shape: Sequence[int], what: str = "images") -> n
     return arr.astype(np.float32, copy=False)
 
 
+def _calibration_images(representative_images, image_shape, limit: int) -> np.ndarray:
+    if representative_images is None:
+        raise ValueError("int8 needs representative_images: preprocessed training images [N, H, W, 3]")
+    images = _check_images(representative_images, image_shape, "representative_images")[:limit]
+    if len(images) == 0:
+        raise ValueError("representative_images is empty")
+    return images
+
+
+def _one_image_function(export_dir, signature: str):
+    """(loaded SavedModel, concrete function [1, H, W, 3] -> probability, image shape)."""
+    import tensorflow as tf
+
+    loaded, fn, input_name, image_shape = model_signature(export_dir, signature)
+
+    @tf.function(input_signature=[tf.TensorSpec([1, *image_shape], tf.float32, name=input_name)])
+    def one_image(image):
+        return {OUTPUT_NAME: fn(**{input_name: image})[OUTPUT_NAME]}
+
+    return loaded, one_image.get_concrete_function(), image_shape
+
+
+def _converter(loaded, concrete, kind: str, calibration: np.ndarray | None = None,
+               integer_io: bool = True):
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], loaded)
+    if kind == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif kind == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([img[None]] for img in calibration)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if integer_io:
+            converter.inference_input_type = tf.uint8
+            converter.inference_output_type = tf.uint8
+    return converter
+
+
 def convert(export_dir: str | os.PathLike, out_dir: str | os.PathLike, kinds: Iterable[str] = KINDS,
             representative_images=None, signature: str = MODEL_SIGNATURE,
             max_calibration_images: int = 100) -> dict[str, Path]:
@@ -122,43 +164,20 @@ def convert(export_dir: str | os.PathLike, out_dir: str | os.PathLike, kinds: It
     which the first ``max_calibration_images`` calibrate the activation ranges).
     Also writes ``labels.txt`` (the classes, one a line) for the device. Returns {kind: path}.
     """
-    import tensorflow as tf
-
     kinds = list(kinds)
     unknown = sorted(set(kinds) - set(KINDS))
     if unknown or not kinds:
         raise ValueError(f"kinds must be a non-empty subset of {KINDS}, got {kinds}")
-    loaded, fn, input_name, image_shape = model_signature(export_dir, signature)
+    loaded, concrete, image_shape = _one_image_function(export_dir, signature)
     calibration = None
     if "int8" in kinds:
-        if representative_images is None:
-            raise ValueError("int8 needs representative_images: preprocessed training images [N, H, W, 3]")
-        calibration = _check_images(representative_images, image_shape, "representative_images")
-        calibration = calibration[:max_calibration_images]
-        if len(calibration) == 0:
-            raise ValueError("representative_images is empty")
-
-    @tf.function(input_signature=[tf.TensorSpec([1, *image_shape], tf.float32, name=input_name)])
-    def one_image(image):
-        return {OUTPUT_NAME: fn(**{input_name: image})[OUTPUT_NAME]}
-
-    concrete = one_image.get_concrete_function()
+        calibration = _calibration_images(representative_images, image_shape, max_calibration_images)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
     for kind in kinds:
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], loaded)
-        if kind == "float16":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.target_spec.supported_types = [tf.float16]
-        elif kind == "int8":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = lambda: ([img[None]] for img in calibration)
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            converter.inference_input_type = tf.uint8
-            converter.inference_output_type = tf.uint8
         path = out / f"model_{kind}.tflite"
-        path.write_bytes(_convert_quietly(converter))
+        path.write_bytes(_convert_quietly(_converter(loaded, concrete, kind, calibration)))
         paths[kind] = path
     labels = read_labels(export_dir)
     if labels:
@@ -166,8 +185,42 @@ def convert(export_dir: str | os.PathLike, out_dir: str | os.PathLike, kinds: It
     return paths
 
 
-def _convert_quietly(converter) -> bytes:
-    """converter.convert() without TensorFlow's INFO lines (they name a temporary folder)."""
+def quantization_error_by_layer(export_dir: str | os.PathLike, representative_images, debug_images,
+                                signature: str = MODEL_SIGNATURE, max_calibration_images: int = 100):
+    """Where int8 loses precision: TFLite's QuantizationDebugger, one row per quantised layer.
+
+    ``rmse_in_steps`` is the RMS difference between the float and the int8 output of the layer
+    (run on ``debug_images``) in units of that layer's quantisation step: about 0.29 is pure
+    rounding noise (the RMS of a uniform error over one step); much larger values point at a
+    layer whose range is badly calibrated.
+    """
+    import io
+
+    import pandas as pd
+    import tensorflow as tf
+
+    loaded, concrete, image_shape = _one_image_function(export_dir, signature)
+    calibration = _calibration_images(representative_images, image_shape, max_calibration_images)
+    debug = _check_images(debug_images, image_shape, "debug_images")
+    converter = _converter(loaded, concrete, "int8", calibration, integer_io=False)
+    with _quiet_tensorflow():
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter, debug_dataset=lambda: ([img[None]] for img in debug))
+        debugger.run()
+    buffer = io.StringIO()
+    debugger.layer_statistics_dump(buffer)
+    buffer.seek(0)
+    stats = pd.read_csv(buffer)
+    layer = stats["tensor_name"].str.split(";").str[0].str.split("/").str[1].fillna(stats["tensor_name"])
+    return pd.DataFrame({"op": stats["op_name"], "layer": layer,
+                         "elements": stats["num_elements"].astype(int), "step": stats["scale"],
+                         "rmse_in_steps": np.sqrt(stats["mean_squared_error"]) / stats["scale"]})
+
+
+@contextlib.contextmanager
+def _quiet_tensorflow():
+    """Hide TensorFlow's INFO lines (they name temporary folders) and its deprecation warnings
+    (the converter's tools still create ``tf.lite.Interpreter`` internally)."""
     import logging
 
     import tensorflow as tf
@@ -176,9 +229,16 @@ def _convert_quietly(converter) -> bytes:
     level = logger.level
     logger.setLevel(logging.WARNING)
     try:
-        return converter.convert()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"(?s).*tf\.lite\.Interpreter is deprecated")
+            yield
     finally:
         logger.setLevel(level)
+
+
+def _convert_quietly(converter) -> bytes:
+    with _quiet_tensorflow():
+        return converter.convert()
 
 
 # --------------------------------------------------------------------------------------

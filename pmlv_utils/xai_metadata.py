@@ -169,6 +169,25 @@ def explain_with_metadata(images, model_dir, target_classes=None, steps: int = 2
     return explain.explain(images, target_classes, method="xrai", model=model, steps=steps, baselines=(baseline,))
 
 
+def explain_request_body(instances: list, config: ExplanationConfig, steps: int = 25, method: str = "ig",
+                         target_classes: list | None = None) -> dict:
+    """A ``:explain`` request for the local server (pmlv_utils.serving) with the metadata's settings.
+
+    A managed service reads the baseline from the deployed metadata; our local server takes it
+    in ``parameters``, so the request carries it (``baseline`` for IG, ``baselines`` for XRAI).
+    """
+    if method not in ("ig", "xrai"):
+        raise ValueError(f"explanation metadata configures 'ig' or 'xrai', not {method!r}")
+    parameters: dict = {"method": method, "steps": int(steps)}
+    if config.baseline is not None:
+        key = "baseline" if method == "ig" else "baselines"
+        value = config.baseline.tolist()
+        parameters[key] = value if method == "ig" else [value]
+    if target_classes is not None:
+        parameters["target_classes"] = list(target_classes)
+    return {"instances": list(instances), "parameters": parameters}
+
+
 def vertex_explanation_metadata(config: ExplanationConfig) -> dict:
     """The same metadata in Vertex AI's ``ExplanationMetadata`` JSON shape."""
     inp = {"inputTensorName": config.input_tensor_name, "modality": config.modality}
@@ -186,13 +205,17 @@ def write_vertex_metadata(config: ExplanationConfig, path) -> Path:
 
 def vertex_upload_commands(model_uri: str, metadata_file: str, project: str | None, region: str,
                            display_name: str = "flowers-ig", method: str = "integrated-gradients",
-                           steps: int = 25, image: str = VERTEX_TF_IMAGE) -> list[str]:
-    """The gcloud commands that deploy the model with IG (or XRAI) explanations on Vertex AI."""
+                           steps: int = 25, image: str = VERTEX_TF_IMAGE,
+                           local_dir: str = "<local model folder>") -> list[str]:
+    """The gcloud commands that deploy the model with IG (or XRAI) explanations on Vertex AI.
+
+    Printed by the notebooks (never run there); not tested against a live project.
+    """
     if method not in ("integrated-gradients", "xrai"):
         raise ValueError(f"method must be 'integrated-gradients' or 'xrai', got {method!r}")
     project_flag = f"--project={project or '$PROJECT'}"
     return [
-        f"gsutil -m cp -r <local model folder> {model_uri}",
+        f"gcloud storage cp -r {local_dir}/* {model_uri}/",
         " \\\n    ".join([
             "gcloud ai models upload", f"--region={region}", project_flag,
             f"--display-name={display_name}", f"--artifact-uri={model_uri}",

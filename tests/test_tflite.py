@@ -122,3 +122,20 @@ def test_bad_inputs_raise_clear_errors(export_dir, converted, tmp_path):
         tflite.convert(export_dir, tmp_path / "out", kinds=["int4"])
     with pytest.raises(KeyError, match="no signature 'nope'"):
         tflite.convert(export_dir, tmp_path / "out", kinds=["float32"], signature="nope")
+
+
+def test_op_summary_shows_integer_only_int8(converted):
+    int8_ops = tflite.op_summary(converted["int8"])
+    types = set(", ".join(int8_ops["input_types"].tolist() + int8_ops["output_types"].tolist()).split(", "))
+    assert "CONV_2D" in int8_ops.index and not any(t.startswith("float") for t in types)
+    float_ops = tflite.op_summary(converted["float32"])
+    assert "float32" in float_ops.loc["CONV_2D", "input_types"]
+
+
+def test_quantization_debugger_table(export_dir):
+    calibration, _ = colour_images(50, seed=1)
+    table = tflite.quantization_error_by_layer(export_dir, calibration, calibration[:20])
+    assert {"op", "layer", "elements", "step", "rmse_in_steps"} <= set(table.columns)
+    assert "CONV_2D" in set(table["op"])
+    # on the calibration images themselves nothing is clipped: errors are rounding-sized
+    assert np.isfinite(table["rmse_in_steps"]).all() and table["rmse_in_steps"].max() < 2.0

@@ -113,3 +113,16 @@ def test_explanation_uses_the_metadata_baseline(model_dir):
         xai_metadata.explainable_model(model_dir, config)
     with pytest.raises(ValueError, match="'ig' or 'xrai'"):
         xai_metadata.explain_with_metadata(images, model_dir, method="lime")
+
+
+def test_explain_request_body_carries_the_metadata_baseline(model_dir):
+    xai_metadata.write_explanation_metadata(model_dir, baseline="random", seed=3)
+    config = xai_metadata.read_explanation_metadata(model_dir)
+    body = xai_metadata.explain_request_body(["a.jpg", "b.jpg"], config, steps=10, target_classes=[1, 2])
+    assert body["instances"] == ["a.jpg", "b.jpg"]
+    assert body["parameters"]["method"] == "ig" and body["parameters"]["steps"] == 10
+    assert np.allclose(np.asarray(body["parameters"]["baseline"]), config.baseline)
+    assert body["parameters"]["target_classes"] == [1, 2]
+    json.dumps(body)  # plain JSON
+    xrai = xai_metadata.explain_request_body(["a.jpg"], config, method="xrai")
+    assert np.asarray(xrai["parameters"]["baselines"]).shape == (1, SIZE, SIZE, 3)
