@@ -103,7 +103,7 @@ def create_dataset_step(output_dir: str, data_csv: str = "", labels_file: str = 
     the CSV or labels are missing or the CSV has no usable line, and when no training example
     came out (every line dead-lettered).
     """
-    from . import dataset_files, tfrecords
+    from . import dataset_files
 
     if not data_csv:
         data_dir = ws.ensure_dataset(images_per_class, seed, workspace=workspace or None)
@@ -124,6 +124,7 @@ def create_dataset_step(output_dir: str, data_csv: str = "", labels_file: str = 
     if not usable:
         raise ValueError(f"create-dataset: the data CSV has no usable line ({len(rows)} lines, all "
                          f"empty or malformed): {csv_path}")
+    from . import tfrecords  # Beam and TensorFlow: only once the input is known to be there
     result = tfrecords.run_pipeline(all_data=csv_path, labels_file=labels_path, output_dir=output_dir,
                                     runner=runner, project_id=project or None, region=region, wait=True)
     counts = {split: int(n) for split, n in result["written"].items()}
@@ -385,21 +386,18 @@ def export_model(trained: Input[Model], code_version: str, exported: Output[Mode
     exported.metadata.update(pipeline.export_step(trained.path, exported.path))
 
 
-def evaluate_model(exported: Input[Model], tfrecords: Input[Dataset], accuracy_threshold: float,
-                   code_version: str, metrics: Output[Metrics],
+def evaluate_model(exported: Input[Model], tfrecords: Input[Dataset], code_version: str,
+                   metrics: Output[Metrics],
                    confusion: Output[ClassificationMetrics]) -> float:
     """Test accuracy and confusion matrix of the exported model; returns the accuracy (the gate's input)."""
     from pmlv_utils import pipeline
     result = pipeline.evaluate_step(exported.path, tfrecords.path)
     metrics.log_metric("test_accuracy", result["accuracy"])
     metrics.log_metric("test_images", result["n"])
-    metrics.log_metric("accuracy_threshold", accuracy_threshold)
     confusion.log_confusion_matrix(result["labels"], result["confusion_matrix"])
-    pipeline._write_json(metrics.path, dict(test_accuracy=result["accuracy"], test_images=result["n"],
-                                            accuracy_threshold=accuracy_threshold))
+    pipeline._write_json(metrics.path, dict(test_accuracy=result["accuracy"], test_images=result["n"]))
     pipeline._write_json(confusion.path, dict(labels=result["labels"], matrix=result["confusion_matrix"]))
-    print(f"test accuracy {result['accuracy']:.3f} on {result['n']} images; "
-          f"deploy gate: accuracy >= {accuracy_threshold}")
+    print(f"test accuracy {result['accuracy']:.3f} on {result['n']} images")
     return result["accuracy"]
 
 
@@ -442,8 +440,8 @@ def make_pipeline(base_image: str = BASE_IMAGE):
         deploy_dir: str = "",
         endpoint_name: str = "flowers",
         workspace: str = "",
-    ) -> NamedTuple("PipelineOutputs", tfrecords=Dataset, exported=Model, metrics=Metrics,
-                    confusion=ClassificationMetrics, accuracy=float):
+    ) -> NamedTuple("PipelineOutputs", tfrecords=Dataset, trained=Model, exported=Model,
+                    metrics=Metrics, confusion=ClassificationMetrics, accuracy=float):
         versions = fingerprint_op(data_csv=data_csv, labels_file=labels_file).set_caching_options(False)
         dataset = create_dataset_op(
             data_csv=data_csv, labels_file=labels_file, images_per_class=images_per_class, seed=seed,
@@ -454,18 +452,17 @@ def make_pipeline(base_image: str = BASE_IMAGE):
         exported = export_op(trained=trained.outputs["trained"], code_version=versions.outputs["export_code"])
         evaluated = evaluate_op(exported=exported.outputs["exported"],
                                 tfrecords=dataset.outputs["tfrecords"],
-                                accuracy_threshold=accuracy_threshold,
                                 code_version=versions.outputs["evaluate_code"])
         # The gate reads the single unnamed float output: kfp 2.17's local runner resolves a
         # condition on a task output only when it is "Output" (a NamedTuple field is not found).
         with dsl.If(evaluated.outputs["Output"] >= accuracy_threshold, name=GATE_NAME):
             deploy_op(exported=exported.outputs["exported"], deploy_dir=deploy_dir, project=project,
                       region=region, endpoint_name=endpoint_name).set_caching_options(False)
-        outputs = NamedTuple("PipelineOutputs", tfrecords=Dataset, exported=Model, metrics=Metrics,
-                             confusion=ClassificationMetrics, accuracy=float)
-        return outputs(dataset.outputs["tfrecords"], exported.outputs["exported"],
-                       evaluated.outputs["metrics"], evaluated.outputs["confusion"],
-                       evaluated.outputs["Output"])
+        outputs = NamedTuple("PipelineOutputs", tfrecords=Dataset, trained=Model, exported=Model,
+                             metrics=Metrics, confusion=ClassificationMetrics, accuracy=float)
+        return outputs(dataset.outputs["tfrecords"], trained.outputs["trained"],
+                       exported.outputs["exported"], evaluated.outputs["metrics"],
+                       evaluated.outputs["confusion"], evaluated.outputs["Output"])
 
     return flowers_pipeline
 
@@ -534,28 +531,52 @@ def pipeline_steps(path: str | os.PathLike = COMPILED_PIPELINE) -> list[str]:
     return [n for n in nx.lexicographical_topological_sort(graph) if n not in groups]
 
 
-def plot_pipeline(path: str | os.PathLike = COMPILED_PIPELINE, ax=None, statuses: dict | None = None):
-    """Draw the compiled DAG, left to right (``statuses``: optional {step: status} to colour by)."""
+_STATUS_COLOURS = {"ran": "#8fd18f", "cached": "#9ec9ef", "skipped": "#dddddd", "failed": "#f08c8c",
+                   "not run": "#ffffff"}
+
+
+def plot_pipeline(path: str | os.PathLike = COMPILED_PIPELINE, run: "PipelineRun | None" = None, ax=None):
+    """Draw the compiled DAG left to right; with ``run``, colour each step by what it did there
+    (ran / cached / skipped / failed) and write its time under it."""
     import matplotlib.pyplot as plt
     import networkx as nx
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch
 
     nodes, edges = pipeline_graph(path)
     graph = nx.DiGraph(edges)
     graph.add_nodes_from(nodes)
-    for layer, names in enumerate(nx.topological_generations(graph)):
-        for name in names:
-            graph.nodes[name]["layer"] = layer
-    pos = nx.multipartite_layout(graph, subset_key="layer")
+    layer = {n: i for i, names in enumerate(nx.topological_generations(graph)) for n in names}
     if ax is None:
-        _, ax = plt.subplots(figsize=(2.2 * (max(nx.get_node_attributes(graph, "layer").values()) + 1), 2.6))
-    colours = {"ran": "#8fd18f", "cached": "#9ec9ef", "skipped": "#dddddd", "failed": "#f08c8c",
-               "not run": "#ffffff"}
-    fill = [colours.get((statuses or {}).get(n), "#ffe9a8" if n == GATE_NAME else "#f5f5f5")
-            for n in graph.nodes]
-    nx.draw_networkx(graph, pos, ax=ax, node_shape="s", node_size=2600, node_color=fill,
-                     edgecolors="#555555", font_size=7, arrows=True, arrowsize=14)
+        _, ax = plt.subplots(figsize=(1.9 * (max(layer.values()) + 1), 2.4))
+    results = {s.step: s for s in run.steps} if run else {}
+    width, height = 1.5, 0.55
+    for name, x in layer.items():
+        result = results.get(name)
+        colour = (_STATUS_COLOURS.get(result.status, "#f5f5f5") if result else
+                  "#ffe9a8" if name == GATE_NAME else "#f5f5f5")
+        ax.add_patch(FancyBboxPatch((2 * x - width / 2, -height / 2), width, height,
+                                    boxstyle="round,pad=0.04", fc=colour, ec="#555555"))
+        ax.text(2 * x, 0, name, ha="center", va="center", fontsize=8)
+        if result:
+            ax.text(2 * x, -height / 2 - 0.18, f"{result.status} {result.seconds:.0f} s"
+                    if result.status == "ran" else result.status, ha="center", va="top", fontsize=7)
+    for a, b in edges:
+        span = layer[b] - layer[a]
+        start, end = (2 * layer[a] + width / 2, 0), (2 * layer[b] - width / 2, 0)
+        style = "arc3,rad=0" if span == 1 else f"arc3,rad={-0.2 if span % 2 else -0.25}"
+        if span > 1:
+            start, end = (2 * layer[a], height / 2 + 0.04), (2 * layer[b], height / 2 + 0.04)
+        ax.add_patch(FancyArrowPatch(start, end, connectionstyle=style, arrowstyle="-|>",
+                                     mutation_scale=11, color="#555555", lw=1))
+    if run:
+        used = [k for k in _STATUS_COLOURS if any(r.status == k for r in run.steps)]
+        ax.legend(handles=[Patch(fc=_STATUS_COLOURS[k], ec="#555555", label=k) for k in used],
+                  loc="lower center", ncol=len(used), fontsize=7, frameon=False,
+                  bbox_to_anchor=(0.5, -0.08))
+    ax.set_xlim(-1, 2 * max(layer.values()) + 1)
+    ax.set_ylim(-1.0, 0.45 + 0.27 * max(layer[b] - layer[a] for a, b in edges))
+    ax.set_aspect("equal")
     ax.set_axis_off()
-    ax.margins(x=0.12, y=0.4)
     return ax
 
 
@@ -799,6 +820,13 @@ def run_local(pipeline_root: str | os.PathLike | None = None, *, workspace=None,
     return run
 
 
+def confusion_matrix(artifact) -> tuple[list[str], list[list[int]]]:
+    """(labels, matrix) of a kfp ClassificationMetrics artifact (rows: true, columns: predicted)."""
+    cm = artifact.metadata["confusionMatrix"]
+    labels = [spec["displayName"] for spec in cm["annotationSpecs"]]
+    return labels, [[int(v) for v in row["row"]] for row in cm["rows"]]
+
+
 def latest_runs(pipeline_root: str | os.PathLike) -> list[Path]:
     """The run folders under a local pipeline root, oldest first."""
     runs = Path(pipeline_root) / "runs"
@@ -890,3 +918,46 @@ def watch_folder(folder: str | os.PathLike, on_change: Callable[[Path], Any], kn
         if triggers >= max_triggers:
             break
     return events
+
+
+def make_data_folder(source_csv: str | os.PathLike, dest: str | os.PathLike) -> Path:
+    """Copy a data set into ``dest`` as a self-contained folder (``<label>/<file>`` images,
+    ``all_data.csv`` with relative paths, ``dict.txt``): a "landing folder" for new images.
+    Returns the new CSV. Replaces ``dest`` if it exists."""
+    from . import dataset_files
+
+    dest = Path(dest)
+    if dest.exists():
+        shutil.rmtree(dest)
+    lines = []
+    for row in dataset_files.read_all_data(str(source_csv), report=None):
+        if row.problem:
+            continue
+        target = dest / row.label / Path(row.path).name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(row.path, target)
+        lines.append(f"{row.label}/{target.name},{row.label}")
+    shutil.copyfile(Path(dataset_files.csv_folder(str(source_csv))) / LABELS_NAME, dest / LABELS_NAME)
+    (dest / "all_data.csv").write_text("\n".join(lines) + "\n")
+    return dest / "all_data.csv"
+
+
+def add_new_images(data_csv: str | os.PathLike, images_per_class: int, seed: int) -> int:
+    """Simulate new data landing: draw ``images_per_class`` new synthetic flowers per class (with
+    ``seed``), copy them next to ``data_csv`` as ``<label>/new<seed>_<file>`` and append their lines.
+    Returns the number of images added."""
+    from . import synthetic
+
+    folder = Path(data_csv).parent
+    with tempfile.TemporaryDirectory() as tmp:
+        synthetic.generate_dataset(tmp, images_per_class=images_per_class, seed=seed)
+        new_lines = []
+        for line in (Path(tmp) / "flower_photos" / "all_data.csv").read_text().splitlines():
+            path, label = line.rsplit(",", 1)
+            name = f"new{seed}_{Path(path).name}"
+            (folder / label).mkdir(exist_ok=True)
+            shutil.copyfile(path, folder / label / name)
+            new_lines.append(f"{label}/{name},{label}")
+    with open(data_csv, "a") as f:
+        f.write("\n".join(new_lines) + "\n")
+    return len(new_lines)

@@ -1,0 +1,208 @@
+"""The kfp pipeline: compiled YAML, content fingerprints, the watcher, and local runs on tiny data.
+
+The local runs share one workspace (with tests/test_course.py) so that only the first one
+trains; later ones exercise kfp's cache.
+"""
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pmlv_utils import pipeline
+from pmlv_utils import workspace as ws
+
+# Tiny settings shared with test_course.py (same workspace -> same cache).
+TINY = dict(images_per_class=20, seed=42, img_size=32, epochs=2)
+
+
+def shared_workspace(tmp_path_factory) -> Path:
+    return tmp_path_factory.getbasetemp() / "pipeline-shared-ws"
+
+
+@pytest.fixture(scope="session")
+def tiny_ws(tmp_path_factory):
+    folder = shared_workspace(tmp_path_factory)
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+# --------------------------------------------------------------------------------------
+# Compiled pipeline
+# --------------------------------------------------------------------------------------
+
+def test_compiled_yaml_loads_and_lists_the_steps(tmp_path):
+    path = pipeline.compile_pipeline(tmp_path / "flowers_pipeline.yaml")
+    component = pipeline.load_compiled(path)
+    assert component.name == pipeline.PIPELINE_NAME
+    assert pipeline.pipeline_steps(path) == [pipeline.FINGERPRINT_STEP, *pipeline.STEPS]
+    nodes, edges = pipeline.pipeline_graph(path)
+    assert (pipeline.GATE_NAME, "deploy-model") in edges  # deploy only behind the gate
+    assert ("evaluate-model", pipeline.GATE_NAME) in edges
+    inputs = set(component.component_spec.inputs)
+    assert {"data_csv", "epochs", "img_size", "accuracy_threshold", "images_per_class"} <= inputs
+    text = path.read_text()
+    assert pipeline.BASE_IMAGE in text and "/tmp/" not in text and "/work/" not in text
+
+
+def test_committed_yaml_is_current(tmp_path):
+    """10_mlops/pipeline/flowers_pipeline.yaml is what the code compiles to (recompile if not)."""
+    fresh = pipeline.compile_pipeline(tmp_path / "fresh.yaml").read_text()
+    assert pipeline.COMPILED_PIPELINE.is_file(), "run pipeline.compile_pipeline() and commit the YAML"
+    assert pipeline.COMPILED_PIPELINE.read_text() == fresh, (
+        "the committed pipeline YAML is stale: run pipeline.compile_pipeline() (or notebook 10a)")
+    assert pipeline.pipeline_steps(pipeline.COMPILED_PIPELINE)[1:] == list(pipeline.STEPS)
+
+
+def test_load_compiled_names_a_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no compiled pipeline"):
+        pipeline.load_compiled(tmp_path / "nope.yaml")
+
+
+# --------------------------------------------------------------------------------------
+# Fingerprints and the watcher (fast)
+# --------------------------------------------------------------------------------------
+
+def _tiny_csv(folder: Path, n: int = 3) -> Path:
+    (folder / "daisy").mkdir(parents=True, exist_ok=True)
+    lines = []
+    for i in range(n):
+        (folder / "daisy" / f"{i}.jpg").write_bytes(b"fake jpeg %d" % i)
+        lines.append(f"daisy/{i}.jpg,daisy")
+    (folder / "dict.txt").write_text("daisy\ntulips\n")
+    csv = folder / "all_data.csv"
+    csv.write_text("\n".join(lines) + "\n")
+    return csv
+
+
+def test_data_fingerprint_follows_contents_not_names(tmp_path):
+    csv = _tiny_csv(tmp_path)
+    first = pipeline.data_fingerprint(str(csv))
+    assert first == pipeline.data_fingerprint(str(csv))
+    (tmp_path / "daisy" / "1.jpg").write_bytes(b"another image, same name")
+    second = pipeline.data_fingerprint(str(csv))
+    assert second != first
+    with csv.open("a") as f:
+        f.write("daisy/0.jpg,tulips\n")
+    assert pipeline.data_fingerprint(str(csv)) not in (first, second)
+    assert pipeline.data_fingerprint(str(tmp_path / "missing.csv")) == "missing"
+
+
+def test_code_fingerprint_covers_each_steps_modules():
+    closure = {p.name for p in pipeline._module_closure(pipeline.STEP_MODULES["create-dataset"])}
+    assert {"tfrecords.py", "dataset_files.py", "synthetic.py", "workspace.py"} <= closure
+    assert "training.py" not in closure  # editing the trainer keeps the dataset step cached
+    train = {p.name for p in pipeline._module_closure(pipeline.STEP_MODULES["train-model"])}
+    assert {"training.py", "model.py", "preprocess.py", "ingest.py"} <= train
+    values = {s: pipeline.code_fingerprint(s) for s in pipeline.STEP_MODULES}
+    assert values == {s: pipeline.code_fingerprint(s) for s in pipeline.STEP_MODULES}
+    assert len(set(values.values())) == len(values)
+
+
+def test_watch_folder_runs_once_when_new_data_has_settled(tmp_path):
+    _tiny_csv(tmp_path)
+    known = pipeline.folder_fingerprint(tmp_path)
+    runs = []
+
+    def new_images_land_at_poll_2(seconds, polls=iter(range(1, 100))):
+        if next(polls) == 2:
+            (tmp_path / "daisy" / "new.jpg").write_bytes(b"new image")
+
+    events = pipeline.watch_folder(tmp_path, on_change=lambda folder: runs.append(folder) or "ran",
+                                   known=known, poll_seconds=0, max_polls=8,
+                                   sleep=new_images_land_at_poll_2)
+    actions = [e["action"] for e in events]
+    assert actions[:2] == ["no change", "no change"]
+    assert actions[2].startswith("new data: wait")
+    assert actions[3].startswith("new data, stable") and events[3]["result"] == "ran"
+    assert runs == [tmp_path] and len(events) == 4  # stops after max_triggers=1
+
+
+def test_watch_folder_without_change_never_runs(tmp_path):
+    _tiny_csv(tmp_path)
+    events = pipeline.watch_folder(tmp_path, on_change=lambda f: pytest.fail("ran"), poll_seconds=0,
+                                   max_polls=3, sleep=lambda s: None)
+    assert [e["action"] for e in events] == ["no change"] * 3
+
+
+def test_describe_submission_without_project_says_why(tmp_path):
+    text = pipeline.describe_submission(pipeline.COMPILED_PIPELINE, {"epochs": 3})
+    assert "nowhere: set PROJECT and BUCKET" in text and "epochs = 3" in text
+    with pytest.raises(ValueError, match="project and bucket"):
+        pipeline.submit(pipeline.COMPILED_PIPELINE, {}, project=None)
+
+
+# --------------------------------------------------------------------------------------
+# Local runs (kfp local runner, subprocesses)
+# --------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_local_run_deploys_then_rerun_reuses_the_cached_dataset(tiny_ws):
+    root = pipeline.default_root(tiny_ws)
+    first = pipeline.run_local(root, workspace=tiny_ws, accuracy_threshold=0.0, **TINY)
+    status = {s.step: s.status for s in first.steps}
+    assert status["fingerprint-inputs"] == "ran" and status["deploy-model"] == "ran"
+    assert all(v in ("ran", "cached") for v in status.values()), status
+    assert first.deployed and 0.0 <= first.accuracy <= 1.0
+    deployed = first.deploy_dir
+    assert (deployed / "saved_model" / "saved_model.pb").is_file()
+    assert (deployed / pipeline.TFLITE_NAME).stat().st_size > 1000
+    counts = first.outputs["tfrecords"].metadata
+    assert counts["train"] > 0 and counts["train"] + counts["valid"] + counts["test"] == 5 * TINY["images_per_class"]
+    dataset_code = pipeline.code_fingerprint("create-dataset")
+
+    second = pipeline.run_local(root, workspace=tiny_ws, accuracy_threshold=0.0, **TINY)
+    status = {s.step: s.status for s in second.steps}
+    assert status["fingerprint-inputs"] == "ran"  # never cached: it must look at the data
+    assert status["deploy-model"] == "ran"  # never cached: it has effects outside its artifact
+    if pipeline.code_fingerprint("create-dataset") == dataset_code:  # nobody edited its code meanwhile
+        assert status["create-dataset"] == "cached"
+        assert second.outputs["tfrecords"].uri == first.outputs["tfrecords"].uri
+        assert second.step("create-dataset").seconds == 0.0
+    else:
+        assert status["create-dataset"] == "ran"
+    assert second.accuracy == pytest.approx(first.accuracy) or status["train-model"] == "ran"
+    assert second.table().loc["deploy-model", "status"] == "ran"
+
+
+@pytest.mark.slow
+def test_impossible_threshold_stops_at_the_gate_with_nothing_deployed(tiny_ws, tmp_path):
+    deploy_dir = tmp_path / "endpoint"
+    run = pipeline.run_local(pipeline.default_root(tiny_ws), workspace=tiny_ws, accuracy_threshold=1.01,
+                             deploy_dir=deploy_dir, progress=False, **TINY)
+    assert not run.deployed
+    assert run.step("deploy-model").status == "skipped"
+    assert pipeline.GATE_NAME in run.step("deploy-model").note
+    assert run.step("evaluate-model").status in ("ran", "cached")
+    assert "did NOT pass" in run.gate_message
+    assert not deploy_dir.exists()
+
+
+@pytest.mark.slow
+def test_missing_csv_stops_at_the_dataset_step(tmp_path):
+    missing = tmp_path / "no_such_folder" / "all_data.csv"
+    deploy_dir = tmp_path / "endpoint"
+    with pytest.raises(pipeline.PipelineStepError) as info:
+        pipeline.run_local(tmp_path / "pipeline", workspace=tmp_path, data_csv=str(missing),
+                           deploy_dir=deploy_dir, progress=False, **TINY)
+    err = info.value
+    assert err.step == "create-dataset"
+    assert "FileNotFoundError" in err.cause and "data CSV does not exist" in err.cause
+    assert str(missing) in err.cause
+    status = {s.step: s.status for s in err.run.steps}
+    assert status["create-dataset"] == "failed"
+    assert all(status[s] == "not run" for s in pipeline.STEPS[1:])
+    assert not deploy_dir.exists()
+    assert "create-dataset" in err.run.log_path.read_text()
+
+
+@pytest.mark.slow
+def test_empty_csv_stops_at_the_dataset_step(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "all_data.csv").write_text("")
+    (data / "dict.txt").write_text("daisy\ntulips\n")
+    with pytest.raises(pipeline.PipelineStepError, match="no usable line") as info:
+        pipeline.run_local(tmp_path / "pipeline", workspace=tmp_path, data_csv=str(data / "all_data.csv"),
+                           deploy_dir=tmp_path / "endpoint", progress=False, **TINY)
+    assert info.value.step == "create-dataset"
+    assert not (tmp_path / "endpoint").exists()
