@@ -56,7 +56,7 @@ REJECT_REASONS = (EMPTY_LINE, MALFORMED_LINE, UNKNOWN_LABEL, MISSING_FILE, READ_
 
 ERRORS_PREFIX = "errors"
 METRICS_NAMESPACE = "pmlv_tfrecords"
-LOCAL_RUNNERS = ("DirectRunner", "PrismRunner")
+LOCAL_RUNNERS = ("DirectRunner",)
 RUNNING_MODES = ("in_memory", "multi_threading", "multi_processing")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -283,8 +283,13 @@ def test_bad_input_demo_matches_the_dead_letters(mixed, tmp_path):
     _, _, _, expected_fixture = mixed
     good = [(v[1], v[2]) for v in expected_fixture.values() if v[0] == "ok" and v[4] is None][:2]
     csv_file, labels_file, expected = tfrecords.write_bad_input_demo(str(tmp_path / "demo"), good, LABELS)
-    counts = tfrecords.run_pipeline(csv_file, labels_file, str(tmp_path / "out"), verbose=False)
+    counts = tfrecords.run_pipeline(csv_file, labels_file, str(tmp_path / "out"), fractions=(1.0, 0.0, 0.0),
+                                    verbose=False)
     errors = tfrecords.read_errors(str(tmp_path / "out"))
+    assert counts["written"] == {"train": 5, "valid": 0, "test": 0}
+    for split in ("valid", "test"):  # an empty split still gets its (empty) shard
+        assert (tmp_path / "out" / f"{split}-00000-of-00001.gz").exists()
+        assert tfrecords.count_records(tfrecords.split_pattern(tmp_path / "out", split)) == 0
     assert {e["line"]: e["reason"] for e in errors} == {n: r for n, r in expected.items() if not r.startswith("ok")}
     assert counts["total_written"] == sum(r.startswith("ok") for r in expected.values()) == 5
     assert counts["converted"] == {"JPEG/CMYK": 1, "JPEG/L": 1, "PNG/RGB": 1}
