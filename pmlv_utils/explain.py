@@ -190,7 +190,7 @@ class ExplainableModel:
     @classmethod
     def from_predict_fn(cls, fn: Callable[[np.ndarray], Any], img_size: int | Sequence[int],
                         labels: Sequence[str] | None = None, batch_size: int = 64,
-                        name: str = "black-box") -> "ExplainableModel":
+                        name: str = "predict_fn") -> "ExplainableModel":
         """A black box: ``fn(images [N,H,W,3] float32 in [0,1]) -> probabilities [N, C]``.
 
         No gradients: only LIME, KernelSHAP and Anchors can explain it.
@@ -231,7 +231,7 @@ class ExplainableModel:
     def target_gradients(self, images: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(probability of each image's target class [N], its gradient w.r.t. the image [N,H,W,3])."""
         if not self.supports_gradients:
-            raise ValueError(f"{self.name} is a black box (no gradients): use one of {BLACK_BOX_METHODS}")
+            raise ValueError(f"{self.name!r} is a black box (no gradients): use one of {BLACK_BOX_METHODS}")
         images = np.asarray(images, dtype=np.float32)
         targets = np.broadcast_to(np.asarray(targets, dtype=np.int32), (len(images),))
         values, grads = [], []
@@ -254,6 +254,19 @@ class ExplainableModel:
 
     def calls(self) -> int:
         return self.forward_calls + self.gradient_calls
+
+    def warm_up(self) -> "ExplainableModel":
+        """Run each model function once (TensorFlow traces a function on its first call), so
+        timings measure the explainers, not the tracing. Not counted in the call counters."""
+        forward, gradient = self.forward_calls, self.gradient_calls
+        x = np.zeros((1, *self.img_size, 3), np.float32)
+        self.predict(x)
+        if self.supports_gradients:
+            self.target_gradients(x, [0])
+        if self.supports_gradcam:
+            self.gradcam_tensors(x, [0])
+        self.forward_calls, self.gradient_calls = forward, gradient
+        return self
 
 
 def _tf_predict(forward: Callable, img_size: tuple[int, int]) -> Callable:
@@ -394,8 +407,8 @@ def explain(images, target_classes=None, method: str = "ig", model: ExplainableM
     if not isinstance(model, ExplainableModel):
         raise ValueError("model: pass an ExplainableModel (from_saved_model, from_keras or from_predict_fn)")
     if method in GRADIENT_METHODS and not model.supports_gradients:
-        raise ValueError(f"method {method!r} needs the model's gradients, but {model.name} is a black box; "
-                         f"use one of {BLACK_BOX_METHODS}")
+        raise ValueError(f"method {method!r} needs the model's gradients, but {model.name!r} is a black box "
+                         f"(predictions only): use one of {BLACK_BOX_METHODS}")
     if method == "gradcam" and not model.supports_gradcam:
         raise ValueError(f"{model.name}: Grad-CAM needs the model's convolution layers; wrap a Keras "
                          "model with ExplainableModel.from_keras (a SavedModel signature hides them)")
@@ -831,6 +844,7 @@ class Examples:
     labels: list[str]  # the class names, in dict.txt order
     paths: list[str]
     masks: np.ndarray | None  # [N, H, W] bool: the flower (generated data sets only)
+    backgrounds: list[str] | None = None  # background kind per image (generated data sets only)
 
     @property
     def names(self) -> list[str]:
@@ -863,7 +877,21 @@ def load_examples(data_dir: str | Path, img_size: int, split: str = "test",
     masks = (np.stack([preprocess_mask(synthetic.load_mask(r.path), img_size) for r in kept])
              if with_masks else None)
     return Examples(images=images, label_ids=np.array([labels.index(r.label) for r in kept]),
-                    labels=list(labels), paths=[r.path for r in kept], masks=masks)
+                    labels=list(labels), paths=[r.path for r in kept], masks=masks,
+                    backgrounds=_backgrounds(Path(data_dir), [r.path for r in kept]))
+
+
+def _backgrounds(data_dir: Path, paths: list[str]) -> list[str] | None:
+    """The background kind of each image, from the generator's ``image_info.csv`` (if any)."""
+    import csv
+
+    info = data_dir / "image_info.csv"
+    if not info.exists():
+        return None
+    with open(info, newline="") as f:
+        kinds = {row["image"]: row["background"] for row in csv.DictReader(f)}
+    keys = ["/".join(Path(p).parts[-3:]) for p in paths]  # flower_photos/<class>/<file>
+    return [kinds.get(k, "unknown") for k in keys]
 
 
 def attribution_share(attributions: np.ndarray, mask: np.ndarray) -> dict:

@@ -95,7 +95,11 @@ def plot_explanation_grid(images: np.ndarray, attributions: np.ndarray,
 
 def plot_method_comparison(images: np.ndarray, maps_by_method: Mapping[str, np.ndarray],
                            titles: Sequence[str] | None = None, signed: bool = True):
-    """Rows = images, columns = the image then each method's map (each map scaled on its own)."""
+    """Rows = images, columns = the image then each method's map (each map scaled on its own).
+
+    A column is drawn signed (green = for, pink = against) when ``signed`` and any of its maps
+    has negative values; otherwise its positive part is drawn (viridis).
+    """
     plt = _plt()
     methods = list(maps_by_method)
     n = len(images)
@@ -107,7 +111,7 @@ def plot_method_comparison(images: np.ndarray, maps_by_method: Mapping[str, np.n
             axes[i, 0].set_ylabel(titles[i], fontsize=9)
         for j, m in enumerate(methods, start=1):
             a = np.asarray(maps_by_method[m][i])
-            if signed and a.min() < 0:
+            if signed and np.min(maps_by_method[m]) < 0:
                 limit = symmetric_limit(a)
                 axes[i, j].imshow(a, cmap=DIVERGING, vmin=-limit, vmax=limit)
             else:
