@@ -17,6 +17,9 @@ Modules follow the data's path:
     explain       -> IG, XRAI, Grad-CAM, LIME, KernelSHAP, Anchors
     pipeline      -> kfp v2 components and pipeline
     workspace     -> where artifacts live; build-or-reuse upstream artifacts
+    plots         -> image grids, confusion matrices (shared plot helpers)
+    tracking      -> MLflow: explanations as artifacts, the explainer served as a model
+    course        -> the whole course as one job (`make run`)
 
 Importing this package has no side effects: submodules are imported on demand.
 """

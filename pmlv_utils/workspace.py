@@ -77,6 +77,8 @@ def display_path(path: str | os.PathLike) -> str:
 
     Keeps absolute paths of the build machine out of committed notebook outputs.
     """
+    if "://" in str(path):  # gs://, http://: not a path of this machine
+        return str(path)
     p = Path(path).resolve()
     for base, label in ((workspace_dir(), "$PMLV_WORKSPACE"), (REPO_ROOT, ".")):
         try:

@@ -20,6 +20,10 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
+    # Unit tests first (fast failures), then the notebooks, then what reads their results.
+    order = lambda item: (2 if item.get_closest_marker("benchmark") or item.get_closest_marker("browser")  # noqa: E731
+                          else 1 if item.get_closest_marker("notebook") else 0)
+    items.sort(key=order)
     for item in items:
         timeout = getattr(item, "callspec", None) and item.callspec.params.get("timeout_s")
         if timeout:

@@ -55,3 +55,7 @@ def test_import_has_no_side_effects():
     code = "import pmlv_utils, pmlv_utils.workspace, sys; print(sorted(m for m in sys.modules if m.startswith('tensorflow'))[:1])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]" and out.stderr == ""
+
+
+def test_display_path_keeps_urls():
+    assert workspace.display_path("gs://bucket/flower_photos/all_data.csv") == "gs://bucket/flower_photos/all_data.csv"
