@@ -39,6 +39,7 @@ import asyncio
 import atexit
 import base64
 import binascii
+import contextlib
 import json
 import os
 import posixpath
@@ -63,6 +64,7 @@ DEFAULT_MAX_INSTANCES = 64
 DEFAULT_MAX_BODY_BYTES = 16 * 2**20
 DEFAULT_MAX_BATCH_SIZE = 64
 DEFAULT_MAX_EXPLAIN_INSTANCES = 8
+DEFAULT_BATCH_WAIT_MS = 5.0
 FILENAME_INPUTS = ("filenames", "filename")
 
 
@@ -471,17 +473,22 @@ class _Job:
 
 
 class MicroBatcher:
-    """One model thread; requests that arrive while it is busy are run together as one batch.
+    """One model thread; requests that arrive together are run as one batch.
 
-    No waiting window: an idle server answers a lone request at once (no added latency),
-    a busy one amortises the per-call cost over everything that queued up meanwhile.
+    The thread takes everything queued. If more predict requests are arriving (counted by
+    :meth:`tracking`: received and being read or parsed, not yet queued) it waits up to
+    ``max_wait_ms`` for them, so a busy server merges concurrent requests into larger, cheaper
+    model calls. A lone request never waits: nothing else is arriving.
     """
 
-    def __init__(self, model: FlowersModel, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE):
+    def __init__(self, model: FlowersModel, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+                 max_wait_ms: float = DEFAULT_BATCH_WAIT_MS):
         self.model, self.max_batch_size = model, int(max_batch_size)
+        self.max_wait_s = max(0.0, float(max_wait_ms)) / 1000.0
         self._queue: queue.Queue = queue.Queue()
         self.calls = 0  # model calls, and instances they ran: instances / calls = mean batch size
         self.instances = 0
+        self.arriving = 0  # predict requests received and not yet queued
         self._thread = threading.Thread(target=self._loop, name="model-batcher", daemon=True)
         self._thread.start()
 
@@ -490,6 +497,15 @@ class MicroBatcher:
         future = loop.create_future()
         self._queue.put(_Job(signature, inputs, n, loop, future))
         return await future
+
+    @contextlib.contextmanager
+    def tracking(self):
+        """Count a request as arriving while it is read and parsed (before :meth:`submit`)."""
+        self.arriving += 1
+        try:
+            yield
+        finally:
+            self.arriving -= 1
 
     def close(self) -> None:
         self._queue.put(None)
@@ -500,11 +516,18 @@ class MicroBatcher:
             if job is None:
                 return
             jobs, size = [job], job.n
+            deadline = time.monotonic() + self.max_wait_s
             while size < self.max_batch_size:
                 try:
                     more = self._queue.get_nowait()
                 except queue.Empty:
-                    break
+                    wait = deadline - time.monotonic()
+                    if self.arriving <= 0 or wait <= 0:
+                        break  # nobody else is coming (soon enough)
+                    try:
+                        more = self._queue.get(timeout=min(wait, 0.0005))
+                    except queue.Empty:
+                        continue
                 if more is None:
                     self._queue.put(None)
                     break
@@ -603,7 +626,8 @@ def parse_json(raw: bytes) -> Any:
 
 def create_app(model_dir: str, model_name: str = DEFAULT_MODEL_NAME, allowed_roots: Sequence[str] = (),
                max_instances: int = DEFAULT_MAX_INSTANCES, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-               max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, warm_up: bool = True,
+               max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS,
+               warm_up: bool = True,
                extra_predict_routes: Sequence[str] = (), health_routes: Sequence[str] = ()):
     """The ASGI app: loads the model (and warms it up) before it is returned."""
     import contextlib
@@ -616,7 +640,7 @@ def create_app(model_dir: str, model_name: str = DEFAULT_MODEL_NAME, allowed_roo
     model = FlowersModel(model_dir, model_name, allowed_roots, max_instances)
     if warm_up:
         model.warm_up()
-    batcher = MicroBatcher(model, max(max_batch_size, max_instances))
+    batcher = MicroBatcher(model, max_batch_size, batch_wait_ms)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -651,8 +675,9 @@ def create_app(model_dir: str, model_name: str = DEFAULT_MODEL_NAME, allowed_roo
         return json_response({**model.metadata(), "batching": stats})
 
     async def predict(request):
-        body = parse_json(await read_body(request, max_body_bytes))
-        parsed = model.parse(body)
+        with batcher.tracking():
+            body = parse_json(await read_body(request, max_body_bytes))
+            parsed = model.parse(body)
         outputs = await batcher.submit(parsed.signature, parsed.inputs, parsed.n)
         return json_response({"predictions": model.rows(parsed, outputs)})
 
@@ -692,6 +717,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--max_instances", type=int, default=DEFAULT_MAX_INSTANCES)
     ap.add_argument("--max_body_bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
     ap.add_argument("--max_batch_size", type=int, default=DEFAULT_MAX_BATCH_SIZE)
+    ap.add_argument("--batch_wait_ms", type=float, default=DEFAULT_BATCH_WAIT_MS,
+                    help="how long the model thread waits for requests already in progress (0: never)")
     ap.add_argument("--log_level", default="warning")
     ap.add_argument("--access_log", action="store_true")
     args = ap.parse_args(argv)
@@ -707,7 +734,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     extra = [env_route for env_route in (os.environ.get("AIP_PREDICT_ROUTE"),) if env_route]
     health = [env_route for env_route in (os.environ.get("AIP_HEALTH_ROUTE"),) if env_route]
     app = create_app(args.model_dir, args.model_name, args.allowed_root, args.max_instances,
-                     args.max_body_bytes, args.max_batch_size, extra_predict_routes=extra, health_routes=health)
+                     args.max_body_bytes, args.max_batch_size, args.batch_wait_ms,
+                     extra_predict_routes=extra, health_routes=health)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log)
 
 
