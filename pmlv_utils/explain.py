@@ -397,10 +397,13 @@ def explain(images, target_classes=None, method: str = "ig", model: ExplainableM
     - ``xrai``: ``steps``, ``baselines`` (('black', 'white')), ``integration``, ``seed``,
       ``algorithm`` ('full' | 'fast').
     - ``gradcam``: none (``from_keras`` models only).
-    - ``lime``: ``num_samples`` (1000), ``n_segments`` (40), ``seed`` (1).
-    - ``kernelshap``: ``num_samples`` (1000), ``n_segments`` (40), ``seed`` (1).
+    - ``lime``: ``num_samples`` (1000), ``n_segments`` (40), ``seed`` (1), ``hide`` ('mean').
+    - ``kernelshap``: ``num_samples`` (1000), ``n_segments`` (40), ``seed`` (1), ``hide``.
     - ``anchors``: ``threshold`` (0.95), ``p_sample`` (0.5), ``n_segments`` (40), ``seed`` (1),
-      ``batch_size`` (100).
+      ``batch_size`` (100), ``hide``.
+
+    ``hide`` (one of :data:`HIDE_MODES`) is how the perturbation methods switch a superpixel
+    off: its mean colour (the libraries' default), or grey, or black.
     """
     if method not in METHODS:
         raise ValueError(f"method: unknown {method!r}; choose one of {METHODS}")
@@ -617,6 +620,20 @@ def segment_means(image: np.ndarray, segments: np.ndarray) -> np.ndarray:
     return means[segments].astype(np.float32)
 
 
+HIDE_MODES = ("mean", "grey", "black")  # how a switched-off superpixel is filled
+_HIDE_VALUES = {"grey": 0.5, "black": 0.0}
+
+
+def hidden_image(image: np.ndarray, segments: np.ndarray, hide: str = "mean") -> np.ndarray:
+    """The image with every superpixel switched off: its mean colour (LIME's and alibi's
+    default), or a constant grey or black."""
+    if hide == "mean":
+        return segment_means(image, segments)
+    if hide in _HIDE_VALUES:
+        return np.full(image.shape, _HIDE_VALUES[hide], np.float32)
+    raise ValueError(f"hide: unknown {hide!r}; choose one of {HIDE_MODES}")
+
+
 def segment_map(segments: np.ndarray, weights: dict[int, float] | np.ndarray) -> np.ndarray:
     """A pixel map [H, W] holding each superpixel's weight."""
     values = np.zeros(segments.max() + 1, np.float32)
@@ -648,9 +665,10 @@ def _quiet_lime(lime_image_module):
         lime_image_module.tqdm = original
 
 
-def _run_lime(images, targets, model, num_samples=1000, n_segments=40, seed=1, batch_size=100):
+def _run_lime(images, targets, model, num_samples=1000, n_segments=40, seed=1, batch_size=100, hide="mean"):
     from lime import lime_image
 
+    hidden_image(images[0], np.zeros(images.shape[1:3], int), hide)  # validates `hide`
     maps, details = [], {"segments": [], "score": [], "local_pred": []}
     for x, t in zip(images, targets):
         segments = superpixels(x, n_segments)
@@ -658,7 +676,7 @@ def _run_lime(images, targets, model, num_samples=1000, n_segments=40, seed=1, b
         with _quiet_lime(lime_image):
             exp = explainer.explain_instance(
                 x.astype(np.float64), lambda batch: model.predict(batch), labels=(int(t),), top_labels=None,
-                hide_color=None, num_samples=int(num_samples), batch_size=int(batch_size),
+                hide_color=_HIDE_VALUES.get(hide), num_samples=int(num_samples), batch_size=int(batch_size),
                 segmentation_fn=lambda _img, s=segments: s, random_seed=seed)
         maps.append(segment_map(segments, dict(exp.local_exp[int(t)])))
         details["segments"].append(segments)
@@ -667,13 +685,13 @@ def _run_lime(images, targets, model, num_samples=1000, n_segments=40, seed=1, b
     return np.stack(maps), None, details
 
 
-def _run_kernelshap(images, targets, model, num_samples=1000, n_segments=40, seed=1):
+def _run_kernelshap(images, targets, model, num_samples=1000, n_segments=40, seed=1, hide="mean"):
     import shap
 
     maps, details = [], {"segments": [], "expected_value": []}
     for x, t in zip(images, targets):
         segments = superpixels(x, n_segments)
-        off = segment_means(x, segments)
+        off = hidden_image(x, segments, hide)
         n_seg = int(segments.max()) + 1
 
         def f(z, x=x, off=off, segments=segments, t=t):
@@ -691,9 +709,33 @@ def _run_kernelshap(images, targets, model, num_samples=1000, n_segments=40, see
     return np.stack(maps), None, details
 
 
-def _run_anchors(images, targets, model, threshold=0.95, p_sample=0.5, n_segments=40, seed=1,
-                 batch_size=100):
+def _anchor_image_class():
+    """alibi's AnchorImage, with switched-off superpixels filled by our hidden image.
+
+    alibi 0.5.5 fills them with their mean colour only (its ``images_background`` option fails
+    on background index 0), so ``perturbation`` -- same inputs and outputs as alibi's -- is
+    overridden to use the same "off" image as LIME and KernelSHAP.
+    """
     from alibi.explainers import AnchorImage
+
+    class AnchorImageWithHide(AnchorImage):
+        hidden: np.ndarray | None = None
+
+        def perturbation(self, anchor, num_samples):
+            if self.hidden is None:
+                return super().perturbation(anchor, num_samples)
+            segments_mask = self._choose_superpixels(num_samples, p_sample=self.p_sample)
+            segments_mask[:, anchor] = 1  # the anchor's superpixels stay on
+            keep = segments_mask[:, self.segments].astype(bool)[..., None]
+            return np.where(keep, self.image[None], self.hidden[None]), segments_mask
+
+    return AnchorImageWithHide
+
+
+def _run_anchors(images, targets, model, threshold=0.95, p_sample=0.5, n_segments=40, seed=1,
+                 batch_size=100, hide="mean"):
+    AnchorImage = _anchor_image_class()
+    hidden_image(images[0], np.zeros(images.shape[1:3], int), hide)  # validates `hide`
 
     maps = []
     details = {"segments": [], "precision": [], "coverage": [], "anchor_segments": [], "explained": []}
@@ -707,6 +749,7 @@ def _run_anchors(images, targets, model, threshold=0.95, p_sample=0.5, n_segment
         with _numpy_global_seed(seed):
             explainer = AnchorImage(is_target, x.shape, segmentation_fn=lambda _img, s=segments: s,
                                     seed=seed)
+            explainer.hidden = hidden_image(x, segments, hide)
             exp = explainer.explain(x, threshold=threshold, p_sample=p_sample, batch_size=int(batch_size))
         anchor = [int(s) for s in exp.data["raw"]["feature"]]
         maps.append(np.isin(segments, anchor).astype(np.float32))
@@ -724,9 +767,9 @@ _RUNNERS = {"ig": _run_ig, "xrai": _run_xrai, "gradcam": _run_gradcam, "lime": _
 _OPTIONS = {"ig": ("steps", "baseline", "integration", "seed"),
             "xrai": ("steps", "baselines", "integration", "seed", "algorithm"),
             "gradcam": (),
-            "lime": ("num_samples", "n_segments", "seed", "batch_size"),
-            "kernelshap": ("num_samples", "n_segments", "seed"),
-            "anchors": ("threshold", "p_sample", "n_segments", "seed", "batch_size")}
+            "lime": ("num_samples", "n_segments", "seed", "batch_size", "hide"),
+            "kernelshap": ("num_samples", "n_segments", "seed", "hide"),
+            "anchors": ("threshold", "p_sample", "n_segments", "seed", "batch_size", "hide")}
 
 
 # --------------------------------------------------------------------------------------

@@ -63,6 +63,9 @@ def test_every_method_returns_one_map_per_image(method, model, images):
 
 
 def test_model_calls_count_images(model, images):
+    before = model.calls()
+    model.warm_up()
+    assert model.calls() == before  # tracing runs are not counted
     steps = 8
     result = ex.explain(images, [0, 1], "ig", model, steps=steps, integration="gausslegendre")
     # steps gradient evaluations per image + one forward pass of each image and the baseline
@@ -139,6 +142,8 @@ def test_black_box_refuses_gradient_methods(keras_model, images):
     for method in ex.GRADIENT_METHODS:
         with pytest.raises(ValueError, match="black box"):
             ex.explain(images, [0, 0], method, box)
+    with pytest.raises(ValueError, match="no gradients"):
+        box.target_gradients(images, [0, 0])
     result = ex.explain(images[:1], [1], "lime", box, num_samples=100)
     assert result.attributions.shape == (1, SIZE, SIZE)
 
@@ -279,14 +284,31 @@ def test_lime_stability_is_one_for_a_deterministic_explainer(model, images):
     assert ex.LIME_STABILITY_SEEDS == (1, 11, 21, 31, 41, 51, 61, 71, 81)
 
 
-def test_kernelshap_is_efficient(model, images):
+@pytest.mark.parametrize("hide", ex.HIDE_MODES)
+def test_kernelshap_is_efficient(hide, model, images):
     """KernelSHAP values of the superpixels add up to f(image) - f(all superpixels off)."""
-    result = ex.explain(images[:1], [2], "kernelshap", model, num_samples=300)
+    result = ex.explain(images[:1], [2], "kernelshap", model, num_samples=300, hide=hide)
     segments = result.extra["segments"][0]
     per_segment = [result.attributions[0][segments == s][0] for s in range(segments.max() + 1)]
-    off = ex.segment_means(images[0], segments)
+    off = ex.hidden_image(images[0], segments, hide)
     probs = model.predict(np.stack([images[0], off]))[:, 2]
     assert sum(per_segment) == pytest.approx(probs[0] - probs[1], abs=1e-4)
+
+
+def test_hide_modes_switch_superpixels_off(model, images):
+    segments = ex.superpixels(images[0])
+    assert segments.min() == 0 and len(np.unique(segments)) == segments.max() + 1
+    means = ex.hidden_image(images[0], segments, "mean")
+    for s in range(segments.max() + 1):
+        pixels = images[0][segments == s]
+        np.testing.assert_allclose(means[segments == s], np.broadcast_to(pixels.mean(axis=0), pixels.shape), atol=1e-5)
+    assert np.all(ex.hidden_image(images[0], segments, "grey") == 0.5)
+    with pytest.raises(ValueError, match="hide"):
+        ex.explain(images[:1], [0], "lime", model, hide="blur")
+    anchors = ex.explain(images[:1], [0], "anchors", model, hide="black", batch_size=50)
+    anchor = set(anchors.extra["anchor_segments"][0])
+    expected = np.isin(anchors.extra["segments"][0], list(anchor))
+    np.testing.assert_array_equal(anchors.attributions[0] == 1, expected)
 
 
 def test_png_round_trip():
