@@ -11,7 +11,7 @@ import statistics
 import time
 from typing import Any, Callable, Mapping
 
-__all__ = ["time_it", "timing_table", "plot_speedups"]
+__all__ = ["time_it", "timing_table", "plot_speedups", "plot_rates"]
 
 
 def time_it(fn: Callable[..., Any], repeats: int = 3, setup: Callable[[], Any] | None = None,
@@ -118,14 +118,43 @@ def plot_speedups(tables: Mapping[str, Any], column: str = "speedup", book_colum
                       label="book", alpha=0.6)
         for label, x in (reference or {}).items():
             axis.axvline(x, linestyle="--", color="gray")
-            axis.text(x, len(df) - 0.5, f" {label}", fontsize=8, color="gray", va="bottom")
+            axis.text(x, -0.55, f" {label}", fontsize=8, color="gray", va="bottom")
         if log:
             axis.set_xscale("log")
         axis.set_yticks(y, df.index)
         axis.invert_yaxis()
         axis.set_xlabel(f"{column} (× the first row)")
         axis.set_title(panel)
-        axis.legend(loc="lower right", fontsize=8)
+        axis.legend(loc="best", fontsize=8)
     fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_rates(tables: Mapping[str, Any], ceiling: float, fraction: float | None = 0.8,
+               column: str = "items_per_s", title: str = "Images per second against the ceiling"):
+    """Horizontal bars of each row's rate, grouped by table, with the ceiling (and a
+    ``fraction`` of it) as vertical lines. Returns the matplotlib Figure."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    labels, values, groups = [], [], []
+    for panel, df in tables.items():
+        labels += [f"{panel}: {name}" for name in df.index]
+        values += list(df[column])
+        groups += [panel] * len(df)
+    colours = {g: f"C{i}" for i, g in enumerate(dict.fromkeys(groups))}
+    fig, ax = plt.subplots(figsize=(8, 0.4 * len(labels) + 1.5))
+    y = np.arange(len(labels))
+    ax.barh(y, values, color=[colours[g] for g in groups])
+    ax.axvline(ceiling, color="gray", linestyle="--")
+    ax.text(ceiling, -0.6, " ceiling", color="gray", fontsize=8, va="bottom")
+    if fraction:
+        ax.axvline(fraction * ceiling, color="gray", linestyle=":")
+        ax.text(fraction * ceiling, -0.6, f"{fraction:g}× ", color="gray", fontsize=8, va="bottom", ha="right")
+    ax.set_yticks(y, labels)
+    ax.invert_yaxis()
+    ax.set_xlabel("images per second (wall)")
+    ax.set_title(title, pad=16)
     fig.tight_layout()
     return fig

@@ -59,3 +59,12 @@ def test_plot_speedups_draws_one_panel_per_table():
     df = timing.timing_table(results, book={"plain": 2.0, "fast": 1.0})
     fig = timing.plot_speedups({"a": df, "b": df}, reference={"goal": 3})
     assert len(fig.axes) == 2
+
+
+def test_plot_rates_one_bar_per_row():
+    import matplotlib
+    matplotlib.use("Agg")
+    results = {"plain": {"cpu_s": 4.0, "wall_s": 8.0}, "fast": {"cpu_s": 6.0, "wall_s": 2.0}}
+    df = timing.timing_table(results, items=100)
+    fig = timing.plot_rates({"read": df, "train": df}, ceiling=60.0)
+    assert len(fig.axes[0].patches) == 4
