@@ -1,7 +1,7 @@
 """The course as a Kubeflow pipeline (kfp v2): dataset -> train -> export -> evaluate -> gate -> deploy.
 
-Five lightweight Python components, each a thin wrapper around a ``*_step`` function of this
-module (which calls the rest of pmlv_utils), so the same code runs
+Lightweight Python components, each a thin wrapper around a ``*_step`` function of this module
+(which calls the rest of pmlv_utils), so the same code runs
 
 * locally, in kfp's local runner (``kfp.local.SubprocessRunner(use_venv=False)``: every step is
   a subprocess of this Python; no Docker needed) -- :func:`run_local`;
@@ -531,6 +531,32 @@ def pipeline_steps(path: str | os.PathLike = COMPILED_PIPELINE) -> list[str]:
     return [n for n in nx.lexicographical_topological_sort(graph) if n not in groups]
 
 
+def describe_steps(path: str | os.PathLike = COMPILED_PIPELINE):
+    """A table of the compiled pipeline's steps: inputs, outputs, cached or not, when it runs."""
+    import pandas as pd
+
+    spec = load_compiled(path).pipeline_spec
+    rows = []
+
+    def walk(dag, gate: str = "") -> None:
+        for name, task in dag.tasks.items():
+            component = spec.components[task.component_ref.name]
+            if component.WhichOneof("implementation") == "dag":
+                walk(component.dag, task.task_info.name)
+                continue
+            inputs, outputs = component.input_definitions, component.output_definitions
+            rows.append(dict(
+                step=name,
+                artifacts_in=", ".join(sorted(inputs.artifacts)),
+                parameters_in=", ".join(sorted(inputs.parameters)),
+                outputs=", ".join(sorted([*outputs.artifacts, *outputs.parameters])),
+                cached=bool(task.caching_options.enable_cache),
+                runs=f"if {gate} passes" if gate else "always"))
+
+    walk(spec.root.dag)
+    return pd.DataFrame(rows).set_index("step").loc[pipeline_steps(path)]
+
+
 _STATUS_COLOURS = {"ran": "#8fd18f", "cached": "#9ec9ef", "skipped": "#dddddd", "failed": "#f08c8c",
                    "not run": "#ffffff"}
 
@@ -708,8 +734,8 @@ class _RunTracker(io.TextIOBase):
                 self.results[step] = StepResult(step, "ran", seconds)
                 self._say(f"{' ' * len(self._number(step))} {step}: done in {seconds:.1f} s")
             else:
-                causes = [f"{e.group(1)}: {e.group(2)}" for l in self.lines.get(step, [])
-                          if (e := _EXCEPTION.match(l))]
+                causes = [f"{e.group(1)}: {e.group(2)}" for text in self.lines.get(step, [])
+                          if (e := _EXCEPTION.match(text))]
                 cause = causes[-1] if causes else f"the step exited with status {state}"
                 self.results[step] = StepResult(step, "failed", seconds, cause)
                 self._say(f"{' ' * len(self._number(step))} {step}: FAILED after {seconds:.1f} s: {cause}")
