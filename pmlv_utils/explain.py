@@ -400,7 +400,7 @@ def explain(images, target_classes=None, method: str = "ig", model: ExplainableM
     - ``lime``: ``num_samples`` (1000), ``n_segments`` (40), ``seed`` (1), ``hide`` ('mean').
     - ``kernelshap``: ``num_samples`` (1000), ``n_segments`` (40), ``seed`` (1), ``hide``.
     - ``anchors``: ``threshold`` (0.95), ``p_sample`` (0.5), ``n_segments`` (40), ``seed`` (1),
-      ``batch_size`` (100), ``hide``.
+      ``batch_size`` (100), ``hide``, ``max_anchor_size`` (None: no limit).
 
     ``hide`` (one of :data:`HIDE_MODES`) is how the perturbation methods switch a superpixel
     off: its mean colour (the libraries' default), or grey, or black.
@@ -733,7 +733,7 @@ def _anchor_image_class():
 
 
 def _run_anchors(images, targets, model, threshold=0.95, p_sample=0.5, n_segments=40, seed=1,
-                 batch_size=100, hide="mean"):
+                 batch_size=100, hide="mean", max_anchor_size=None):
     AnchorImage = _anchor_image_class()
     hidden_image(images[0], np.zeros(images.shape[1:3], int), hide)  # validates `hide`
 
@@ -750,7 +750,8 @@ def _run_anchors(images, targets, model, threshold=0.95, p_sample=0.5, n_segment
             explainer = AnchorImage(is_target, x.shape, segmentation_fn=lambda _img, s=segments: s,
                                     seed=seed)
             explainer.hidden = hidden_image(x, segments, hide)
-            exp = explainer.explain(x, threshold=threshold, p_sample=p_sample, batch_size=int(batch_size))
+            exp = explainer.explain(x, threshold=threshold, p_sample=p_sample, batch_size=int(batch_size),
+                                    max_anchor_size=max_anchor_size)
         anchor = [int(s) for s in exp.data["raw"]["feature"]]
         maps.append(np.isin(segments, anchor).astype(np.float32))
         details["segments"].append(segments)
@@ -769,7 +770,8 @@ _OPTIONS = {"ig": ("steps", "baseline", "integration", "seed"),
             "gradcam": (),
             "lime": ("num_samples", "n_segments", "seed", "batch_size", "hide"),
             "kernelshap": ("num_samples", "n_segments", "seed", "hide"),
-            "anchors": ("threshold", "p_sample", "n_segments", "seed", "batch_size", "hide")}
+            "anchors": ("threshold", "p_sample", "n_segments", "seed", "batch_size", "hide",
+                        "max_anchor_size")}
 
 
 # --------------------------------------------------------------------------------------
