@@ -24,24 +24,34 @@ import time
 
 MODES = ("cpu", "gpus_one_machine", "gpus_multiple_machines", "tpu")
 
+# One strategy object per mode and process: a second MirroredStrategy in the same process
+# reuses collective-op keys of the first and fails on models of another shape (TF 2.21).
+_STRATEGIES: dict = {}
+
 
 def create_strategy(mode: str = "cpu", tpu: str | None = None):
-    """A ``tf.distribute`` strategy for one of :data:`MODES` (ValueError otherwise)."""
+    """A ``tf.distribute`` strategy for one of :data:`MODES` (ValueError otherwise).
+
+    Without GPUs, "gpus_one_machine" mirrors over the logical CPU devices (one unless
+    :func:`use_logical_cpus` split the CPU). Asking twice for a mode gives the same object.
+    """
     if mode not in MODES:
         raise ValueError(f"distribute mode must be one of {MODES}, got {mode!r}")
     import tensorflow as tf
 
     if mode == "cpu":
         return tf.distribute.get_strategy()  # the default: one device, no-op scope
+    if mode in _STRATEGIES:
+        return _STRATEGIES[mode]
     if mode == "gpus_one_machine":
         gpus = tf.config.list_logical_devices("GPU")
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
-        return tf.distribute.MirroredStrategy(devices=devices)
+        return _STRATEGIES.setdefault(mode, tf.distribute.MirroredStrategy(devices=devices))
     if mode == "gpus_multiple_machines":
         if "TF_CONFIG" not in os.environ:
             raise ValueError("gpus_multiple_machines needs the TF_CONFIG environment variable "
                              "(cluster and task); see local_cluster_configs()")
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _STRATEGIES.setdefault(mode, tf.distribute.MultiWorkerMirroredStrategy())
     try:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
         tf.config.experimental_connect_to_cluster(resolver)
@@ -49,7 +59,7 @@ def create_strategy(mode: str = "cpu", tpu: str | None = None):
     except (ValueError, RuntimeError, tf.errors.OpError) as e:
         raise RuntimeError(f"no TPU found (tpu={tpu or 'auto'!r}): mode 'tpu' runs on a Cloud "
                            f"TPU VM or a Vertex TPU job ({type(e).__name__}: {e})") from e
-    return tf.distribute.TPUStrategy(resolver)
+    return _STRATEGIES.setdefault(mode, tf.distribute.TPUStrategy(resolver))
 
 
 def use_logical_cpus(count: int = 2) -> list[str]:
@@ -129,3 +139,31 @@ def launch_local_workers(args: list[str], num_workers: int = 2, timeout: float =
             raise RuntimeError(f"worker {r['index']} exited with {r['returncode']}; "
                                f"end of {r['log']}:\n{tail}")
     return results
+
+
+def describe_strategy(strategy) -> dict:
+    """Kind, number of replicas and devices of a strategy (for tables)."""
+    try:
+        devices = strategy.extended.worker_devices
+    except (AttributeError, RuntimeError):  # the default strategy has none to list
+        devices = ()
+    return {"strategy": type(strategy).__name__,
+            "replicas": int(strategy.num_replicas_in_sync),
+            "devices": ", ".join(d.split("/")[-1] if "device:" in d else d for d in devices) or "default"}
+
+
+def compare_weights(model_a, model_b) -> dict:
+    """How far two models' weights are apart: largest absolute difference, and the largest
+    difference relative to the weights' scale, over all variables (models or .keras paths)."""
+    import keras
+    import numpy as np
+
+    load = lambda m: keras.models.load_model(m) if isinstance(m, (str, os.PathLike)) else m  # noqa: E731
+    a, b = load(model_a), load(model_b)
+    max_abs, max_rel = 0.0, 0.0
+    for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
+        diff = float(np.max(np.abs(wa - wb))) if wa.size else 0.0
+        scale = float(np.max(np.abs(wa))) if wa.size else 0.0
+        max_abs = max(max_abs, diff)
+        max_rel = max(max_rel, diff / scale if scale else 0.0)
+    return {"max_abs_diff": max_abs, "max_rel_diff": max_rel, "num_variables": len(a.get_weights())}

@@ -25,12 +25,15 @@ def build_model(model_kind: str = "small_cnn", num_classes: int = 5, img_size: i
                 num_hidden: int = 16, crop_ratio: float = DEFAULT_CROP_RATIO,
                 with_color_distort: bool = True, weights: str | None = None,
                 lrate: float = 1e-3, seed: int | None = 42, l2: float = 0.0,
-                augment: bool = True, compile: bool = True) -> keras.Model:
+                augment: bool = True, decay_steps: int | None = None,
+                compile: bool = True) -> keras.Model:
     """A compiled classifier taking float32 ``[None, img_size, img_size, 3]`` in [0, 1].
 
     weights (mobilenetv2 only): None (random init, whole network trained), a local
     ``.h5`` file of no-top weights, or ``"imagenet"`` (downloads: needs the network).
     With pretrained weights the backbone is frozen (transfer learning, as in the book).
+    decay_steps: if given, the learning rate follows a cosine decay from ``lrate`` to
+    5% of it over that many steps (the trainer passes steps per epoch x epochs).
     """
     if model_kind not in MODEL_KINDS:
         raise ValueError(f"model_kind must be one of {MODEL_KINDS}, got {model_kind!r}")
@@ -58,24 +61,29 @@ def build_model(model_kind: str = "small_cnn", num_classes: int = 5, img_size: i
                                  name="flower_prob")(x)
     model = keras.Model(inputs, outputs, name=f"flowers_{model_kind}")
     if compile:
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate=lrate),
+        learning_rate = lrate
+        if decay_steps:
+            learning_rate = keras.optimizers.schedules.CosineDecay(lrate, int(decay_steps), alpha=0.05)
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
                       loss=keras.losses.SparseCategoricalCrossentropy(),
                       metrics=["accuracy"])
     return model
 
 
-def _small_cnn_features(x, seed_of):
-    """Three conv blocks and global average pooling (~25k parameters).
+def _small_cnn_features(x, seed_of, filters=(32, 64, 128, 128)):
+    """Four conv blocks (3x3 conv, batch norm, ReLU; max-pool after the first three)
+    and global average pooling: ~240k parameters, ~4 s an epoch on 800 64px images.
 
     BatchNormalization momentum 0.9 (Keras: 0.99): a quick run has only ~100 steps, too few
     for the slower moving averages that inference uses to settle."""
-    for i, filters in enumerate((16, 32, 64)):
-        x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
+    for i, width in enumerate(filters):
+        x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False,
                                 kernel_initializer=keras.initializers.HeNormal(seed_of(10 + i)),
                                 name=f"conv{i + 1}")(x)
-        x = keras.layers.BatchNormalization(momentum=0.9, name=f"bn{i + 1}")(x)
+        x = keras.layers.BatchNormalization(momentum=0.9, synchronized=True,
+                                            name=f"bn{i + 1}")(x)
         x = keras.layers.ReLU(name=f"relu{i + 1}")(x)
-        if i < 2:
+        if i < len(filters) - 1:
             x = keras.layers.MaxPooling2D(2, name=f"pool{i + 1}")(x)
     return keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
 

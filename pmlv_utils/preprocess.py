@@ -80,14 +80,16 @@ def crop_size(img_size: int, crop_ratio: float) -> int:
 
 @keras.saving.register_keras_serializable(package="pmlv")
 class RandomCropOrCenter(keras.layers.Layer):
-    """Crop ``height`` x ``width`` windows: random per image in training, centred otherwise.
+    """Crop ``height`` x ``width`` windows: random per image in training, centred otherwise
+    (always centred with ``random=False``).
 
     The output has the same size (so the same pixel scale) in training and at inference.
     """
 
-    def __init__(self, height: int, width: int, seed: int | None = None, **kwargs):
+    def __init__(self, height: int, width: int, seed: int | None = None, random: bool = True,
+                 **kwargs):
         super().__init__(**kwargs)
-        self.height, self.width, self.seed = int(height), int(width), seed
+        self.height, self.width, self.seed, self.random = int(height), int(width), seed, random
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, images, training=None):
@@ -97,7 +99,7 @@ class RandomCropOrCenter(keras.layers.Layer):
         if in_h < self.height or in_w < self.width:
             raise ValueError(f"{self.name}: cannot crop {self.height}x{self.width} "
                              f"from {in_h}x{in_w} images")
-        if not training:
+        if not (training and self.random):
             top, left = (in_h - self.height) // 2, (in_w - self.width) // 2
             return images[:, top:top + self.height, left:left + self.width, :]
         batch = tf.shape(images)[0]
@@ -118,7 +120,7 @@ class RandomCropOrCenter(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "height": self.height, "width": self.width,
-                "seed": self.seed}
+                "seed": self.seed, "random": self.random}
 
 
 def augmentation_layers(img_size: int, crop_ratio: float = 0.75, with_color_distort: bool = True,
@@ -131,7 +133,7 @@ def augmentation_layers(img_size: int, crop_ratio: float = 0.75, with_color_dist
     size = crop_size(img_size, crop_ratio)
     sub = (lambda k: None) if seed is None else (lambda k: seed * 10 + k)
     if not augment:
-        return [RandomCropOrCenter(size, size, seed=sub(1), name="center_crop")]
+        return [RandomCropOrCenter(size, size, random=False, name="center_crop")]
     layers = [RandomCropOrCenter(size, size, seed=sub(1), name="random_crop"),
               keras.layers.RandomFlip("horizontal", seed=sub(2), name="random_lr_flip")]
     if with_color_distort:

@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="side of the (random in training, centre at inference) crop, as a fraction")
     p.add_argument("--with_color_distort", type=str_to_bool, nargs="?", const=True, default=True,
                    help="True or False (random brightness and contrast in training)")
+    p.add_argument("--augment", type=str_to_bool, default=True,
+                   help="False: no random crop/flip/colour (centre crop only), e.g. to compare "
+                        "distributed runs step by step")
     p.add_argument("--l2", type=float, default=0.0, help="L2 regularisation of the dense layers")
     p.add_argument("--distribute", default="cpu", choices=MODES)
     p.add_argument("--resume", action="store_true",
@@ -71,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model_kind", default="small_cnn", choices=MODEL_KINDS)
     p.add_argument("--weights", default=None,
                    help="mobilenetv2 only: a local no-top weights file, or 'imagenet' (network)")
-    p.add_argument("--patience", type=int, default=3, help="early stopping patience (epochs)")
+    p.add_argument("--patience", type=int, default=5, help="early stopping patience (epochs)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--no_export", action="store_true", help="skip the SavedModel export")
     return p
@@ -92,7 +95,8 @@ def main(argv=None) -> int:
         lrate=args.lrate, num_hidden=args.num_hidden, crop_ratio=args.crop_ratio,
         with_color_distort=args.with_color_distort, model_kind=args.model_kind,
         pattern=args.pattern, distribute=args.distribute, resume=args.resume, seed=args.seed,
-        patience=args.patience, l2=args.l2, weights=args.weights, export=not args.no_export,
+        patience=args.patience, l2=args.l2, weights=args.weights, augment=args.augment,
+        export=not args.no_export,
         strategy=strategy)
     summary = {k: metrics[k] for k in ("train_accuracy", "val_accuracy", "test_accuracy",
                                        "best_epoch", "epochs_run", "seconds")}

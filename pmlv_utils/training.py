@@ -206,6 +206,21 @@ def report_tuning_metric(value: float, global_step: int, job_dir: str,
 # The trainer
 # --------------------------------------------------------------------------------------
 
+def _enable_op_determinism():
+    """Turn on TF op determinism (process-wide); return a function that turns it back off
+    if it was off (through TF's private switch, when that exists), else None."""
+    import tensorflow as tf
+
+    try:
+        from tensorflow.python.framework import config as tf_config
+        was_on = tf_config.is_op_determinism_enabled()
+        switch_off = tf_config.disable_op_determinism
+    except (ImportError, AttributeError):
+        was_on, switch_off = True, None
+    tf.config.experimental.enable_op_determinism()
+    return None if was_on or switch_off is None else switch_off
+
+
 def _is_chief(strategy) -> bool:
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not getattr(resolver, "task_type", None):
@@ -221,7 +236,7 @@ def train_and_export(job_dir: str, input_topdir: str, labels_file: str, img_size
                      num_hidden: int = 16, crop_ratio: float | None = None,
                      with_color_distort: bool = True, model_kind: str = "small_cnn",
                      pattern: str = "-*", distribute: str = "cpu", resume: bool = False,
-                     seed: int = 42, patience: int = 3, l2: float = 0.0, weights=None,
+                     seed: int = 42, patience: int = 5, l2: float = 0.0, weights=None,
                      augment: bool = True, export: bool = True, strategy=None,
                      deterministic: bool = True, verbose: int = 2, log=print) -> dict:
     """Train on ``<input_topdir>/train<pattern>``, early-stop on ``valid<pattern>``, test on
@@ -230,7 +245,8 @@ def train_and_export(job_dir: str, input_topdir: str, labels_file: str, img_size
     distribute: "cpu", "gpus_one_machine", "gpus_multiple_machines" or "tpu"
         (:func:`pmlv_utils.distribute.create_strategy`), or pass a ready ``strategy``.
     resume: continue from ``checkpoints/last.keras`` at the saved epoch (same settings).
-    deterministic: enable TensorFlow's op determinism (same seed -> same weights on CPU).
+    deterministic: enable TensorFlow's op determinism while training (same seed -> same
+        weights on CPU, also across processes; without it oneDNN's threaded kernels vary).
     Under MultiWorkerMirroredStrategy only the chief writes to ``job_dir``; the other
     workers write to a temporary folder that is removed at the end.
     """
@@ -241,11 +257,7 @@ def train_and_export(job_dir: str, input_topdir: str, labels_file: str, img_size
     strategy = strategy or dist.create_strategy(distribute)
 
     import keras
-    import tensorflow as tf
-    from . import dataset_files, ingest
-    from .export import export_model
-    from .model import build_model, count_params
-    from .preprocess import RandomCropOrCenter  # noqa: F401  (registers it for loading)
+    from . import dataset_files
 
     start_time = time.perf_counter()
     crop_ratio = DEFAULT_CROP_RATIO if crop_ratio is None else float(crop_ratio)
@@ -257,23 +269,8 @@ def train_and_export(job_dir: str, input_topdir: str, labels_file: str, img_size
                     pattern=pattern, distribute=distribute, weights=weights, labels=labels,
                     num_replicas=int(strategy.num_replicas_in_sync),
                     trainer_version=TRAINER_VERSION)
-
-    # Input: every split's shards are listed and read once, so a pattern that matches
-    # nothing or a broken shard stops here with an error naming it.
     patterns = {s: split_pattern(input_topdir, s, pattern) for s in ("train", "valid", "test")}
-    counts = {}
-    for split in ("train", "valid", "test"):
-        try:
-            files = ingest.list_shards(patterns[split])
-        except FileNotFoundError:
-            if split == "test":
-                log(f"no test shards match {patterns['test']!r}: test accuracy not measured")
-                continue
-            raise
-        counts[split] = sum(ingest.check_shards(files).values())
-        if counts[split] == 0:
-            raise ValueError(f"the shards matching {patterns[split]!r} hold no records")
-    log(f"images: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    counts = count_split_records(patterns, log)
 
     chief = _is_chief(strategy)
     out_dir = str(job_dir) if chief else tempfile.mkdtemp(prefix="pmlv_worker_")
@@ -283,27 +280,99 @@ def train_and_export(job_dir: str, input_topdir: str, labels_file: str, img_size
     os.makedirs(ckpt_dir, exist_ok=True)
 
     keras.utils.set_random_seed(seed)
-    if deterministic:
-        tf.config.experimental.enable_op_determinism()
+    restore_determinism = _enable_op_determinism() if deterministic else None
+    try:
+        state = _fit(strategy, settings, patterns, counts, ckpt_dir, resume, weights, verbose, log)
+        metrics = _evaluate_and_export(state, settings, patterns, counts, out_dir, export)
+    finally:
+        if restore_determinism:
+            restore_determinism()
+        if not chief:
+            shutil.rmtree(out_dir, ignore_errors=True)
+    metrics["seconds"] = round(time.perf_counter() - start_time, 2)
+    if chief:
+        _write_json(os.path.join(out_dir, "metrics.json"), metrics)
+        metrics["hypertune"] = report_tuning_metric(state["best_val_accuracy"],
+                                                    state["epochs_done"], out_dir)
+    test = metrics["test_accuracy"]
+    log(f"best epoch {state['best_epoch']}/{state['epochs_done']}: "
+        f"train {metrics['train_accuracy']:.4f}, val {metrics['val_accuracy']:.4f}, "
+        f"test {'-' if test is None else f'{test:.4f}'} ({metrics['seconds']:.0f} s)")
+    return metrics
 
+
+def count_split_records(patterns: dict, log=print) -> dict:
+    """``{split: number of records}``; every shard is read once, so a pattern that matches
+    nothing or a broken shard stops here with an error naming it (a missing test split
+    is allowed: no test accuracy then)."""
+    from . import ingest
+
+    counts = {}
+    for split, pattern in patterns.items():
+        try:
+            files = ingest.list_shards(pattern)
+        except FileNotFoundError:
+            if split == "test":
+                log(f"no test shards match {pattern!r}: test accuracy not measured")
+                continue
+            raise
+        counts[split] = sum(ingest.check_shards(files).values())
+        if counts[split] == 0:
+            raise ValueError(f"the shards matching {pattern!r} hold no records")
+    log("images: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return counts
+
+
+def first_batch_size(num_records: int, batch_size: int, num_replicas: int) -> int:
+    """The batch size to use for a split so its first batch splits evenly over replicas.
+
+    Keras 3.15 peeks at the first batch of a distributed dataset and averages it across
+    replicas, which fails ("AddN ... must have the same size") when that batch is short
+    and splits unevenly, e.g. 18 validation images in a batch of 32 -> 16 + 2.
+    """
+    if num_replicas <= 1 or num_records >= batch_size:
+        return batch_size
+    return max(num_replicas, num_records - num_records % num_replicas)
+
+
+def _fit(strategy, settings, patterns, counts, ckpt_dir, resume, weights, verbose, log) -> dict:
+    """Build (or reload for resume) and fit the model; returns the training state."""
+    import keras
+    import tensorflow as tf
+    from . import ingest
+    from .model import build_model
+    from .preprocess import RandomCropOrCenter  # noqa: F401  (registers it for loading)
+
+    img_size, num_epochs, seed = settings["img_size"], settings["num_epochs"], settings["seed"]
+    replicas = settings["num_replicas"]
+    batch = {s: first_batch_size(counts[s], settings["batch_size"], replicas)
+             for s in ("train", "valid")}
     cache = counts["train"] * img_size * img_size * 3 * 4 < CACHE_LIMIT_BYTES
-    # Known lengths let Keras show progress and skip its "ran out of data" warning.
-    steps = {s: math.ceil(n / batch_size) for s, n in counts.items()}
-    train_ds = ingest.make_dataset(patterns["train"], batch_size, img_size, training=True,
+    train_ds = ingest.make_dataset(patterns["train"], batch["train"], img_size, training=True,
                                    shuffle_seed=seed, cache=cache, validate=False)
-    valid_ds = ingest.make_dataset(patterns["valid"], batch_size, img_size, training=False,
+    valid_ds = ingest.make_dataset(patterns["valid"], batch["valid"], img_size, training=False,
                                    cache=cache, validate=False)
+    # Known lengths let Keras show progress and skip its "ran out of data" warning.
+    steps = {s: math.ceil(counts[s] / batch[s]) for s in batch}
     train_ds = train_ds.apply(tf.data.experimental.assert_cardinality(steps["train"]))
     valid_ds = valid_ds.apply(tf.data.experimental.assert_cardinality(steps["valid"]))
+    if getattr(strategy, "cluster_resolver", None) is not None:
+        # Every worker reads all records and keeps its share of each global batch, so
+        # the batches are those of a one-machine run (FILE sharding would need at least
+        # one shard per worker and changes the order).
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        train_ds, valid_ds = train_ds.with_options(options), valid_ds.with_options(options)
 
-    state = load_state(out_dir) if resume else None
+    state = load_state(os.path.dirname(ckpt_dir)) if resume else None
     last_path = os.path.join(ckpt_dir, "last.keras")
     with strategy.scope():
         if state and os.path.exists(last_path):
             changed = {k: (state["settings"].get(k), settings[k]) for k in RESUME_KEYS
                        if state["settings"].get(k) != settings[k]}
             if changed:
-                raise ValueError(f"cannot resume {job_dir}: settings differ (saved, now): {changed}")
+                raise ValueError(f"cannot resume from {ckpt_dir}: settings differ "
+                                 f"(saved, now): {changed}")
             model = keras.models.load_model(last_path)
             log(f"resuming after epoch {state['epochs_done']} (best so far: epoch "
                 f"{state['best_epoch']}, val_accuracy {state['best_val_accuracy']:.4f})")
@@ -311,38 +380,124 @@ def train_and_export(job_dir: str, input_topdir: str, labels_file: str, img_size
             if resume:
                 log(f"nothing to resume in {ckpt_dir}: starting from epoch 0")
             state = None
-            model = build_model(model_kind, num_classes=len(labels), img_size=img_size,
-                                num_hidden=num_hidden, crop_ratio=crop_ratio,
-                                with_color_distort=with_color_distort, weights=weights,
-                                lrate=lrate, seed=seed, l2=l2, augment=augment)
+            model = build_model(settings["model_kind"], num_classes=len(settings["labels"]),
+                                img_size=img_size, num_hidden=settings["num_hidden"],
+                                crop_ratio=settings["crop_ratio"],
+                                with_color_distort=settings["with_color_distort"],
+                                weights=weights, lrate=settings["lrate"], seed=seed,
+                                l2=settings["l2"], augment=settings["augment"],
+                                decay_steps=steps["train"] * num_epochs)
     state = state or dict(epochs_done=0, best_epoch=None, best_val_accuracy=None, wait=0,
                           stopped_early=False, history={})
     state["settings"] = settings
 
-    initial_epoch = state["epochs_done"]
-    if state["stopped_early"] or initial_epoch >= num_epochs:
-        log(f"training already finished at epoch {initial_epoch}")
+    start = time.perf_counter()
+    if state["stopped_early"] or state["epochs_done"] >= num_epochs:
+        log(f"training already finished at epoch {state['epochs_done']}")
     else:
-        callback = _checkpoint_callback()(ckpt_dir, patience, state, log=log)
-        model.fit(train_ds, validation_data=valid_ds, epochs=num_epochs,
-                  initial_epoch=initial_epoch, callbacks=[callback], verbose=verbose,
-                  shuffle=False)  # the dataset shuffles itself
-    train_seconds = time.perf_counter() - start_time
+        callback = _checkpoint_callback()(ckpt_dir, settings["patience"], state, log=log)
+        if getattr(strategy, "cluster_resolver", None) is not None:
+            fit_multi_worker(model, strategy, train_ds, valid_ds, num_epochs,
+                             state["epochs_done"], callback, log if verbose else None)
+        else:
+            model.fit(train_ds, validation_data=valid_ds, epochs=num_epochs,
+                      initial_epoch=state["epochs_done"], callbacks=[callback],
+                      verbose=verbose, shuffle=False)  # the dataset shuffles itself
+    state["fit_seconds"] = round(time.perf_counter() - start, 2)
+    return state
 
-    # Everything below uses the best checkpoint, not the last epoch.
-    best = keras.models.load_model(os.path.join(ckpt_dir, "best.keras"))
+
+def fit_multi_worker(model, strategy, train_ds, valid_ds, num_epochs: int, initial_epoch: int,
+                     callback, log=print) -> dict:
+    """``model.fit`` for MultiWorkerMirroredStrategy, as a custom loop.
+
+    Keras 3's ``fit`` fails under MultiWorkerMirroredStrategy (keras-team/keras#20585).
+    This loop does what ``fit`` does with a strategy: each replica's mean loss is divided
+    by the number of replicas, the optimizer sums the gradients over replicas; so one
+    step is the same as one ``fit`` step on the whole global batch. Callbacks get
+    ``on_epoch_end`` with the same logs as ``fit`` (accuracy, loss, val_accuracy,
+    val_loss) and can stop training. Returns the history.
+    """
+    import keras
+    import tensorflow as tf
+
+    replicas = strategy.num_replicas_in_sync
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(reduction=None)
+    with strategy.scope():
+        model.optimizer.build(model.trainable_variables)
+    callback.set_model(model)
+
+    def sums(labels, probs):
+        per_example = loss_fn(labels, probs)
+        correct = tf.cast(tf.equal(tf.argmax(probs, axis=1), tf.cast(labels, tf.int64)), tf.float32)
+        return (tf.reduce_sum(per_example), tf.reduce_sum(correct),
+                tf.cast(tf.shape(labels)[0], tf.float32), tf.reduce_mean(per_example))
+
+    def train_replica(images, labels):
+        with tf.GradientTape() as tape:
+            probs = model(images, training=True)
+            loss_sum, correct, n, mean_loss = sums(labels, probs)
+            loss = mean_loss + (tf.add_n(model.losses) if model.losses else 0.0)
+            scaled = loss / replicas
+        grads = tape.gradient(scaled, model.trainable_variables)
+        model.optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss_sum, correct, n
+
+    def eval_replica(images, labels):
+        loss_sum, correct, n, _ = sums(labels, model(images, training=False))
+        return loss_sum, correct, n
+
+    def reduced(fn):
+        @tf.function
+        def step(batch):
+            per_replica = strategy.run(fn, args=batch)
+            return [strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for v in per_replica]
+        return step
+
+    train_step, eval_step = reduced(train_replica), reduced(eval_replica)
+    dist_train = strategy.experimental_distribute_dataset(train_ds)
+    dist_valid = strategy.experimental_distribute_dataset(valid_ds)
+    history: dict = {}
+    for epoch in range(initial_epoch, num_epochs):
+        start = time.perf_counter()
+        logs = {}
+        for prefix, dataset, step in (("", dist_train, train_step), ("val_", dist_valid, eval_step)):
+            totals = np.zeros(3)
+            for batch in dataset:
+                totals += [float(v) for v in step(batch)]
+            logs[f"{prefix}accuracy"] = totals[1] / totals[2]
+            logs[f"{prefix}loss"] = totals[0] / totals[2]
+        for key, value in logs.items():
+            history.setdefault(key, []).append(value)
+        if log:
+            log(f"Epoch {epoch + 1}/{num_epochs} - {time.perf_counter() - start:.0f}s - "
+                + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
+        callback.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    return history
+
+
+def _evaluate_and_export(state, settings, patterns, counts, out_dir, export) -> dict:
+    """Metrics of the BEST checkpoint on every split, the curves plot, and the export."""
+    import keras
+    from .export import export_model
+    from .model import count_params
+
+    img_size, labels = settings["img_size"], settings["labels"]
+    best = keras.models.load_model(os.path.join(out_dir, "checkpoints", "best.keras"))
     results = {split: evaluate(best, patterns[split], img_size, labels) for split in counts}
+    test = results.get("test")
     metrics = {
         "train_accuracy": results["train"]["accuracy"],
         "val_accuracy": results["valid"]["accuracy"],
-        "test_accuracy": results["test"]["accuracy"] if "test" in results else None,
-        "test_confusion_matrix": results["test"]["confusion_matrix"] if "test" in results else None,
+        "test_accuracy": test["accuracy"] if test else None,
+        "test_confusion_matrix": test["confusion_matrix"] if test else None,
         "best_epoch": state["best_epoch"],
         "epochs_run": state["epochs_done"],
         "stopped_early": state["stopped_early"],
         "num_images": counts,
-        "seconds": round(time.perf_counter() - start_time, 2),
-        "train_seconds": round(train_seconds, 2),
+        "fit_seconds": state["fit_seconds"],
         "params": count_params(best),
         "settings": settings,
         "history": state["history"],
@@ -350,23 +505,15 @@ def train_and_export(job_dir: str, input_topdir: str, labels_file: str, img_size
     }
     plot_training_curves(state["history"], state["best_epoch"],
                          os.path.join(out_dir, "training_curves.png"),
-                         title=f"{model_kind}, {img_size}px, best epoch {state['best_epoch']}")
+                         title=f"{settings['model_kind']}, {img_size}px, "
+                               f"best epoch {state['best_epoch']}")
     if export:
-        export_model(best, os.path.join(out_dir, "export"), labels, img_size, model_kind,
+        export_model(best, os.path.join(out_dir, "export"), labels, img_size,
+                     settings["model_kind"],
                      extra_info={"best_epoch": state["best_epoch"],
                                  "val_accuracy": metrics["val_accuracy"],
                                  "test_accuracy": metrics["test_accuracy"],
                                  "trainer_version": TRAINER_VERSION})
-    metrics["seconds"] = round(time.perf_counter() - start_time, 2)
-    _write_json(os.path.join(out_dir, "metrics.json"), metrics)
-    metrics["hypertune"] = report_tuning_metric(state["best_val_accuracy"], state["epochs_done"],
-                                                out_dir)
-    log(f"best epoch {state['best_epoch']}/{state['epochs_done']}: "
-        f"train {metrics['train_accuracy']:.4f}, val {metrics['val_accuracy']:.4f}, "
-        f"test {metrics['test_accuracy'] if metrics['test_accuracy'] is None else round(metrics['test_accuracy'], 4)}"
-        f" ({metrics['seconds']:.0f} s)")
-    if not chief:
-        shutil.rmtree(out_dir, ignore_errors=True)
     return metrics
 
 
