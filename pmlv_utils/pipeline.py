@@ -67,6 +67,7 @@ STEP_MODULES = {
     "export-model": ("export", "tflite"),
     "evaluate-model": ("training", "export"),
 }
+FINGERPRINT_OUTPUTS = ("data_version", "dataset_code", "train_code", "export_code", "evaluate_code")
 GATE_NAME = "accuracy-gate"
 COMPILED_PIPELINE = ws.REPO_ROOT / "10_mlops" / "pipeline" / "flowers_pipeline.yaml"
 DEFAULT_ACCURACY_THRESHOLD = 0.7
@@ -441,7 +442,9 @@ def make_pipeline(base_image: str = BASE_IMAGE):
         endpoint_name: str = "flowers",
         workspace: str = "",
     ) -> NamedTuple("PipelineOutputs", tfrecords=Dataset, trained=Model, exported=Model,
-                    metrics=Metrics, confusion=ClassificationMetrics, accuracy=float):
+                    metrics=Metrics, confusion=ClassificationMetrics, accuracy=float,
+                    data_version=str, dataset_code=str, train_code=str, export_code=str,
+                    evaluate_code=str):
         versions = fingerprint_op(data_csv=data_csv, labels_file=labels_file).set_caching_options(False)
         dataset = create_dataset_op(
             data_csv=data_csv, labels_file=labels_file, images_per_class=images_per_class, seed=seed,
@@ -459,10 +462,13 @@ def make_pipeline(base_image: str = BASE_IMAGE):
             deploy_op(exported=exported.outputs["exported"], deploy_dir=deploy_dir, project=project,
                       region=region, endpoint_name=endpoint_name).set_caching_options(False)
         outputs = NamedTuple("PipelineOutputs", tfrecords=Dataset, trained=Model, exported=Model,
-                             metrics=Metrics, confusion=ClassificationMetrics, accuracy=float)
+                             metrics=Metrics, confusion=ClassificationMetrics, accuracy=float,
+                             data_version=str, dataset_code=str, train_code=str, export_code=str,
+                             evaluate_code=str)
         return outputs(dataset.outputs["tfrecords"], trained.outputs["trained"],
                        exported.outputs["exported"], evaluated.outputs["metrics"],
-                       evaluated.outputs["confusion"], evaluated.outputs["Output"])
+                       evaluated.outputs["confusion"], evaluated.outputs["Output"],
+                       *(versions.outputs[k] for k in FINGERPRINT_OUTPUTS))
 
     return flowers_pipeline
 
@@ -669,6 +675,11 @@ class PipelineRun:
             return "not evaluated"
         verdict = "passed" if self.accuracy >= threshold else "did NOT pass"
         return f"test accuracy {self.accuracy:.3f} {verdict} the gate (>= {threshold})"
+
+    @property
+    def fingerprints(self) -> dict[str, str]:
+        """The hashes ``fingerprint-inputs`` computed: data_version and each step's code."""
+        return {k: self.outputs[k] for k in FINGERPRINT_OUTPUTS if k in self.outputs}
 
     def table(self):
         """The steps as a pandas DataFrame (step, status, seconds, note)."""
@@ -947,7 +958,7 @@ def watch_folder(folder: str | os.PathLike, on_change: Callable[[Path], Any], kn
 
 
 def make_data_folder(source_csv: str | os.PathLike, dest: str | os.PathLike) -> Path:
-    """Copy a data set into ``dest`` as a self-contained folder (``<label>/<file>`` images,
+    """Copy a (local) data set into ``dest`` as a self-contained folder (``<label>/<file>`` images,
     ``all_data.csv`` with relative paths, ``dict.txt``): a "landing folder" for new images.
     Returns the new CSV. Replaces ``dest`` if it exists."""
     from . import dataset_files
@@ -956,7 +967,9 @@ def make_data_folder(source_csv: str | os.PathLike, dest: str | os.PathLike) -> 
     if dest.exists():
         shutil.rmtree(dest)
     lines = []
-    for row in dataset_files.read_all_data(str(source_csv), report=None):
+    base = dataset_files.csv_folder(str(source_csv))
+    for number, text in enumerate(Path(source_csv).read_text().splitlines(), start=1):
+        row = dataset_files.parse_csv_line(number, text, base)
         if row.problem:
             continue
         target = dest / row.label / Path(row.path).name
@@ -976,7 +989,7 @@ def add_new_images(data_csv: str | os.PathLike, images_per_class: int, seed: int
 
     folder = Path(data_csv).parent
     with tempfile.TemporaryDirectory() as tmp:
-        synthetic.generate_dataset(tmp, images_per_class=images_per_class, seed=seed)
+        synthetic.generate_dataset(tmp, images_per_class=images_per_class, seed=seed, progress=False)
         new_lines = []
         for line in (Path(tmp) / "flower_photos" / "all_data.csv").read_text().splitlines():
             path, label = line.rsplit(",", 1)
