@@ -83,8 +83,9 @@ def run_course(workspace=None, images_per_class: int = ws.DEFAULT_IMAGES_PER_CLA
     """Run the whole job; returns the summary dict. Raises CourseError / PipelineStepError."""
     job_start = time.perf_counter()
     root = ws.workspace_dir(workspace)
-    print(f"workspace: {ws.display_path(root)}   settings: {images_per_class} images per class, "
-          f"seed {seed}, {img_size}px, {epochs} epochs, deploy gate: test accuracy >= {accuracy_threshold}")
+    print(f"workspace: {ws.display_path(root).removesuffix('/.')} (--workspace or $PMLV_WORKSPACE; "
+          f"default ./workspace)\nsettings: {images_per_class} images per class, seed {seed}, "
+          f"{img_size}px, {epochs} epochs; deploy gate: test accuracy >= {accuracy_threshold}")
     timings = {}
 
     _header(1, 4, "synthetic data")
