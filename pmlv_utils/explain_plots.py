@@ -75,7 +75,7 @@ def plot_explanation_grid(images: np.ndarray, attributions: np.ndarray,
     plt = _plt()
     n = len(images)
     rows = 3 if recoloured else 2
-    fig, axes = plt.subplots(rows, n, figsize=(2.3 * n, 2.3 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, n, figsize=(1.9 * n, 1.9 * rows), squeeze=False)
     for i in range(n):
         axes[0, i].imshow(np.clip(images[i], 0, 1))
         if titles is not None:
@@ -103,7 +103,7 @@ def plot_method_comparison(images: np.ndarray, maps_by_method: Mapping[str, np.n
     plt = _plt()
     methods = list(maps_by_method)
     n = len(images)
-    fig, axes = plt.subplots(n, len(methods) + 1, figsize=(2.1 * (len(methods) + 1), 2.1 * n),
+    fig, axes = plt.subplots(n, len(methods) + 1, figsize=(1.8 * (len(methods) + 1), 1.8 * n),
                              squeeze=False)
     for i in range(n):
         axes[i, 0].imshow(np.clip(images[i], 0, 1))
@@ -179,7 +179,7 @@ def plot_lime_stability(image: np.ndarray, masks: Sequence[np.ndarray], seeds: S
     n = len(masks)
     cols = 3 if n == 9 else min(n, 5)
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.2 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 1.9 * rows), squeeze=False)
     for ax, mask, seed in zip(axes.ravel(), masks, seeds):
         shown = np.asarray(image, np.float64) * (0.3 + 0.7 * np.asarray(mask, float)[..., None])
         ax.imshow(np.clip(shown, 0, 1))
