@@ -70,9 +70,10 @@ def serve_one_prediction(deployed: Path, image: str, label: str, data_root: Path
     clf = tflite.TFLiteClassifier(deployed / pipeline.TFLITE_NAME)
     size = clf.image_shape[0]
     probabilities = clf.predict(np.asarray(preprocess.read_and_preprocess(image, size, size)))[0]
+    best = int(np.argmax(probabilities))
     return dict(truth=label, server_label=row["flower_type_str"],
                 server_probability=float(max(row["probability"])),
-                tflite_label=clf.labels[int(np.argmax(probabilities))] if clf.labels else str(np.argmax(probabilities)),
+                tflite_label=clf.labels[best] if clf.labels else str(best),
                 server_start_s=started, request_ms=1000 * latency)
 
 
@@ -113,25 +114,28 @@ def run_course(workspace=None, images_per_class: int = ws.DEFAULT_IMAGES_PER_CLA
     image, label = pick_test_image(all_data)
     served = serve_one_prediction(run.deploy_dir, image, label, all_data.parent)
     print(f"    {Path(image).parent.name}/{Path(image).name}: truth {served['truth']}, server says "
-          f"{served['server_label']} (p={served['server_probability']:.2f}), TFLite says {served['tflite_label']}")
+          f"{served['server_label']} (p={served['server_probability']:.2f}), "
+          f"TFLite says {served['tflite_label']}")
     timings["serving"] = _done(start)
 
     _header(4, 4, "summary")
-    summary = _summary(run, data_dir, all_data, served, timings, time.perf_counter() - job_start)
+    summary = _summary(run, all_data, served, timings, time.perf_counter() - job_start)
     print(format_summary(summary))
     return summary
 
 
-def _summary(run: pipeline.PipelineRun, data_dir: Path, all_data: Path, served: dict,
-             timings: dict, seconds: float) -> dict:
+def _summary(run: pipeline.PipelineRun, all_data: Path, served: dict, timings: dict,
+             seconds: float) -> dict:
     import json
 
-    counts = {k: int(v) for k, v in run.outputs["tfrecords"].metadata.items() if isinstance(v, (int, float))}
+    counts = {k: int(v) for k, v in run.outputs["tfrecords"].metadata.items()
+              if isinstance(v, (int, float))}
     deployed = run.deploy_dir
     info = json.loads((deployed / "deploy_info.json").read_text())
     return dict(
         results={
-            "images (train / valid / test)": f"{counts.get('train')} / {counts.get('valid')} / {counts.get('test')}",
+            "images (train / valid / test)":
+                f"{counts.get('train')} / {counts.get('valid')} / {counts.get('test')}",
             "lines rejected (dead-letter)": counts.get("rejected"),
             "test accuracy (exported model)": f"{run.accuracy:.3f}",
             "deploy gate": run.gate_message,
@@ -139,13 +143,15 @@ def _summary(run: pipeline.PipelineRun, data_dir: Path, all_data: Path, served: 
             "TFLite float32 size": f"{info['tflite_bytes'] / 1e6:.3f} MB",
             "served prediction": f"{served['server_label']} (truth {served['truth']}); "
                                  f"TFLite: {served['tflite_label']}",
-            "server start / one request": f"{served['server_start_s']:.1f} s / {served['request_ms']:.0f} ms",
+            "server start / one request":
+                f"{served['server_start_s']:.1f} s / {served['request_ms']:.0f} ms",
         },
         artifacts={
             "data CSV": ws.display_path(all_data),
             "TFRecords": ws.display_path(run.outputs["tfrecords"].path),
             "trainer job dir": ws.display_path(run.outputs["trained"].path),
-            "training curves": ws.display_path(Path(run.outputs["trained"].path) / "training_curves.png"),
+            "training curves":
+                ws.display_path(Path(run.outputs["trained"].path) / "training_curves.png"),
             "exported SavedModel": ws.display_path(run.outputs["exported"].path),
             "deployed model (served)": ws.display_path(deployed / "saved_model"),
             "deployed TFLite": ws.display_path(deployed / pipeline.TFLITE_NAME),
@@ -163,14 +169,16 @@ def format_summary(summary: dict) -> str:
 
     parts = ["results:", table(summary["results"].items(), 32),
              "where everything is:", table(summary["artifacts"].items(), 32),
-             "pipeline steps:", table(((s, f"{st:<8} {sec:6.1f} s") for s, st, sec in summary["steps"]), 32),
+             "pipeline steps:",
+             table(((s, f"{st:<8} {sec:6.1f} s") for s, st, sec in summary["steps"]), 32),
              "job timings:", table(((k, f"{v:6.1f} s") for k, v in summary["timings"].items()), 32)]
     return "\n".join(parts)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m pmlv_utils.course", description=__doc__.split("\n")[0])
-    ap.add_argument("--workspace", default=None, help="artifact folder (default: $PMLV_WORKSPACE or ./workspace)")
+    ap.add_argument("--workspace", default=None,
+                    help="artifact folder (default: $PMLV_WORKSPACE or ./workspace)")
     ap.add_argument("--quick", action="store_true",
                     help=f"tiny settings for a smoke test: {QUICK} (the gate is off: threshold 0)")
     ap.add_argument("--images-per-class", type=int)
