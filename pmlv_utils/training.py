@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 
-TRAINER_VERSION = "1"
+TRAINER_VERSION = "2"
 
 # The book's search space (07_training/flowers/hparam.yaml), used by hparam_search().
 BOOK_SEARCH_SPACE = {

@@ -1,0 +1,217 @@
+"""pmlv_utils.training / pmlv_utils.train: artifacts, best-weights export, resume, errors.
+
+The data is a tiny colour-coded 5-class set (one hue per class on a dark noisy
+background) written as GZIP TFRecords in the course's schema, small enough that a
+2-epoch run on 28-pixel images takes seconds.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+Image = pytest.importorskip("PIL.Image")
+
+from pmlv_utils import tfrecords, training  # noqa: E402
+
+CLASSES = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
+HUES = np.array([[230, 230, 230], [230, 205, 25], [205, 25, 50], [230, 128, 0], [150, 25, 150]])
+FAST = dict(img_size=28, batch_size=8, verbose=0, log=lambda *a, **k: None)
+
+
+def make_tiny_flowers(folder, per_class=10, seed=0) -> dict:
+    """JPEGs + dict.txt + train/valid/test GZIP shards; returns {split: [(path, label_int)]}."""
+    rng = np.random.default_rng(seed)
+    folder = str(folder)
+    with open(os.path.join(folder, "dict.txt"), "w") as f:
+        f.write("\n".join(CLASSES) + "\n")
+    rows = {"train": [], "valid": [], "test": []}
+    for k, label in enumerate(CLASSES):
+        os.makedirs(os.path.join(folder, label), exist_ok=True)
+        for i in range(per_class):
+            h, w = 30 + int(rng.integers(0, 8)), 30 + int(rng.integers(0, 15))
+            img = rng.uniform(0, 90, (h, w, 3))
+            top, left = rng.integers(0, h // 3), rng.integers(0, w // 3)
+            img[top:top + h // 2, left:left + w // 2] = HUES[k] + rng.normal(0, 10, 3)
+            path = os.path.join(folder, label, f"{i}.jpg")
+            Image.fromarray(np.clip(img, 0, 255).astype("uint8")).save(path, quality=92)
+            split = "test" if i % 5 == 0 else "valid" if i % 5 == 1 else "train"
+            rows[split].append((path, k, (h, w, 3)))
+    options = tf.io.TFRecordOptions(compression_type="GZIP")
+    for split, items in rows.items():
+        name = os.path.join(folder, f"{split}-00000-of-00001.gz")
+        with tf.io.TFRecordWriter(name, options) as writer:
+            for path, k, shape in items:
+                with open(path, "rb") as f:
+                    example = tfrecords.make_example(f.read(), shape, CLASSES[k], k, path)
+                writer.write(example.SerializeToString())
+    return {s: [(p, k) for p, k, _ in items] for s, items in rows.items()}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny")
+    rows = make_tiny_flowers(folder)
+    return folder, rows
+
+
+def run(job_dir, folder, **kwargs):
+    args = dict(FAST, num_epochs=2)
+    args.update(kwargs)
+    return training.train_and_export(str(job_dir), str(folder), str(folder / "dict.txt"), **args)
+
+
+def test_cli_writes_every_artifact(tiny, tmp_path):
+    folder, rows = tiny
+    job = tmp_path / "job"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pmlv_utils.train", "--job-dir", str(job), "--input_topdir",
+         str(folder), "--pattern=-*", "--num_epochs", "2", "--batch_size", "8", "--img_size", "28",
+         "--with_color_distort", "False", "--lrate", "0.003"],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    for name in ("checkpoints/best.keras", "checkpoints/last.keras", "checkpoints/state.json",
+                 "export/saved_model.pb", "export/assets.extra/labels.txt",
+                 "export/assets.extra/model_info.json", "training_curves.png", "metrics.json",
+                 "hypertune.json"):
+        assert (job / name).exists(), name
+    metrics = json.loads((job / "metrics.json").read_text())
+    assert metrics["num_images"] == {"train": 30, "valid": 10, "test": 10}
+    assert metrics["epochs_run"] == 2 and summary["epochs_run"] == 2
+    assert metrics["settings"]["with_color_distort"] is False
+    assert metrics["settings"]["lrate"] == 0.003
+    assert len(metrics["test_confusion_matrix"]) == 5
+    assert sum(map(sum, metrics["test_confusion_matrix"])) == 10
+    hyper = json.loads((job / "hypertune.json").read_text())
+    assert hyper["hyperparameter_metric_tag"] == "accuracy"
+    assert hyper["metric_value"] == max(metrics["history"]["val_accuracy"])
+
+
+def test_export_holds_the_best_epoch_not_the_last(tiny, tmp_path):
+    folder, _ = tiny
+    m = run(tmp_path / "job", folder, num_epochs=4, lrate=0.01, patience=10)
+    history = m["history"]["val_accuracy"]
+    assert m["best_epoch"] == int(np.argmax(history)) + 1  # first best epoch
+    valid = training.split_pattern(str(folder), "valid")
+    # the exported model scores exactly the recorded val accuracy of the best checkpoint
+    assert training.evaluate(str(tmp_path / "job" / "export"), valid, 28)["accuracy"] == \
+        pytest.approx(m["val_accuracy"])
+    assert m["val_accuracy"] == pytest.approx(history[m["best_epoch"] - 1], abs=1e-6)
+
+
+def test_training_learns_the_tiny_set(tiny, tmp_path):
+    folder, _ = tiny
+    m = run(tmp_path / "job", folder, num_epochs=8, lrate=0.01, with_color_distort=False,
+            export=False)
+    assert m["val_accuracy"] >= 0.6  # chance is 0.2
+
+
+def test_resume_continues_from_the_saved_epoch(tiny, tmp_path):
+    folder, _ = tiny
+    job = tmp_path / "job"
+    first = run(job, folder, num_epochs=2, export=False)
+    state = training.load_state(job)
+    assert state["epochs_done"] == 2
+    messages = []
+    second = run(job, folder, num_epochs=3, resume=True, export=False, log=messages.append)
+    assert any("resuming after epoch 2" in m for m in messages)
+    assert second["epochs_run"] == 3
+    for key in ("loss", "val_accuracy"):
+        assert len(second["history"][key]) == 3
+        assert second["history"][key][:2] == first["history"][key]  # earlier epochs kept
+    import keras
+    steps = 30 // 8 + 1
+    last = keras.models.load_model(job / "checkpoints" / "last.keras")
+    assert int(last.optimizer.iterations.numpy()) == 3 * steps  # 2 epochs + 1 more, not 1
+
+
+def test_without_resume_starts_over(tiny, tmp_path):
+    folder, _ = tiny
+    job = tmp_path / "job"
+    run(job, folder, num_epochs=2, export=False)
+    again = run(job, folder, num_epochs=1, export=False)
+    assert again["epochs_run"] == 1
+
+
+def test_resume_refuses_other_settings(tiny, tmp_path):
+    folder, _ = tiny
+    job = tmp_path / "job"
+    run(job, folder, num_epochs=1, export=False)
+    with pytest.raises(ValueError, match="settings differ"):
+        run(job, folder, num_epochs=2, resume=True, num_hidden=8, export=False)
+
+
+def test_resume_after_finishing_trains_no_more(tiny, tmp_path):
+    folder, _ = tiny
+    job = tmp_path / "job"
+    run(job, folder, num_epochs=1, export=False)
+    messages = []
+    m = run(job, folder, num_epochs=1, resume=True, export=False, log=messages.append)
+    assert m["epochs_run"] == 1 and any("already finished" in s for s in messages)
+
+
+def test_pattern_matching_nothing_names_the_pattern(tiny, tmp_path):
+    folder, _ = tiny
+    with pytest.raises(FileNotFoundError, match="train-nothing"):
+        run(tmp_path / "job", folder, pattern="-nothing*")
+    assert not (tmp_path / "job" / "checkpoints").exists()
+
+
+def test_unreadable_shard_names_the_file(tiny, tmp_path):
+    folder, _ = tiny
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for split in ("train", "valid", "test"):
+        (broken / f"{split}-00000-of-00001.gz").write_bytes(
+            (folder / f"{split}-00000-of-00001.gz").read_bytes())
+    (broken / "dict.txt").write_text((folder / "dict.txt").read_text())
+    (broken / "valid-00000-of-00001.gz").write_bytes(b"this is not gzip")
+    with pytest.raises(ValueError, match="valid-00000-of-00001.gz"):
+        run(tmp_path / "job", broken)
+
+
+def test_evaluate_confusion_matrix(tiny, tmp_path):
+    folder, rows = tiny
+    from pmlv_utils.model import build_model
+    model = build_model(img_size=28)
+    result = training.evaluate(model, training.split_pattern(str(folder), "test"), 28, CLASSES)
+    cm = np.array(result["confusion_matrix"])
+    assert cm.shape == (5, 5) and cm.sum() == result["n"] == len(rows["test"])
+    assert result["accuracy"] == pytest.approx(np.trace(cm) / cm.sum())
+    np.testing.assert_array_equal(cm.sum(axis=1), [2, 2, 2, 2, 2])  # true labels per class
+
+
+def test_search_space_samples_stay_in_range():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        p = training.sample_hparams(training.BOOK_SEARCH_SPACE, rng)
+        assert 0.0 <= p["l2"] <= 0.2 and 0.5 <= p["crop_ratio"] <= 0.8
+        assert p["batch_size"] in (16, 32, 64) and p["num_hidden"] in (8, 16, 24)
+        assert p["with_color_distort"] in (False, True)
+    with pytest.raises(ValueError, match="unknown search-space kind"):
+        training.sample_hparams({"x": ("normal", 0, 1)}, rng)
+
+
+def test_hparam_search_ranks_trials_by_validation(tiny, tmp_path):
+    folder, _ = tiny
+    trials = training.hparam_search(str(tmp_path / "hp"), str(folder), str(folder / "dict.txt"),
+                                    num_trials=2, seed=1, num_epochs=1, img_size=28,
+                                    log=lambda *a: None)
+    assert len(trials) == 2
+    assert trials[0]["val_accuracy"] >= trials[1]["val_accuracy"]
+    assert json.loads((tmp_path / "hp" / "hparam_trials.json").read_text()) == trials
+    assert not (tmp_path / "hp" / "trial_0" / "export").exists()
+
+
+def test_first_batch_size_splits_evenly():
+    assert training.first_batch_size(18, 32, 2) == 18
+    assert training.first_batch_size(17, 32, 2) == 16
+    assert training.first_batch_size(95, 32, 2) == 32
+    assert training.first_batch_size(18, 32, 1) == 32
