@@ -48,8 +48,10 @@ def default_labels_file(input_topdir: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m pmlv_utils.train", description=__doc__.split("\n")[0])
-    p.add_argument("--job-dir", "--job_dir", dest="job_dir", required=True,
-                   help="output folder (checkpoints, export, metrics); Vertex sets it")
+    p.add_argument("--job-dir", "--job_dir", dest="job_dir",
+                   default=os.environ.get("AIP_MODEL_DIR"),
+                   help="output folder (checkpoints, export, metrics); default on Vertex: "
+                        "$AIP_MODEL_DIR")
     p.add_argument("--input_topdir", required=True, help="folder of the train/valid/test TFRecords")
     p.add_argument("--labels_file", default=None,
                    help="dict.txt (default: in input_topdir, or ../flower_photos/dict.txt)")
@@ -80,8 +82,54 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def local_job_dir(job_dir: str) -> str:
+    """The trainer writes with plain file I/O: a ``gs://`` job dir is used through the
+    Cloud Storage FUSE mount ``/gcs/<bucket>/...`` that Vertex training machines have."""
+    if not job_dir.startswith("gs://"):
+        return job_dir
+    if os.path.isdir("/gcs"):
+        return "/gcs/" + job_dir[len("gs://"):]
+    raise ValueError(f"--job-dir {job_dir}: a gs:// output folder needs the /gcs FUSE mount "
+                     f"(Vertex training); elsewhere give a local folder")
+
+
+VERTEX_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "07_training", "vertex")
+VERTEX_CONFIGS = ("cpu", "gpus_one_machine", "gpus_multiple_machines", "tpu", "hparam")
+
+
+def render_vertex_config(name: str, bucket: str, out_path: str) -> str:
+    """Write ``07_training/vertex/<name>.yaml`` with ``${BUCKET}`` filled in; return its path."""
+    if name not in VERTEX_CONFIGS:
+        raise ValueError(f"Vertex config must be one of {VERTEX_CONFIGS}, got {name!r}")
+    if not bucket or "/" in bucket or bucket.startswith("gs:"):
+        raise ValueError(f"bucket must be a bare bucket name, got {bucket!r}")
+    with open(os.path.join(VERTEX_DIR, f"{name}.yaml")) as f:
+        text = f.read().replace("${BUCKET}", bucket)
+    with open(out_path, "w") as f:
+        f.write(text)
+    return out_path
+
+
+def vertex_submit_command(name: str, config_path: str, project: str, region: str,
+                          display_name: str | None = None, max_trials: int = 20,
+                          parallel_trials: int = 2) -> list[str]:
+    """The ``gcloud`` command that submits a rendered config (custom job or tuning job)."""
+    display_name = display_name or f"flowers_{name}"
+    common = [f"--region={region}", f"--project={project}", f"--display-name={display_name}",
+              f"--config={config_path}"]
+    if name == "hparam":
+        return ["gcloud", "ai", "hp-tuning-jobs", "create", *common,
+                f"--max-trial-count={max_trials}", f"--parallel-trial-count={parallel_trials}"]
+    return ["gcloud", "ai", "custom-jobs", "create", *common]
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.job_dir:
+        parser.error("--job-dir is required (or set AIP_MODEL_DIR)")
+    args.job_dir = local_job_dir(args.job_dir)
     # The strategy first: MultiWorkerMirroredStrategy must exist before TF starts up.
     from .distribute import create_strategy
     strategy = create_strategy(args.distribute)

@@ -215,3 +215,34 @@ def test_first_batch_size_splits_evenly():
     assert training.first_batch_size(17, 32, 2) == 16
     assert training.first_batch_size(95, 32, 2) == 32
     assert training.first_batch_size(18, 32, 1) == 32
+
+
+def test_vertex_configs_render_and_parse(tmp_path):
+    yaml = pytest.importorskip("yaml")
+    from pmlv_utils import train
+    for name in train.VERTEX_CONFIGS:
+        path = train.render_vertex_config(name, "my-bucket", str(tmp_path / f"{name}.yaml"))
+        spec = yaml.safe_load(open(path))
+        text = open(path).read()
+        assert "${BUCKET}" not in text and "gs://my-bucket/" in text
+        pools = (spec.get("trialJobSpec") or spec)["workerPoolSpecs"]
+        for pool in pools:
+            assert pool["pythonPackageSpec"]["pythonModule"] == "pmlv_utils.train"
+            # every flag in the spec is one the trainer's parser accepts
+            train.build_parser().parse_args(["--job-dir", "x"] + pool["pythonPackageSpec"]["args"])
+        cmd = train.vertex_submit_command(name, path, "proj", "us-central1")
+        assert cmd[:3] == ["gcloud", "ai", "hp-tuning-jobs" if name == "hparam" else "custom-jobs"]
+    multi = yaml.safe_load(open(tmp_path / "gpus_multiple_machines.yaml"))["workerPoolSpecs"]
+    assert len(multi) == 2  # chief pool + worker pool
+    with pytest.raises(ValueError, match="bare bucket"):
+        train.render_vertex_config("cpu", "gs://b", str(tmp_path / "x.yaml"))
+
+
+def test_job_dir_mapping(monkeypatch):
+    from pmlv_utils import train
+    assert train.local_job_dir("/tmp/job") == "/tmp/job"
+    if not os.path.isdir("/gcs"):
+        with pytest.raises(ValueError, match="FUSE"):
+            train.local_job_dir("gs://b/job")
+    monkeypatch.setenv("AIP_MODEL_DIR", "/tmp/from_vertex")
+    assert train.build_parser().parse_args(["--input_topdir", "x"]).job_dir == "/tmp/from_vertex"
