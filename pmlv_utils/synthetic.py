@@ -29,8 +29,14 @@ non-sky background; otherwise the background kind is drawn uniformly. At P=0 eve
 sees every background equally often; at P=0.95 tulips are on sky about 96% of the time
 and the other classes about 0.6% of the time.
 
-The mask marks the drawn plant (flower head, and any stem or leaves drawn with it), minus
-whatever occludes it; everything else is background.
+Nuisances a model must ignore: image size and aspect ratio, position, scale, rotation and
+tilt, eight background kinds, lighting and white balance, noise, JPEG quality, grass or a
+leaf in front of the flower (20%), extra flowers of the same class (20%) and, in 25% of the
+images, a smaller flower of ANOTHER class in the background.
+
+The mask marks the drawn plant(s) of the image's class (flower head, and any stem or leaves
+drawn with it), minus whatever occludes it; everything else, including a flower of another
+class, is background.
 
 CLI::
 
@@ -42,7 +48,6 @@ from __future__ import annotations
 import argparse
 import colorsys
 import csv
-import io
 import math
 import os
 from pathlib import Path
@@ -52,13 +57,14 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 CLASSES = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 
 BACKGROUND_KINDS = ("plain", "gradient", "grass", "leaves", "sky", "noise", "soil", "bokeh")
 BIASED_CLASS = "tulips"
 BIAS_BACKGROUND = "sky"
 
 MIN_SIDE, MAX_SIDE = 96, 256
+DISTRACTOR_PROBABILITY = 0.25  # a smaller flower of another class in the background
 SUPERSAMPLE = 2  # flowers are drawn at 2x and reduced: smooth edges for little cost
 
 Rng = np.random.Generator
@@ -103,7 +109,7 @@ _FAMILIES = {
 # Petal colour families of each class with their probabilities (overlapping on purpose).
 PETAL_PALETTES = {
     "daisy": {"white": 0.55, "cream": 0.15, "pale_pink": 0.15, "pale_yellow": 0.15},
-    "dandelion": {"yellow": 0.65, "golden": 0.2, "seed_white": 0.15},
+    "dandelion": {"yellow": 0.7, "golden": 0.25, "seed_white": 0.05},
     "roses": {"red": 0.35, "pink": 0.25, "yellow": 0.1, "white": 0.1, "salmon": 0.1, "orange": 0.1},
     "sunflowers": {"yellow": 0.55, "golden": 0.25, "orange": 0.1, "bronze": 0.1},
     "tulips": {"red": 0.2, "pink": 0.15, "yellow": 0.25, "orange": 0.15, "purple": 0.15, "white": 0.1},
@@ -436,7 +442,8 @@ def _background_sky(rng: Rng, w: int, h: int) -> Image.Image:
 
 
 def _background_noise(rng: Rng, w: int, h: int) -> Image.Image:
-    coarse = rng.uniform(0, 255, (int(rng.integers(3, 8)), int(rng.integers(3, 8)), 3)).astype(np.uint8)
+    coarse = rng.uniform(0, 255, (int(rng.integers(3, 8)), int(rng.integers(3, 8)), 3))
+    coarse = (0.6 * coarse + 0.4 * coarse.mean(axis=2, keepdims=True)).astype(np.uint8)  # muted colours
     img = np.asarray(Image.fromarray(coarse).resize((w, h), Image.Resampling.BICUBIC), np.float32)
     img += rng.normal(0, rng.uniform(5, 25), (h, w, 1))
     return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
@@ -509,10 +516,12 @@ def _occluders(rng: Rng, w: int, h: int) -> Image.Image:
 
 
 def _finish(rng: Rng, rgb: np.ndarray) -> np.ndarray:
-    """Lighting (exposure, colour cast, a light gradient) and sensor noise."""
+    """Camera and light: saturation, exposure, white balance, a light gradient, contrast, noise."""
     h, w, _ = rgb.shape
     img = rgb.astype(np.float32)
-    img *= rng.uniform(0.7, 1.2) * rng.uniform(0.92, 1.08, 3)
+    grey = img.mean(axis=2, keepdims=True)
+    img = grey + (img - grey) * rng.uniform(0.65, 1.15)                # saturation
+    img *= rng.uniform(0.75, 1.15) * rng.uniform(0.86, 1.14, 3)        # exposure, white balance
     img *= 1.0 + rng.uniform(-0.25, 0.25) * (_linear_ramp(w, h, rng.uniform(0, 2 * np.pi))[..., None] - 0.5)
     mean = img.mean()
     img = (img - mean) * rng.uniform(0.8, 1.15) + mean
@@ -553,16 +562,24 @@ def render_flower(label: str, rng_or_seed, background: str | None = None,
     canvas = canvas.convert("RGBA")
     mask = np.zeros((h, w), dtype=bool)
 
-    main_r = side * flower_rng.uniform(0.34, 0.46)
-    main_centre = (w / 2 + flower_rng.uniform(-0.08, 0.08) * side, h / 2 + flower_rng.uniform(-0.08, 0.08) * side)
-    flowers = []  # (radius, centre): smaller flowers behind, the main one last
+    main_r = side * flower_rng.uniform(0.38, 0.48)
+    main_centre = (w / 2 + flower_rng.uniform(-0.06, 0.06) * side, h / 2 + flower_rng.uniform(-0.06, 0.06) * side)
+    # (label, radius, centre), drawn in this order: a smaller flower of ANOTHER class
+    # sometimes (a mixed flower bed; it is background, not in the mask), smaller flowers of
+    # the same class sometimes, the main flower last.
+    flowers = []
+    if flower_rng.random() < DISTRACTOR_PROBABILITY:
+        other = [c for c in CLASSES if c != label][int(flower_rng.integers(len(CLASSES) - 1))]
+        r = main_r * flower_rng.uniform(0.3, 0.5)
+        a, d = flower_rng.uniform(0, 2 * np.pi), main_r + r * flower_rng.uniform(0.3, 1.5)
+        flowers.append((other, r, (main_centre[0] + d * math.cos(a), main_centre[1] + d * math.sin(a))))
     for _ in range(int(flower_rng.choice([0, 0, 0, 0, 1]))):
-        flowers.append((main_r * flower_rng.uniform(0.35, 0.65),
+        flowers.append((label, main_r * flower_rng.uniform(0.35, 0.65),
                         (flower_rng.uniform(0, w), flower_rng.uniform(0, h))))
-    flowers.append((main_r, main_centre))
-    for r, centre in flowers:
-        layer, c = _flower_layer(flower_rng, label, r * SUPERSAMPLE)
-        upright = label == "tulips"
+    flowers.append((label, main_r, main_centre))
+    for kind, r, centre in flowers:
+        layer, c = _flower_layer(flower_rng, kind, r * SUPERSAMPLE)
+        upright = kind == "tulips"
         angle = flower_rng.normal(0, 0.3) if upright else flower_rng.uniform(0, 2 * np.pi)
         squash = flower_rng.uniform(0.85, 1.1) if upright else flower_rng.uniform(0.8, 1.0)
         placed = _place(layer, (c, c), (w, h), centre, angle, squash)
@@ -570,7 +587,11 @@ def render_flower(label: str, rng_or_seed, background: str | None = None,
             continue
         patch, (x, y) = placed
         canvas.alpha_composite(patch, dest=(x, y))
-        mask[y:y + patch.height, x:x + patch.width] |= np.asarray(patch.getchannel("A")) > 127
+        alpha = np.asarray(patch.getchannel("A")) > 127
+        if kind == label:
+            mask[y:y + patch.height, x:x + patch.width] |= alpha
+        else:
+            mask[y:y + patch.height, x:x + patch.width] &= ~alpha
 
     if flower_rng.random() < 0.2:
         front = _occluders(flower_rng, w, h)
@@ -619,7 +640,7 @@ def generate_dataset(output_dir: str | os.PathLike, images_per_class: int = 200,
     rows, info = [], []
     background_counts = {label: dict.fromkeys(BACKGROUND_KINDS, 0) for label in CLASSES}
     jobs = [(label, i) for label in CLASSES for i in range(images_per_class)]
-    for label, index in tqdm(jobs, desc="drawing flowers", unit="img", disable=not progress):
+    for label, index in tqdm(jobs, desc="drawing flowers", unit="img", mininterval=2, disable=not progress):
         name = f"{label}_{index:04d}"
         ci = CLASSES.index(label)
         background = background_for(label, (seed, ci, index, 2), background_bias)
