@@ -10,7 +10,7 @@ REPO = Path(__file__).resolve().parents[1]
 CHAPTER_DIRS = ("05_create_dataset", "07_training", "09_deploying", "10_mlops")
 DEFAULT_TIMEOUT = 600
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
-MACHINE_PATH = re.compile(r"/(?:work|root|home/[a-z]+)/|/tmp/tmp")
+MACHINE_PATH = re.compile(r"/(?:work|root|tmp|home/[a-z]+)/")
 
 
 def course_notebooks() -> list[Path]:

@@ -16,7 +16,7 @@ import nbformat
 import papermill
 
 REPO = Path(__file__).resolve().parents[1]
-MACHINE_PATH = re.compile(r"/(?:work|root|home/[a-z]+)/|/tmp/tmp")
+MACHINE_PATH = re.compile(r"/(?:work|root|tmp|home/[a-z]+)/")
 
 
 def main() -> int:
