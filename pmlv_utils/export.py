@@ -87,7 +87,13 @@ def export_model(model: keras.Model, export_dir: str, labels: list[str], img_siz
             tf.io.gfile.rmtree(export_dir)
         else:
             raise ValueError(f"{export_dir}: exists and is not a folder")
-    archive.write_out(export_dir, verbose=False)
+    logger = tf.get_logger()  # tf.saved_model.save logs "Assets written to: <path>" at INFO
+    level = logger.level
+    logger.setLevel("WARNING")
+    try:
+        archive.write_out(export_dir, verbose=False)
+    finally:
+        logger.setLevel(level)
 
     extra = os.path.join(export_dir, EXTRA_DIR)
     tf.io.gfile.makedirs(extra)

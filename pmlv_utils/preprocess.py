@@ -142,3 +142,15 @@ def augmentation_layers(img_size: int, crop_ratio: float = 0.75, with_color_dist
                    keras.layers.RandomContrast(0.3, value_range=(0.0, 1.0), seed=sub(4),
                                                name="random_contrast")]
     return layers
+
+
+def augmentation_examples(image, count: int = 8, crop_ratio: float = 0.75,
+                          with_color_distort: bool = True, seed: int | None = 1):
+    """What the model's first layers make of one preprocessed image ``[S, S, 3]``:
+    ``(count training-mode views, the inference-mode view)``, as numpy arrays."""
+    import numpy as np
+
+    size = int(image.shape[0])
+    layers = keras.Sequential(augmentation_layers(size, crop_ratio, with_color_distort, seed=seed))
+    batch = tf.repeat(tf.convert_to_tensor(image, tf.float32)[None], count, axis=0)
+    return np.asarray(layers(batch, training=True)), np.asarray(layers(batch[:1], training=False))[0]

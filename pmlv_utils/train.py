@@ -2,7 +2,7 @@
 
     python -m pmlv_utils.train --job-dir JOB_DIR --input_topdir TFRECORD_DIR \\
         [--labels_file dict.txt] [--pattern "-*"] [--num_epochs 15] [--batch_size 32] \\
-        [--lrate 0.001] [--num_hidden 16] [--crop_ratio 0.75] [--with_color_distort True] \\
+        [--lrate 0.002] [--num_hidden 16] [--crop_ratio 0.75] [--with_color_distort True] \\
         [--l2 0] [--distribute cpu] [--resume] [--img_size 64] [--model_kind small_cnn]
 
 Runs :func:`pmlv_utils.training.train_and_export` and prints the metrics as JSON on the
@@ -59,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="shard pattern after the split name; write it as --pattern=-*")
     p.add_argument("--num_epochs", type=int, default=15)
     p.add_argument("--batch_size", type=int, default=32)
-    p.add_argument("--lrate", type=float, default=1e-3, help="Adam learning rate")
+    p.add_argument("--lrate", type=float, default=2e-3,
+                   help="Adam learning rate at the start of its cosine decay (book: 1e-3, constant)")
     p.add_argument("--num_hidden", type=int, default=16, help="units of the last-but-one layer")
     p.add_argument("--crop_ratio", type=float, default=DEFAULT_CROP_RATIO,
                    help="side of the (random in training, centre at inference) crop, as a fraction")

@@ -59,7 +59,7 @@ def _checkpoint_callback():
 
     class CheckpointAndEarlyStop(keras.callbacks.Callback):
         """Saves best/last checkpoints and a resumable state; stops after ``patience``
-        epochs without a better val_accuracy.
+        epochs without a better val_accuracy (ties broken by val_loss).
 
         Keras' own ModelCheckpoint + EarlyStopping do the first and the last, but their
         counters restart at zero on every ``fit`` call, so a resumed run would forget how
@@ -76,9 +76,14 @@ def _checkpoint_callback():
             for key, value in logs.items():
                 s["history"].setdefault(key, []).append(float(value))
             val = float(logs.get("val_accuracy", float("nan")))
+            val_loss = float(logs.get("val_loss", float("nan")))
             s["epochs_done"] = epoch + 1
-            if s["best_val_accuracy"] is None or val > s["best_val_accuracy"]:
-                s.update(best_val_accuracy=val, best_epoch=epoch + 1, wait=0)
+            # Better: higher val_accuracy, or the same with a lower val_loss (small
+            # validation sets tie often, and a tie should not count as "no progress").
+            if s["best_val_accuracy"] is None or (val, -val_loss) > (
+                    s["best_val_accuracy"], -s.get("best_val_loss", float("inf"))):
+                s.update(best_val_accuracy=val, best_val_loss=val_loss, best_epoch=epoch + 1,
+                         wait=0)
                 _save_atomic(self.model, os.path.join(self.ckpt_dir, "best.keras"))
             else:
                 s["wait"] += 1
@@ -186,6 +191,17 @@ def plot_training_curves(history: dict, best_epoch: int | None = None, path: str
     return fig
 
 
+def list_artifacts(job_dir: str) -> list[dict]:
+    """Files a trainer run wrote (relative path and size), for a table."""
+    rows = []
+    for root, _, files in os.walk(str(job_dir)):
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            rows.append({"file": os.path.relpath(path, str(job_dir)),
+                         "KiB": round(os.path.getsize(path) / 1024, 1)})
+    return sorted(rows, key=lambda r: r["file"])
+
+
 def report_tuning_metric(value: float, global_step: int, job_dir: str,
                          tag: str = "accuracy") -> str:
     """Report the hyperparameter-tuning metric to Vertex (cloudml-hypertune) if installed,
@@ -232,7 +248,7 @@ def _is_chief(strategy) -> bool:
 
 
 def train_and_export(job_dir: str, input_topdir: str, labels_file: str, img_size: int = 64,
-                     num_epochs: int = 15, batch_size: int = 32, lrate: float = 1e-3,
+                     num_epochs: int = 15, batch_size: int = 32, lrate: float = 2e-3,
                      num_hidden: int = 16, crop_ratio: float | None = None,
                      with_color_distort: bool = True, model_kind: str = "small_cnn",
                      pattern: str = "-*", distribute: str = "cpu", resume: bool = False,
