@@ -6,7 +6,7 @@
     DIR/flower_photos/all_data.csv                 headerless ``path,label`` (absolute paths)
     DIR/flower_photos/dict.txt                     one label a line, in CLASSES order
     DIR/flower_masks/<class>/<class>_0000.png      1-bit mask: where the flower is
-    DIR/image_info.csv                             per image: background kind, size, ...
+    DIR/image_info.csv                             per image: background kind, size, other flower, ...
 
 The classes need SHAPE, not only colour: colours overlap as in real flowers (roses and tulips
 share reds, pinks and yellows; dandelions and sunflowers share yellow; daisies are white but
@@ -57,7 +57,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 CLASSES = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"
 
 BACKGROUND_KINDS = ("plain", "gradient", "grass", "leaves", "sky", "noise", "soil", "bokeh")
 BIASED_CLASS = "tulips"
@@ -537,13 +537,16 @@ def _image_size(rng: Rng) -> tuple[int, int]:
 
 
 def render_flower(label: str, rng_or_seed, background: str | None = None,
-                  size: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  size: tuple[int, int] | None = None, return_info: bool = False):
     """Draw one image of ``label``; returns (RGB uint8 [H, W, 3], mask bool [H, W]).
 
     ``rng_or_seed``: a ``numpy.random.Generator`` or anything ``numpy.random.default_rng``
     accepts (an int, or a sequence such as ``(seed, class_index, index)``).
     ``background``: one of BACKGROUND_KINDS, or None to draw one uniformly.
     ``size``: (width, height), or None to draw one (96..256 px a side).
+    ``return_info``: also return a dict describing the scene: ``background``,
+    ``other_flower`` (the class of a visible flower of another class, or None),
+    ``n_flowers`` (visible flowers of ``label``) and ``occluded`` (grass or a leaf in front).
     """
     if label not in _DRAWERS:
         raise ValueError(f"unknown flower label {label!r}; expected one of {CLASSES}")
@@ -577,6 +580,8 @@ def render_flower(label: str, rng_or_seed, background: str | None = None,
         flowers.append((label, main_r * flower_rng.uniform(0.35, 0.65),
                         (flower_rng.uniform(0, w), flower_rng.uniform(0, h))))
     flowers.append((label, main_r, main_centre))
+    info = {"background": background, "other_flower": None, "n_flowers": 0, "occluded": False}
+    visible = 0.005 * w * h  # pixels a flower needs to count as visible
     for kind, r, centre in flowers:
         layer, c = _flower_layer(flower_rng, kind, r * SUPERSAMPLE)
         upright = kind == "tulips"
@@ -590,16 +595,19 @@ def render_flower(label: str, rng_or_seed, background: str | None = None,
         alpha = np.asarray(patch.getchannel("A")) > 127
         if kind == label:
             mask[y:y + patch.height, x:x + patch.width] |= alpha
+            info["n_flowers"] += int(alpha.sum() >= visible)
         else:
             mask[y:y + patch.height, x:x + patch.width] &= ~alpha
+            info["other_flower"] = kind if alpha.sum() >= visible else None
 
     if flower_rng.random() < 0.2:
         front = _occluders(flower_rng, w, h)
         canvas.alpha_composite(front)
         mask &= ~(np.asarray(front.getchannel("A")) > 127)
+        info["occluded"] = True
 
     rgb = _finish(finish_rng, np.asarray(canvas.convert("RGB")))
-    return rgb, mask
+    return (rgb, mask, info) if return_info else (rgb, mask)
 
 
 # ----------------------------------------------------------------------------------------
@@ -644,14 +652,16 @@ def generate_dataset(output_dir: str | os.PathLike, images_per_class: int = 200,
         name = f"{label}_{index:04d}"
         ci = CLASSES.index(label)
         background = background_for(label, (seed, ci, index, 2), background_bias)
-        rgb, mask = render_flower(label, image_seed(seed, label, index), background=background)
+        rgb, mask, scene = render_flower(label, image_seed(seed, label, index), background=background,
+                                         return_info=True)
         quality = int(np.random.default_rng((seed, ci, index, 3)).integers(72, 96))
         image_path = photos / label / f"{name}.jpg"
         Image.fromarray(rgb).save(image_path, "JPEG", quality=quality)
         Image.fromarray(mask).save(masks / label / f"{name}.png")  # mode "1": one bit a pixel
         rows.append((str(image_path), label))
         info.append((f"flower_photos/{label}/{name}.jpg", label, background, rgb.shape[1], rgb.shape[0],
-                     quality, round(float(mask.mean()), 4)))
+                     quality, round(float(mask.mean()), 4), scene["other_flower"] or "",
+                     scene["n_flowers"], int(scene["occluded"])))
         background_counts[label][background] += 1
 
     all_data = photos / "all_data.csv"
@@ -662,7 +672,8 @@ def generate_dataset(output_dir: str | os.PathLike, images_per_class: int = 200,
     info_csv = root / "image_info.csv"
     with open(info_csv, "w", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(["image", "label", "background", "width", "height", "jpeg_quality", "flower_fraction"])
+        writer.writerow(["image", "label", "background", "width", "height", "jpeg_quality", "flower_fraction",
+                         "other_flower", "n_flowers", "occluded"])
         writer.writerows(info)
     return {
         "output_dir": root, "flower_photos": photos, "all_data_csv": all_data, "dict_txt": dict_txt,

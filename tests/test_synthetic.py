@@ -49,6 +49,8 @@ def test_layout_csv_and_dict(small_set):
     info = list(csv.DictReader(open(root / "image_info.csv")))
     assert [i["image"] for i in info] == [str(Path(p).relative_to(root)) for p, _ in rows]
     assert {i["background"] for i in info} <= set(BACKGROUND_KINDS)
+    assert all(i["other_flower"] in {"", *CLASSES} and i["other_flower"] != i["label"] for i in info)
+    assert all(int(i["n_flowers"]) >= 1 for i in info)
 
 
 def test_masks_match_images(small_set):
