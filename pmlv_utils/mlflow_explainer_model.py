@@ -17,6 +17,10 @@ class ExplainerModel(mlflow.pyfunc.PythonModel):
     chooses the method (``ig`` by default; any of explain.METHODS the model supports) and steps.
     """
 
+    # The signature is given explicitly when logging (tracking.explainer_signature): skip MLflow's
+    # type-hint validation, which would otherwise warn on every load that predict has no hints.
+    _skip_type_hint_validation = True
+
     def load_context(self, context) -> None:
         from pmlv_utils import explain
 
