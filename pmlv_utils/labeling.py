@@ -103,6 +103,13 @@ def load_label_json(path: str | os.PathLike, options: Mapping[str, Sequence[str]
     return validate_annotations(data, options, require_all_tasks, source=str(path))
 
 
+def restrict_to_options(annotations: Mapping, options: Mapping[str, Sequence[str]]) -> Annotations:
+    """Annotations keeping only the tasks and labels that ``options`` allows (e.g. pre-labels
+    made with a richer label set than the one being collected)."""
+    return {image: {task: [x for x in tasks.get(task, []) if x in allowed] for task, allowed in options.items()}
+            for image, tasks in annotations.items()}
+
+
 def _options_found_in(data) -> dict[str, list[str]]:
     if not isinstance(data, Mapping) or not all(isinstance(t, Mapping) for t in data.values()):
         return {}  # validate_annotations then names what is wrong
@@ -154,10 +161,10 @@ def colour_names(rgb: np.ndarray, mask: np.ndarray, min_share: float = 0.2) -> l
     names = np.full(h.shape, "", dtype=object)
     names[(h >= 0.10) & (h < 0.18)] = "yellow"
     names[(h >= 0.04) & (h < 0.10)] = "orange"
-    reddish = (h < 0.04) | (h >= 0.86)
+    reddish = (h < 0.04) | (h >= 0.83)
     names[reddish & (s >= 0.5) & ((h < 0.04) | (h >= 0.96))] = "red"
-    names[reddish & ((s < 0.5) | ((h >= 0.86) & (h < 0.96)))] = "pink"  # pale reds are pink
-    names[(h >= 0.70) & (h < 0.86)] = "purple"
+    names[reddish & ((s < 0.5) | ((h >= 0.83) & (h < 0.96)))] = "pink"  # pale reds are pink
+    names[(h >= 0.70) & (h < 0.83)] = "purple"
     names[(h >= 0.03) & (h < 0.12) & (v < 0.45)] = "brown"
     names[(s < 0.22) & (v > 0.55)] = "white"
     names[(h >= 0.18) & (h < 0.70) & (s >= 0.22)] = ""  # green / blue: not a petal colour here

@@ -105,3 +105,9 @@ def test_annotator_widget_records_clicks(tmp_path):
     ann.show(0)
     assert ann._boxes["flower"]["daisy"].value  # going back shows what was stored
     assert ann.complete() == [images[0]]
+
+
+def test_restrict_to_options():
+    rich = {"a.jpg": {"flower": ["daisy", "lily"], "color": ["red"], "size": ["big"]}}
+    assert labeling.restrict_to_options(rich, OPTIONS) == {
+        "a.jpg": {"flower": ["daisy"], "color": ["red"], "location": []}}
