@@ -19,7 +19,6 @@ import contextlib
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -228,18 +227,14 @@ class ServedModel:
                 self.process.kill()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def serve_model(model_uri: str, host: str = "127.0.0.1", port: int | None = None,
                 uri: str | None = None, workspace=None, timeout: float = 180.0) -> ServedModel:
     """Start ``mlflow models serve --env-manager local`` and wait until /ping answers."""
     import requests
 
-    port = port or _free_port()
+    from .serving import free_port
+
+    port = port or free_port(host)
     log_path = ws.workspace_dir(workspace) / f"mlflow-serve-{port}.log"
     # mlflow execs `uvicorn` by name: put this interpreter's bin folder (the venv's) first on PATH.
     env = dict(os.environ, MLFLOW_TRACKING_URI=tracking_uri(uri, workspace),
