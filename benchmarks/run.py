@@ -155,10 +155,11 @@ def p4_beam_predict(a: Artifacts) -> Result:
     with tempfile.TemporaryDirectory() as tmp:
         shared = predict.run_batch_prediction(files, str(a.export_dir), f"{tmp}/shared", mode="shared")
         naive = predict.run_batch_prediction(naive_files, str(a.export_dir), f"{tmp}/naive", mode="naive")
-        ratio = shared.images_per_second / naive.images_per_second
+        fast, slow = shared.images_per_second, naive.images_per_second  # read while the outputs exist
+    ratio = fast / slow
     return Result("P4", "Beam Shared+BatchElements / load-per-element (images/s)", ratio, "× naive", "≥ 20×",
-                  ratio >= 20, [f"shared+batched: {len(files)} images at {shared.images_per_second:.1f} images/s",
-                                f"naive: {len(naive_files)} images at {naive.images_per_second:.2f} images/s"])
+                  ratio >= 20, [f"shared+batched: {len(files)} images at {fast:.1f} images/s (job start-up included)",
+                                f"naive: {len(naive_files)} images at {slow:.2f} images/s"])
 
 
 def p5_rest(a: Artifacts) -> Result:
