@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 
-TRAINER_VERSION = "2"
+TRAINER_VERSION = "4"
 
 # The book's search space (07_training/flowers/hparam.yaml), used by hparam_search().
 BOOK_SEARCH_SPACE = {
@@ -254,13 +254,16 @@ def train_and_export(job_dir: str, input_topdir: str, labels_file: str, img_size
                      pattern: str = "-*", distribute: str = "cpu", resume: bool = False,
                      seed: int = 42, patience: int = 5, l2: float = 0.0, weights=None,
                      augment: bool = True, export: bool = True, strategy=None,
-                     deterministic: bool = True, verbose: int = 2, log=print) -> dict:
+                     deterministic: bool = True, training_loop: str = "auto",
+                     verbose: int = 2, log=print) -> dict:
     """Train on ``<input_topdir>/train<pattern>``, early-stop on ``valid<pattern>``, test on
     ``test<pattern>``, export the best weights; return (and write) the metrics dict.
 
     distribute: "cpu", "gpus_one_machine", "gpus_multiple_machines" or "tpu"
         (:func:`pmlv_utils.distribute.create_strategy`), or pass a ready ``strategy``.
     resume: continue from ``checkpoints/last.keras`` at the saved epoch (same settings).
+    training_loop: "fit" (Keras), "custom" (:func:`fit_distributed`) or "auto": ``fit``
+        with one replica, the custom loop with several (see fit_distributed for why).
     deterministic: enable TensorFlow's op determinism while training (same seed -> same
         weights on CPU, also across processes; without it oneDNN's threaded kernels vary).
     Under MultiWorkerMirroredStrategy only the chief writes to ``job_dir``; the other
@@ -298,7 +301,10 @@ def train_and_export(job_dir: str, input_topdir: str, labels_file: str, img_size
     keras.utils.set_random_seed(seed)
     restore_determinism = _enable_op_determinism() if deterministic else None
     try:
-        state = _fit(strategy, settings, patterns, counts, ckpt_dir, resume, weights, verbose, log)
+        if training_loop not in ("auto", "fit", "custom"):
+            raise ValueError(f"training_loop must be 'auto', 'fit' or 'custom', got {training_loop!r}")
+        state = _fit(strategy, settings, patterns, counts, ckpt_dir, resume, weights, verbose, log,
+                     training_loop)
         metrics = _evaluate_and_export(state, settings, patterns, counts, out_dir, export)
     finally:
         if restore_determinism:
@@ -339,19 +345,8 @@ def count_split_records(patterns: dict, log=print) -> dict:
     return counts
 
 
-def first_batch_size(num_records: int, batch_size: int, num_replicas: int) -> int:
-    """The batch size to use for a split so its first batch splits evenly over replicas.
-
-    Keras 3.15 peeks at the first batch of a distributed dataset and averages it across
-    replicas, which fails ("AddN ... must have the same size") when that batch is short
-    and splits unevenly, e.g. 18 validation images in a batch of 32 -> 16 + 2.
-    """
-    if num_replicas <= 1 or num_records >= batch_size:
-        return batch_size
-    return max(num_replicas, num_records - num_records % num_replicas)
-
-
-def _fit(strategy, settings, patterns, counts, ckpt_dir, resume, weights, verbose, log) -> dict:
+def _fit(strategy, settings, patterns, counts, ckpt_dir, resume, weights, verbose, log,
+         training_loop="auto") -> dict:
     """Build (or reload for resume) and fit the model; returns the training state."""
     import keras
     import tensorflow as tf
@@ -360,16 +355,18 @@ def _fit(strategy, settings, patterns, counts, ckpt_dir, resume, weights, verbos
     from .preprocess import RandomCropOrCenter  # noqa: F401  (registers it for loading)
 
     img_size, num_epochs, seed = settings["img_size"], settings["num_epochs"], settings["seed"]
-    replicas = settings["num_replicas"]
-    batch = {s: first_batch_size(counts[s], settings["batch_size"], replicas)
-             for s in ("train", "valid")}
+    batch = {s: settings["batch_size"] for s in ("train", "valid")}
     cache = counts["train"] * img_size * img_size * 3 * 4 < CACHE_LIMIT_BYTES
     train_ds = ingest.make_dataset(patterns["train"], batch["train"], img_size, training=True,
                                    shuffle_seed=seed, cache=cache, validate=False)
     valid_ds = ingest.make_dataset(patterns["valid"], batch["valid"], img_size, training=False,
                                    cache=cache, validate=False)
-    # Known lengths let Keras show progress and skip its "ran out of data" warning.
     steps = {s: math.ceil(counts[s] / batch[s]) for s in batch}
+    if cache:  # one pass fills the caches: Keras, knowing the length, never reads to the end
+        for ds in (train_ds, valid_ds):
+            ingest.drain(ds)
+    # Known lengths: without them Keras 3.15 counts one optimizer step too many per epoch
+    # (at the end of the data), which shifts the learning-rate schedule.
     train_ds = train_ds.apply(tf.data.experimental.assert_cardinality(steps["train"]))
     valid_ds = valid_ds.apply(tf.data.experimental.assert_cardinality(steps["valid"]))
     if getattr(strategy, "cluster_resolver", None) is not None:
@@ -412,9 +409,11 @@ def _fit(strategy, settings, patterns, counts, ckpt_dir, resume, weights, verbos
         log(f"training already finished at epoch {state['epochs_done']}")
     else:
         callback = _checkpoint_callback()(ckpt_dir, settings["patience"], state, log=log)
-        if getattr(strategy, "cluster_resolver", None) is not None:
-            fit_multi_worker(model, strategy, train_ds, valid_ds, num_epochs,
-                             state["epochs_done"], callback, log if verbose else None)
+        several = strategy.num_replicas_in_sync > 1 or getattr(strategy, "cluster_resolver", None)
+        if training_loop == "custom" or (training_loop == "auto" and several):
+            fit_distributed(model, strategy, train_ds, valid_ds, num_epochs,
+                            state["epochs_done"], callback, log if verbose else None,
+                            batch_size=batch["train"])
         else:
             model.fit(train_ds, validation_data=valid_ds, epochs=num_epochs,
                       initial_epoch=state["epochs_done"], callbacks=[callback],
@@ -423,16 +422,21 @@ def _fit(strategy, settings, patterns, counts, ckpt_dir, resume, weights, verbos
     return state
 
 
-def fit_multi_worker(model, strategy, train_ds, valid_ds, num_epochs: int, initial_epoch: int,
-                     callback, log=print) -> dict:
-    """``model.fit`` for MultiWorkerMirroredStrategy, as a custom loop.
+def fit_distributed(model, strategy, train_ds, valid_ds, num_epochs: int, initial_epoch: int,
+                    callback, log=print, batch_size: int | None = None) -> dict:
+    """``model.fit`` for several replicas (Mirrored, MultiWorkerMirrored, TPU), as a custom loop.
 
-    Keras 3's ``fit`` fails under MultiWorkerMirroredStrategy (keras-team/keras#20585).
-    This loop does what ``fit`` does with a strategy: each replica's mean loss is divided
-    by the number of replicas, the optimizer sums the gradients over replicas; so one
-    step is the same as one ``fit`` step on the whole global batch. Callbacks get
-    ``on_epoch_end`` with the same logs as ``fit`` (accuracy, loss, val_accuracy,
-    val_loss) and can stop training. Returns the history.
+    Keras 3.15's ``fit`` under a strategy first iterates the dataset once more to peek at a
+    batch: that advances the reshuffling (the replicas then see other batches than a
+    one-device run), and it fails when that batch splits unevenly over replicas. Under
+    MultiWorkerMirroredStrategy ``fit`` fails outright (keras-team/keras#20585).
+    Here each replica's loss is its examples' share of the mean over the whole global batch
+    and the optimizer sums the gradients over replicas, so every step is the one-device step
+    on the same global batch. The callback gets ``on_epoch_end`` with ``fit``'s logs
+    (accuracy, loss, val_accuracy, val_loss) and can stop training.
+    batch_size: if given, a last, shorter training batch is skipped (when it split unevenly
+    over replicas, the collective ops of synchronised batch norm failed, TF 2.21).
+    Returns the history.
     """
     import keras
     import tensorflow as tf
@@ -447,14 +451,19 @@ def fit_multi_worker(model, strategy, train_ds, valid_ds, num_epochs: int, initi
         per_example = loss_fn(labels, probs)
         correct = tf.cast(tf.equal(tf.argmax(probs, axis=1), tf.cast(labels, tf.int64)), tf.float32)
         return (tf.reduce_sum(per_example), tf.reduce_sum(correct),
-                tf.cast(tf.shape(labels)[0], tf.float32), tf.reduce_mean(per_example))
+                tf.cast(tf.shape(labels)[0], tf.float32), None)
 
     def train_replica(images, labels):
+        n_global = tf.distribute.get_replica_context().all_reduce(
+            tf.distribute.ReduceOp.SUM, tf.cast(tf.shape(labels)[0], tf.float32))
         with tf.GradientTape() as tape:
             probs = model(images, training=True)
-            loss_sum, correct, n, mean_loss = sums(labels, probs)
-            loss = mean_loss + (tf.add_n(model.losses) if model.losses else 0.0)
-            scaled = loss / replicas
+            loss_sum, correct, n, _ = sums(labels, probs)
+            # this replica's share of the mean over the whole global batch (also when the
+            # last batch splits unevenly), plus its share of the regularisation loss
+            scaled = loss_sum / n_global
+            if model.losses:
+                scaled += tf.add_n(model.losses) / replicas
         grads = tape.gradient(scaled, model.trainable_variables)
         model.optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return loss_sum, correct, n
@@ -471,6 +480,10 @@ def fit_multi_worker(model, strategy, train_ds, valid_ds, num_epochs: int, initi
         return step
 
     train_step, eval_step = reduced(train_replica), reduced(eval_replica)
+    if batch_size:  # full batches only, with the batch size in the static shape
+        train_ds = train_ds.filter(lambda images, labels: tf.shape(labels)[0] == batch_size).map(
+            lambda images, labels: (tf.ensure_shape(images, [batch_size, *images.shape[1:]]),
+                                    tf.ensure_shape(labels, [batch_size])))
     dist_train = strategy.experimental_distribute_dataset(train_ds)
     dist_valid = strategy.experimental_distribute_dataset(valid_ds)
     history: dict = {}

@@ -73,16 +73,21 @@ MIRRORED_VS_ONE_DEVICE = textwrap.dedent("""
     from pmlv_utils import distribute
     print(json.dumps(distribute.use_logical_cpus(2)))
     import numpy as np, tensorflow as tf
+    import keras
     from pmlv_utils.model import build_model
-    x = np.random.default_rng(0).random((64, 24, 24, 3)).astype("float32")
-    y = np.arange(64) % 5
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
+    from pmlv_utils.training import fit_distributed
+    x = np.random.default_rng(0).random((70, 24, 24, 3)).astype("float32")
+    y = np.arange(70) % 5
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)  # 32 + 32 + 6 (uneven split)
     out = {}
     for mode in ("cpu", "gpus_one_machine"):
         strategy = distribute.create_strategy(mode)
         with strategy.scope():
             model = build_model(img_size=24, seed=1, augment=False)
-        hist = model.fit(ds, epochs=2, verbose=0, shuffle=False).history
+        if mode == "cpu":  # Keras fit on one device ...
+            hist = model.fit(ds, epochs=2, verbose=0, shuffle=False).history
+        else:              # ... against the trainer's loop on two replicas
+            hist = fit_distributed(model, strategy, ds, ds, 2, 0, keras.callbacks.Callback(), None)
         out[mode] = {"replicas": strategy.num_replicas_in_sync, "loss": hist["loss"],
                      "model": model}
     diff = distribute.compare_weights(out["cpu"]["model"], out["gpus_one_machine"]["model"])

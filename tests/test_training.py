@@ -212,13 +212,6 @@ def test_hparam_search_ranks_trials_by_validation(tiny, tmp_path):
     assert not (tmp_path / "hp" / "trial_0" / "export").exists()
 
 
-def test_first_batch_size_splits_evenly():
-    assert training.first_batch_size(18, 32, 2) == 18
-    assert training.first_batch_size(17, 32, 2) == 16
-    assert training.first_batch_size(95, 32, 2) == 32
-    assert training.first_batch_size(18, 32, 1) == 32
-
-
 def test_vertex_configs_render_and_parse(tmp_path):
     yaml = pytest.importorskip("yaml")
     from pmlv_utils import train
