@@ -18,6 +18,8 @@ def test_quick_benchmarks_produce_numbers(tmp_path):
     assert status == 0, text
     for key in ("P1", "P2", "P3", "P4", "P5", "P6", "P7"):
         row = next(line for line in text.splitlines() if line.startswith(f"| {key} |"))
-        number = re.search(r"\| ([-0-9.e+]+|nan) ", row.split("|", 3)[3])
+        number = re.match(r"\s*([-0-9.e+]+|nan)\s", row.split("|", 3)[3])
         assert number and math.isfinite(float(number.group(1))), row
-    assert "| P8 |" in text
+    p8 = next(line for line in text.splitlines() if line.startswith("| P8 |"))
+    if (REPO / "build" / "notebook_timings.tsv").exists():  # written by the notebook harness (run before)
+        assert re.match(r"\s*[0-9.]+\s", p8.split("|", 3)[3]), p8
