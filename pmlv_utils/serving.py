@@ -53,7 +53,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from . import predict as _predict
 
@@ -817,8 +817,6 @@ def start_server(model_dir: str | os.PathLike, allowed_roots: Sequence[str | os.
                  max_instances: int = DEFAULT_MAX_INSTANCES, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
                  extra_args: Sequence[str] = (), timeout: float = 180.0, env: dict | None = None) -> ServerHandle:
     """Start ``python -m pmlv_utils.serving`` on a free port and wait until it answers."""
-    import requests
-
     port = port or free_port(host)
     cmd = [sys.executable, "-m", "pmlv_utils.serving", "--model_dir", str(model_dir), "--host", host,
            "--port", str(port), "--model_name", model_name, "--max_instances", str(max_instances),
@@ -832,18 +830,27 @@ def start_server(model_dir: str | os.PathLike, allowed_roots: Sequence[str | os.
     process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=child_env)
     handle = ServerHandle(process, host, port, model_name, log.name)
     atexit.register(handle.stop)
+    wait_until_ready(process, handle.model_url, timeout, "the model server", handle.log_tail, handle.stop)
+    return handle
+
+
+def wait_until_ready(process: subprocess.Popen, url: str, timeout: float, name: str,
+                     log_tail: Callable[[], str], stop: Callable[[], None], poll_s: float = 0.3) -> None:
+    """Poll ``url`` until it answers 200; raise (with the log's tail) if ``process`` exits or time runs out."""
+    import requests
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the model server exited with code {process.returncode}:\n{handle.log_tail()}")
+            raise RuntimeError(f"{name} exited with code {process.returncode}:\n{log_tail()}")
         try:
-            if requests.get(handle.model_url, timeout=2).status_code == 200:
-                return handle
+            if requests.get(url, timeout=2).status_code == 200:
+                return
         except requests.ConnectionError:
             pass
-        time.sleep(0.3)
-    handle.stop()
-    raise TimeoutError(f"the model server was not ready after {timeout:.0f} s:\n{handle.log_tail()}")
+        time.sleep(poll_s)
+    stop()
+    raise TimeoutError(f"{name} was not ready after {timeout:.0f} s:\n{log_tail()}")
 
 
 # --------------------------------------------------------------------------------------

@@ -230,9 +230,7 @@ class ServedModel:
 def serve_model(model_uri: str, host: str = "127.0.0.1", port: int | None = None,
                 uri: str | None = None, workspace=None, timeout: float = 180.0) -> ServedModel:
     """Start ``mlflow models serve --env-manager local`` and wait until /ping answers."""
-    import requests
-
-    from .serving import free_port
+    from .serving import free_port, wait_until_ready
 
     port = port or free_port(host)
     log_path = ws.workspace_dir(workspace) / f"mlflow-serve-{port}.log"
@@ -245,18 +243,9 @@ def serve_model(model_uri: str, host: str = "127.0.0.1", port: int | None = None
     log = open(log_path, "w")
     process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     served = ServedModel(f"http://{host}:{port}", process, log_path)
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"mlflow models serve exited ({process.returncode}):\n{log_path.read_text()[-3000:]}")
-        try:
-            if requests.get(f"{served.url}/ping", timeout=2).ok:
-                return served
-        except requests.ConnectionError:
-            pass
-        time.sleep(1)
-    served.stop()
-    raise TimeoutError(f"mlflow models serve did not answer in {timeout:.0f} s:\n{log_path.read_text()[-3000:]}")
+    wait_until_ready(process, f"{served.url}/ping", timeout, "mlflow models serve",
+                     lambda: log_path.read_text()[-3000:], served.stop, poll_s=1.0)
+    return served
 
 
 # --------------------------------------------------------------------------------------
