@@ -12,6 +12,7 @@ Locally the job runs on Beam's DirectRunner (``--direct_running_mode multi_proce
 CSV or a labels file with fewer than two labels exits with status 2 and a message.
 Any other ``--flag`` is passed to Beam's PipelineOptions.
 """
+
 import argparse
 import json
 import sys
@@ -23,15 +24,23 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(prog="jpeg_to_tfrecord", description=__doc__.split("\n\n")[0])
     ap.add_argument("--all_data", required=True, help="CSV of path,label lines (local or gs://)")
     ap.add_argument("--labels_file", required=True, help="dict.txt: one label a line")
-    ap.add_argument("--output_dir", required=True, help="folder for the shards (gs:// for Dataflow)")
+    ap.add_argument(
+        "--output_dir", required=True, help="folder for the shards (gs:// for Dataflow)"
+    )
     ap.add_argument("--runner", default="DirectRunner", choices=["DirectRunner", "DataflowRunner"])
     ap.add_argument("--project_id", default=None, help="GCP project (Dataflow only)")
     ap.add_argument("--region", default=None, help="GCP region (Dataflow only)")
-    ap.add_argument("--num_workers", type=int, default=None, help="Dataflow: maximum number of workers")
+    ap.add_argument(
+        "--num_workers", type=int, default=None, help="Dataflow: maximum number of workers"
+    )
     ap.add_argument("--direct_running_mode", default=None, choices=list(tfrecords.RUNNING_MODES))
     ap.add_argument("--direct_num_workers", type=int, default=None)
-    ap.add_argument("--num_shards", type=int, default=None,
-                    help="train shards (valid/test get 1/8 of it); default from the data size")
+    ap.add_argument(
+        "--num_shards",
+        type=int,
+        default=None,
+        help="train shards (valid/test get 1/8 of it); default from the data size",
+    )
     ap.add_argument("--counts_json", default=None, help="also write the counts to this file")
     return ap.parse_known_args(argv)
 
@@ -40,11 +49,18 @@ def main(argv=None) -> int:
     args, beam_args = parse_args(argv)
     try:
         counts = tfrecords.run_pipeline(
-            all_data=args.all_data, labels_file=args.labels_file, output_dir=args.output_dir,
-            runner=args.runner, project_id=args.project_id, region=args.region,
-            num_shards=args.num_shards, direct_num_workers=args.direct_num_workers,
-            direct_running_mode=args.direct_running_mode, extra_args=beam_args,
-            num_workers=args.num_workers)
+            all_data=args.all_data,
+            labels_file=args.labels_file,
+            output_dir=args.output_dir,
+            runner=args.runner,
+            project_id=args.project_id,
+            region=args.region,
+            num_shards=args.num_shards,
+            direct_num_workers=args.direct_num_workers,
+            direct_running_mode=args.direct_running_mode,
+            extra_args=beam_args,
+            num_workers=args.num_workers,
+        )
     except (ValueError, FileNotFoundError) as e:
         print(f"jpeg_to_tfrecord: error: {e}", file=sys.stderr)
         return 2

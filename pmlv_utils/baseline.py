@@ -7,6 +7,7 @@ shape; if it does not, the data set is too easy.
     model = fit_colour_baseline(train_paths, train_labels, seed=42)
     accuracy, confusion = evaluate_colour_baseline(model, test_paths, test_labels)
 """
+
 from __future__ import annotations
 
 import os
@@ -40,7 +41,9 @@ def _as_rgb_array(image) -> np.ndarray:
     return np.asarray(im)
 
 
-def colour_histogram_features(images: Iterable, bins: int | Sequence[int] = (8, 4, 4)) -> np.ndarray:
+def colour_histogram_features(
+    images: Iterable, bins: int | Sequence[int] = (8, 4, 4)
+) -> np.ndarray:
     """One row per image: its joint hue/saturation/value histogram, normalised to sum 1.
 
     ``images``: paths or RGB arrays (uint8, or float in [0, 1]). ``bins``: bins of hue,
@@ -78,8 +81,13 @@ def _transform(features: np.ndarray) -> np.ndarray:
     return np.sqrt(features)
 
 
-def fit_colour_baseline(paths: Sequence, labels: Sequence[str], seed: int = 42,
-                        bins: int | Sequence[int] = (8, 4, 4), kind: str = "logistic") -> ColourBaseline:
+def fit_colour_baseline(
+    paths: Sequence,
+    labels: Sequence[str],
+    seed: int = 42,
+    bins: int | Sequence[int] = (8, 4, 4),
+    kind: str = "logistic",
+) -> ColourBaseline:
     """Fit the baseline on images (paths or arrays) and their string labels.
 
     ``kind``: "logistic" (multinomial logistic regression) or "forest" (random forest).
@@ -96,7 +104,9 @@ def fit_colour_baseline(paths: Sequence, labels: Sequence[str], seed: int = 42,
         raise ValueError(f"need at least two different labels to fit, got {label_names}")
     bins = (bins,) * 3 if isinstance(bins, int) else tuple(bins)
     if kind == "logistic":
-        classifier = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=2000, random_state=seed))
+        classifier = make_pipeline(
+            StandardScaler(), LogisticRegression(C=0.5, max_iter=2000, random_state=seed)
+        )
     elif kind == "forest":
         classifier = RandomForestClassifier(n_estimators=300, random_state=seed, n_jobs=1)
     else:
@@ -106,8 +116,9 @@ def fit_colour_baseline(paths: Sequence, labels: Sequence[str], seed: int = 42,
     return ColourBaseline(classifier, label_names, bins)
 
 
-def evaluate_colour_baseline(model: ColourBaseline, paths: Sequence, labels: Sequence[str]
-                             ) -> tuple[float, np.ndarray]:
+def evaluate_colour_baseline(
+    model: ColourBaseline, paths: Sequence, labels: Sequence[str]
+) -> tuple[float, np.ndarray]:
     """(accuracy, confusion matrix) on images and their labels.
 
     The confusion matrix has rows = true label, columns = predicted label, both in

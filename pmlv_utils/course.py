@@ -14,6 +14,7 @@ Re-running reuses what did not change (the dataset, and every step whose inputs 
 the same: kfp's cache). Exits non-zero with the reason when a step fails or the model does not
 pass the gate.
 """
+
 import argparse
 import os
 import sys
@@ -71,22 +72,32 @@ def serve_one_prediction(deployed: Path, image: str, label: str, data_root: Path
     size = clf.image_shape[0]
     probabilities = clf.predict(np.asarray(preprocess.read_and_preprocess(image, size, size)))[0]
     best = int(np.argmax(probabilities))
-    return dict(truth=label, server_label=row["flower_type_str"],
-                server_probability=float(max(row["probability"])),
-                tflite_label=clf.labels[best] if clf.labels else str(best),
-                server_start_s=started, request_ms=1000 * latency)
+    return dict(
+        truth=label,
+        server_label=row["flower_type_str"],
+        server_probability=float(max(row["probability"])),
+        tflite_label=clf.labels[best] if clf.labels else str(best),
+        server_start_s=started,
+        request_ms=1000 * latency,
+    )
 
 
-def run_course(workspace=None, images_per_class: int = ws.DEFAULT_IMAGES_PER_CLASS,
-               seed: int = ws.DEFAULT_SEED, img_size: int = ws.DEFAULT_IMG_SIZE,
-               epochs: int = ws.DEFAULT_EPOCHS,
-               accuracy_threshold: float = pipeline.DEFAULT_ACCURACY_THRESHOLD) -> dict:
+def run_course(
+    workspace=None,
+    images_per_class: int = ws.DEFAULT_IMAGES_PER_CLASS,
+    seed: int = ws.DEFAULT_SEED,
+    img_size: int = ws.DEFAULT_IMG_SIZE,
+    epochs: int = ws.DEFAULT_EPOCHS,
+    accuracy_threshold: float = pipeline.DEFAULT_ACCURACY_THRESHOLD,
+) -> dict:
     """Run the whole job; returns the summary dict. Raises CourseError / PipelineStepError."""
     job_start = time.perf_counter()
     root = ws.workspace_dir(workspace)
-    print(f"workspace: {ws.display_path(root).removesuffix('/.')} (--workspace or $PMLV_WORKSPACE; "
-          f"default ./workspace)\nsettings: {images_per_class} images per class, seed {seed}, "
-          f"{img_size}px, {epochs} epochs; deploy gate: test accuracy >= {accuracy_threshold}")
+    print(
+        f"workspace: {ws.display_path(root).removesuffix('/.')} (--workspace or $PMLV_WORKSPACE; "
+        f"default ./workspace)\nsettings: {images_per_class} images per class, seed {seed}, "
+        f"{img_size}px, {epochs} epochs; deploy gate: test accuracy >= {accuracy_threshold}"
+    )
     timings = {}
 
     _header(1, 4, "synthetic data")
@@ -99,23 +110,33 @@ def run_course(workspace=None, images_per_class: int = ws.DEFAULT_IMAGES_PER_CLA
 
     _header(2, 4, "the ML pipeline (kfp local runner)")
     start = time.perf_counter()
-    run = pipeline.run_local(pipeline.default_root(root), workspace=root,  # synthetic data mode
-                             images_per_class=images_per_class, seed=seed,
-                             img_size=img_size, epochs=epochs, accuracy_threshold=accuracy_threshold)
+    run = pipeline.run_local(
+        pipeline.default_root(root),
+        workspace=root,  # synthetic data mode
+        images_per_class=images_per_class,
+        seed=seed,
+        img_size=img_size,
+        epochs=epochs,
+        accuracy_threshold=accuracy_threshold,
+    )
     print(f"    {run.gate_message}")
     timings["pipeline"] = _done(start)
     if not run.deployed:
-        raise CourseError(f"the model was not deployed: {run.gate_message}. Train longer "
-                          f"(--epochs) or on more images (--images-per-class), or lower "
-                          f"--accuracy-threshold")
+        raise CourseError(
+            f"the model was not deployed: {run.gate_message}. Train longer "
+            f"(--epochs) or on more images (--images-per-class), or lower "
+            f"--accuracy-threshold"
+        )
 
     _header(3, 4, "a prediction from the local model server")
     start = time.perf_counter()
     image, label = pick_test_image(all_data)
     served = serve_one_prediction(run.deploy_dir, image, label, all_data.parent)
-    print(f"    {Path(image).parent.name}/{Path(image).name}: truth {served['truth']}, server says "
-          f"{served['server_label']} (p={served['server_probability']:.2f}), "
-          f"TFLite says {served['tflite_label']}")
+    print(
+        f"    {Path(image).parent.name}/{Path(image).name}: truth {served['truth']}, server says "
+        f"{served['server_label']} (p={served['server_probability']:.2f}), "
+        f"TFLite says {served['tflite_label']}"
+    )
     timings["serving"] = _done(start)
 
     _header(4, 4, "summary")
@@ -124,34 +145,37 @@ def run_course(workspace=None, images_per_class: int = ws.DEFAULT_IMAGES_PER_CLA
     return summary
 
 
-def _summary(run: pipeline.PipelineRun, all_data: Path, served: dict, timings: dict,
-             seconds: float) -> dict:
+def _summary(
+    run: pipeline.PipelineRun, all_data: Path, served: dict, timings: dict, seconds: float
+) -> dict:
     import json
 
-    counts = {k: int(v) for k, v in run.outputs["tfrecords"].metadata.items()
-              if isinstance(v, (int, float))}
+    counts = {
+        k: int(v)
+        for k, v in run.outputs["tfrecords"].metadata.items()
+        if isinstance(v, (int, float))
+    }
     deployed = run.deploy_dir
     info = json.loads((deployed / "deploy_info.json").read_text())
     return dict(
         results={
-            "images (train / valid / test)":
-                f"{counts.get('train')} / {counts.get('valid')} / {counts.get('test')}",
+            "images (train / valid / test)": f"{counts.get('train')} / {counts.get('valid')} / {counts.get('test')}",
             "lines rejected (dead-letter)": counts.get("rejected"),
             "test accuracy (exported model)": f"{run.accuracy:.3f}",
             "deploy gate": run.gate_message,
             "SavedModel size": f"{info['savedmodel_bytes'] / 1e6:.2f} MB",
             "TFLite float32 size": f"{info['tflite_bytes'] / 1e6:.3f} MB",
             "served prediction": f"{served['server_label']} (truth {served['truth']}); "
-                                 f"TFLite: {served['tflite_label']}",
-            "server start / one request":
-                f"{served['server_start_s']:.1f} s / {served['request_ms']:.0f} ms",
+            f"TFLite: {served['tflite_label']}",
+            "server start / one request": f"{served['server_start_s']:.1f} s / {served['request_ms']:.0f} ms",
         },
         artifacts={
             "data CSV": ws.display_path(all_data),
             "TFRecords": ws.display_path(run.outputs["tfrecords"].path),
             "trainer job dir": ws.display_path(run.outputs["trained"].path),
-            "training curves":
-                ws.display_path(Path(run.outputs["trained"].path) / "training_curves.png"),
+            "training curves": ws.display_path(
+                Path(run.outputs["trained"].path) / "training_curves.png"
+            ),
             "exported SavedModel": ws.display_path(run.outputs["exported"].path),
             "deployed model (served)": ws.display_path(deployed / "saved_model"),
             "deployed TFLite": ws.display_path(deployed / pipeline.TFLITE_NAME),
@@ -164,23 +188,37 @@ def _summary(run: pipeline.PipelineRun, all_data: Path, served: dict, timings: d
 
 def format_summary(summary: dict) -> str:
     """The summary as aligned text tables."""
+
     def table(rows, width):
         return "\n".join(f"    {k:<{width}} {v}" for k, v in rows)
 
-    parts = ["results:", table(summary["results"].items(), 32),
-             "where everything is:", table(summary["artifacts"].items(), 32),
-             "pipeline steps:",
-             table(((s, f"{st:<8} {sec:6.1f} s") for s, st, sec in summary["steps"]), 32),
-             "job timings:", table(((k, f"{v:6.1f} s") for k, v in summary["timings"].items()), 32)]
+    parts = [
+        "results:",
+        table(summary["results"].items(), 32),
+        "where everything is:",
+        table(summary["artifacts"].items(), 32),
+        "pipeline steps:",
+        table(((s, f"{st:<8} {sec:6.1f} s") for s, st, sec in summary["steps"]), 32),
+        "job timings:",
+        table(((k, f"{v:6.1f} s") for k, v in summary["timings"].items()), 32),
+    ]
     return "\n".join(parts)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m pmlv_utils.course", description=__doc__.split("\n")[0])
-    ap.add_argument("--workspace", default=None,
-                    help="artifact folder (default: $PMLV_WORKSPACE or ./workspace)")
-    ap.add_argument("--quick", action="store_true",
-                    help=f"tiny settings for a smoke test: {QUICK} (the gate is off: threshold 0)")
+    ap = argparse.ArgumentParser(
+        prog="python -m pmlv_utils.course", description=__doc__.split("\n")[0]
+    )
+    ap.add_argument(
+        "--workspace",
+        default=None,
+        help="artifact folder (default: $PMLV_WORKSPACE or ./workspace)",
+    )
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"tiny settings for a smoke test: {QUICK} (the gate is off: threshold 0)",
+    )
     ap.add_argument("--images-per-class", type=int)
     ap.add_argument("--seed", type=int, default=ws.DEFAULT_SEED)
     ap.add_argument("--img-size", type=int)
@@ -194,8 +232,12 @@ def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter
     if args.workspace:  # so that display_path and the pipeline's step processes see it too
         os.environ["PMLV_WORKSPACE"] = str(Path(args.workspace).resolve())
-    settings = dict(images_per_class=ws.DEFAULT_IMAGES_PER_CLASS, img_size=ws.DEFAULT_IMG_SIZE,
-                    epochs=ws.DEFAULT_EPOCHS, accuracy_threshold=pipeline.DEFAULT_ACCURACY_THRESHOLD)
+    settings = dict(
+        images_per_class=ws.DEFAULT_IMAGES_PER_CLASS,
+        img_size=ws.DEFAULT_IMG_SIZE,
+        epochs=ws.DEFAULT_EPOCHS,
+        accuracy_threshold=pipeline.DEFAULT_ACCURACY_THRESHOLD,
+    )
     if args.quick:
         settings.update(QUICK)
     for name in settings:
@@ -205,8 +247,11 @@ def main(argv=None) -> int:
     try:
         run_course(args.workspace, seed=args.seed, **settings)
     except pipeline.PipelineStepError as err:
-        print(f"\nFAILED at pipeline step '{err.step}': {err.cause}\n"
-              f"full log: {ws.display_path(err.run.log_path)}", file=sys.stderr)
+        print(
+            f"\nFAILED at pipeline step '{err.step}': {err.cause}\n"
+            f"full log: {ws.display_path(err.run.log_path)}",
+            file=sys.stderr,
+        )
         return 1
     except (CourseError, OSError, ValueError, RuntimeError) as err:
         print(f"\nFAILED: {err}", file=sys.stderr)

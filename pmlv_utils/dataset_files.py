@@ -7,6 +7,7 @@ The split of an image is decided by a hash of the last two components of its pat
 (``<class>/<file>``), never by a random draw: the same image lands in the same split on
 every run, on every Beam worker, and whether it is read from a local copy or from GCS.
 """
+
 from __future__ import annotations
 
 import csv
@@ -15,6 +16,7 @@ import posixpath
 from typing import Iterator, NamedTuple, Sequence
 
 SPLITS = ("train", "valid", "test")
+SHARD_SUFFIX = "-*-of-*.gz"  # Beam's shard names: train-00000-of-00004.gz
 DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
 
 # Reasons a CSV line is rejected before its image is even read (see tfrecords for the rest).
@@ -24,6 +26,7 @@ MALFORMED_LINE = "malformed line"
 
 class CsvRow(NamedTuple):
     """One line of ``all_data.csv``. ``problem`` is None for a usable line, else the reason."""
+
     line: int  # 1-based line number in the CSV
     path: str  # resolved path ('' when the line could not be parsed)
     label: str
@@ -33,6 +36,7 @@ class CsvRow(NamedTuple):
 
 def _gfile():
     import tensorflow as tf  # heavy: only imported when a file is actually read
+
     return tf.io.gfile
 
 
@@ -54,6 +58,7 @@ def csv_folder(csv_path: str) -> str:
     folder = posixpath.dirname(str(csv_path))
     if not has_scheme(folder):
         import os
+
         folder = os.path.abspath(folder or ".")
     return folder
 
@@ -69,7 +74,9 @@ def read_labels(path: str) -> list[str]:
     with gfile.GFile(path, "r") as f:
         labels = [s.strip() for s in f.read().splitlines() if s.strip()]
     if len(labels) < 2:
-        raise ValueError(f"labels file {path} has {len(labels)} label(s); a classifier needs at least 2")
+        raise ValueError(
+            f"labels file {path} has {len(labels)} label(s); a classifier needs at least 2"
+        )
     duplicates = sorted({lab for lab in labels if labels.count(lab) > 1})
     if duplicates:
         raise ValueError(f"labels file {path} lists some labels more than once: {duplicates}")
@@ -120,19 +127,34 @@ def split_key(path: str) -> str:
     return "/".join(parts[-2:])
 
 
-def split_for(path: str, fractions: Sequence[float] = DEFAULT_FRACTIONS,
-              names: Sequence[str] = SPLITS) -> str:
+def split_for(
+    path: str, fractions: Sequence[float] = DEFAULT_FRACTIONS, names: Sequence[str] = SPLITS
+) -> str:
     """``'train'``, ``'valid'`` or ``'test'`` for an image path, by a stable hash (sha256).
 
     The same ``<class>/<file>`` always gets the same split, whatever the folder above it.
     """
-    if len(fractions) != len(names) or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
-        raise ValueError(f"fractions must be {len(names)} non-negative numbers summing to 1, got {fractions}")
+    if (
+        len(fractions) != len(names)
+        or any(f < 0 for f in fractions)
+        or abs(sum(fractions) - 1) > 1e-6
+    ):
+        raise ValueError(
+            f"fractions must be {len(names)} non-negative numbers summing to 1, got {fractions}"
+        )
     digest = hashlib.sha256(split_key(path).encode("utf-8")).digest()
-    u = int.from_bytes(digest[:8], "big") / 2.0 ** 64  # uniform in [0, 1)
+    u = int.from_bytes(digest[:8], "big") / 2.0**64  # uniform in [0, 1)
     edge = 0.0
     for name, fraction in zip(names, fractions):
         edge += fraction
         if u < edge:
             return name
     return [n for n, f in zip(names, fractions) if f > 0][-1]  # float rounding at the top edge
+
+
+def split_pattern(topdir: str, split: str, suffix: str = SHARD_SUFFIX) -> str:
+    """The glob of one split's TFRecord shards, e.g. ``<topdir>/train-*-of-*.gz``.
+
+    ``suffix`` is the trainer's ``--pattern`` flag (the book passes ``-*``).
+    """
+    return f"{str(topdir).rstrip('/')}/{split}{suffix}"

@@ -13,6 +13,7 @@ MultiWorkerMirroredStrategy refuses to start once TensorFlow's runtime is initia
 :func:`local_cluster_configs` and :func:`launch_local_workers` run a real multi-worker job
 on one machine: several processes on 127.0.0.1, each with its own ``TF_CONFIG``.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,16 +50,20 @@ def create_strategy(mode: str = "cpu", tpu: str | None = None):
         return _STRATEGIES.setdefault(mode, tf.distribute.MirroredStrategy(devices=devices))
     if mode == "gpus_multiple_machines":
         if "TF_CONFIG" not in os.environ:
-            raise ValueError("gpus_multiple_machines needs the TF_CONFIG environment variable "
-                             "(cluster and task); see local_cluster_configs()")
+            raise ValueError(
+                "gpus_multiple_machines needs the TF_CONFIG environment variable "
+                "(cluster and task); see local_cluster_configs()"
+            )
         return _STRATEGIES.setdefault(mode, tf.distribute.MultiWorkerMirroredStrategy())
     try:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
     except (ValueError, RuntimeError, tf.errors.OpError) as e:
-        raise RuntimeError(f"no TPU found (tpu={tpu or 'auto'!r}): mode 'tpu' runs on a Cloud "
-                           f"TPU VM or a Vertex TPU job ({type(e).__name__}: {e})") from e
+        raise RuntimeError(
+            f"no TPU found (tpu={tpu or 'auto'!r}): mode 'tpu' runs on a Cloud "
+            f"TPU VM or a Vertex TPU job ({type(e).__name__}: {e})"
+        ) from e
     return _STRATEGIES.setdefault(mode, tf.distribute.TPUStrategy(resolver))
 
 
@@ -72,7 +77,8 @@ def use_logical_cpus(count: int = 2) -> list[str]:
 
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)])
+        cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)]
+    )
     return [d.name for d in tf.config.list_logical_devices("CPU")]
 
 
@@ -93,12 +99,19 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
 def local_cluster_configs(num_workers: int = 2, host: str = "127.0.0.1") -> list[dict]:
     """One ``TF_CONFIG`` dict per worker of a cluster on this machine (worker 0 is chief)."""
     workers = [f"{host}:{port}" for port in free_ports(num_workers, host)]
-    return [{"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}
-            for i in range(num_workers)]
+    return [
+        {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}
+        for i in range(num_workers)
+    ]
 
 
-def launch_local_workers(args: list[str], num_workers: int = 2, timeout: float = 900,
-                         log_dir: str | None = None, env: dict | None = None) -> list[dict]:
+def launch_local_workers(
+    args: list[str],
+    num_workers: int = 2,
+    timeout: float = 900,
+    log_dir: str | None = None,
+    env: dict | None = None,
+) -> list[dict]:
     """Run ``python <args>`` in ``num_workers`` processes forming one TF cluster on 127.0.0.1.
 
     Each process gets its own ``TF_CONFIG``. Waits for all; returns per worker
@@ -115,17 +128,33 @@ def launch_local_workers(args: list[str], num_workers: int = 2, timeout: float =
         worker_env = {**os.environ, **(env or {}), "TF_CONFIG": json.dumps(tf_config)}
         log_path = os.path.join(log_dir, f"worker_{i}.log")
         log_file = open(log_path, "w")
-        procs.append((i, subprocess.Popen([sys.executable, *args], env=worker_env,
-                                          stdout=log_file, stderr=subprocess.STDOUT),
-                      log_file, log_path))
+        procs.append(
+            (
+                i,
+                subprocess.Popen(
+                    [sys.executable, *args],
+                    env=worker_env,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                ),
+                log_file,
+                log_path,
+            )
+        )
     results = []
     try:
         for i, proc, log_file, log_path in procs:
             remaining = max(1.0, timeout - (time.perf_counter() - start))
             proc.wait(timeout=remaining)
             log_file.close()
-            results.append({"index": i, "returncode": proc.returncode,
-                            "seconds": round(time.perf_counter() - start, 1), "log": log_path})
+            results.append(
+                {
+                    "index": i,
+                    "returncode": proc.returncode,
+                    "seconds": round(time.perf_counter() - start, 1),
+                    "log": log_path,
+                }
+            )
     finally:
         for _, proc, log_file, _ in procs:
             if proc.poll() is None:
@@ -136,8 +165,9 @@ def launch_local_workers(args: list[str], num_workers: int = 2, timeout: float =
         if r["returncode"] != 0:
             with open(r["log"]) as f:
                 tail = "".join(f.readlines()[-15:])
-            raise RuntimeError(f"worker {r['index']} exited with {r['returncode']}; "
-                               f"end of {r['log']}:\n{tail}")
+            raise RuntimeError(
+                f"worker {r['index']} exited with {r['returncode']}; end of {r['log']}:\n{tail}"
+            )
     return results
 
 
@@ -147,9 +177,12 @@ def describe_strategy(strategy) -> dict:
         devices = strategy.extended.worker_devices
     except (AttributeError, RuntimeError):  # the default strategy has none to list
         devices = ()
-    return {"strategy": type(strategy).__name__,
-            "replicas": int(strategy.num_replicas_in_sync),
-            "devices": ", ".join(d.split("/")[-1] if "device:" in d else d for d in devices) or "default"}
+    return {
+        "strategy": type(strategy).__name__,
+        "replicas": int(strategy.num_replicas_in_sync),
+        "devices": ", ".join(d.split("/")[-1] if "device:" in d else d for d in devices)
+        or "default",
+    }
 
 
 def compare_weights(model_a, model_b) -> dict:

@@ -18,11 +18,11 @@ stability across seeds, attribution share on the object vs the background).
 ``model_calls`` counts images evaluated by the model (forward, or forward + gradient), not
 batches: it is the cost that scales with the image count on a serving platform.
 """
+
 from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,8 +37,14 @@ BLACK_BOX_METHODS = ("lime", "kernelshap", "anchors")
 # IG integration rules. "riemann" is the saliency library's own scheme (the mean of the
 # gradients at `steps` evenly spaced points, both ends included); the others are computed
 # here from the model's gradients, with the names alibi uses.
-IG_INTEGRATION = ("riemann", "riemann_left", "riemann_right", "riemann_middle",
-                  "riemann_trapezoid", "gausslegendre")
+IG_INTEGRATION = (
+    "riemann",
+    "riemann_left",
+    "riemann_right",
+    "riemann_middle",
+    "riemann_trapezoid",
+    "gausslegendre",
+)
 IG_BASELINES = ("black", "white", "random")
 DEFAULT_IG_STEPS = 25  # the book's --num-integral-steps
 LIME_STABILITY_SEEDS = tuple(range(1, 90, 10))  # 1, 11, ..., 81: the blog's 9 seeds
@@ -61,6 +67,7 @@ class Explanation:
 # The model wrapper
 # --------------------------------------------------------------------------------------
 
+
 class ExplainableModel:
     """A classifier of float images [N, H, W, 3] in [0, 1] -> class probabilities [N, C].
 
@@ -70,11 +77,23 @@ class ExplainableModel:
     perturbation methods LIME, KernelSHAP and Anchors).
     """
 
-    def __init__(self, predict_fn: Callable[[np.ndarray], np.ndarray], img_size: int | Sequence[int],
-                 *, target_gradient_fn: Callable | None = None, gradcam_fn: Callable | None = None,
-                 num_classes: int | None = None, labels: Sequence[str] | None = None,
-                 name: str = "model", batch_size: int = 64):
-        size = (int(img_size), int(img_size)) if np.isscalar(img_size) else tuple(int(s) for s in img_size)
+    def __init__(
+        self,
+        predict_fn: Callable[[np.ndarray], np.ndarray],
+        img_size: int | Sequence[int],
+        *,
+        target_gradient_fn: Callable | None = None,
+        gradcam_fn: Callable | None = None,
+        num_classes: int | None = None,
+        labels: Sequence[str] | None = None,
+        name: str = "model",
+        batch_size: int = 64,
+    ):
+        size = (
+            (int(img_size), int(img_size))
+            if np.isscalar(img_size)
+            else tuple(int(s) for s in img_size)
+        )
         if len(size) != 2 or min(size) <= 0:
             raise ValueError(f"img_size must be an int or (height, width), got {img_size!r}")
         self.img_size = size
@@ -91,8 +110,13 @@ class ExplainableModel:
 
     # ---- constructors ------------------------------------------------------------------
     @classmethod
-    def from_saved_model(cls, export_dir: str | Path, signature: str = "xai_model",
-                         output_key: str = "probability", batch_size: int = 64) -> "ExplainableModel":
+    def from_saved_model(
+        cls,
+        export_dir: str | Path,
+        signature: str = "xai_model",
+        output_key: str = "probability",
+        batch_size: int = 64,
+    ) -> "ExplainableModel":
         """Wrap the ``xai_model`` signature (images -> probability) of an exported model.
 
         Gradients flow through the loaded signature with ``tf.GradientTape``.
@@ -104,39 +128,62 @@ class ExplainableModel:
             raise ValueError(f"{export_dir.name}: not a SavedModel folder (no saved_model.pb)")
         loaded = tf.saved_model.load(str(export_dir))
         if signature not in loaded.signatures:
-            raise ValueError(f"{export_dir.name}: no signature {signature!r} "
-                             f"(has {sorted(loaded.signatures.keys())})")
+            raise ValueError(
+                f"{export_dir.name}: no signature {signature!r} "
+                f"(has {sorted(loaded.signatures.keys())})"
+            )
         fn = loaded.signatures[signature]
         inputs = fn.structured_input_signature[1]
         if len(inputs) != 1:
-            raise ValueError(f"signature {signature!r} should take one image tensor, takes {sorted(inputs)}")
+            raise ValueError(
+                f"signature {signature!r} should take one image tensor, takes {sorted(inputs)}"
+            )
         input_name, spec = next(iter(inputs.items()))
         if output_key not in fn.structured_outputs:
-            raise ValueError(f"signature {signature!r} has no output {output_key!r} "
-                             f"(has {sorted(fn.structured_outputs)})")
+            raise ValueError(
+                f"signature {signature!r} has no output {output_key!r} "
+                f"(has {sorted(fn.structured_outputs)})"
+            )
         if spec.shape.rank != 4 or spec.shape[1] is None or spec.shape[2] is None:
-            raise ValueError(f"signature {signature!r} input {input_name!r} should be [None, H, W, 3], "
-                             f"is {spec.shape}")
+            raise ValueError(
+                f"signature {signature!r} input {input_name!r} should be [None, H, W, 3], "
+                f"is {spec.shape}"
+            )
         out_shape = fn.structured_outputs[output_key].shape
         if out_shape.rank != 2:
-            raise ValueError(f"{signature!r} output {output_key!r} should be [None, num_classes] "
-                             f"probabilities, is {out_shape}")
+            raise ValueError(
+                f"{signature!r} output {output_key!r} should be [None, num_classes] "
+                f"probabilities, is {out_shape}"
+            )
         img_size = (int(spec.shape[1]), int(spec.shape[2]))
-        labels = _read_labels(export_dir)
+        from . import export
+
+        labels = export.model_labels(export_dir) or None
 
         def forward(x):
             return fn(**{input_name: x})[output_key]
 
-        model = cls(_tf_predict(forward, img_size), img_size,
-                    target_gradient_fn=_tf_target_gradients(forward, img_size),
-                    num_classes=out_shape[1] or (len(labels) if labels else None),
-                    labels=labels, name=export_dir.name, batch_size=batch_size)
+        model = cls(
+            _tf_predict(forward, img_size),
+            img_size,
+            target_gradient_fn=_tf_target_gradients(forward, img_size),
+            num_classes=out_shape[1] or (len(labels) if labels else None),
+            labels=labels,
+            name=export_dir.name,
+            batch_size=batch_size,
+        )
         model._keep_alive = loaded
         return model
 
     @classmethod
-    def from_keras(cls, model, conv_layer: str | None = None, outputs_are_logits: bool = False,
-                   labels: Sequence[str] | None = None, batch_size: int = 64) -> "ExplainableModel":
+    def from_keras(
+        cls,
+        model,
+        conv_layer: str | None = None,
+        outputs_are_logits: bool = False,
+        labels: Sequence[str] | None = None,
+        batch_size: int = 64,
+    ) -> "ExplainableModel":
         """Wrap a Keras model whose output is class probabilities (or logits).
 
         ``conv_layer``: the layer Grad-CAM looks at; default the last top-level layer with a
@@ -145,7 +192,11 @@ class ExplainableModel:
         import keras
         import tensorflow as tf
 
-        shape = tuple(model.inputs[0].shape) if getattr(model, "inputs", None) else tuple(model.input_shape)
+        shape = (
+            tuple(model.inputs[0].shape)
+            if getattr(model, "inputs", None)
+            else tuple(model.input_shape)
+        )
         if len(shape) != 4 or shape[1] is None or shape[2] is None:
             raise ValueError(f"Keras model input should be [None, H, W, 3], is {shape}")
         img_size = (int(shape[1]), int(shape[2]))
@@ -159,8 +210,13 @@ class ExplainableModel:
         if layer is not None:
             both = keras.Model(model.inputs, [layer.output, model.outputs[0]])
 
-            @tf.function(input_signature=[tf.TensorSpec([None, *img_size, 3], tf.float32),
-                                          tf.TensorSpec([None], tf.int32)], reduce_retracing=True)
+            @tf.function(
+                input_signature=[
+                    tf.TensorSpec([None, *img_size, 3], tf.float32),
+                    tf.TensorSpec([None], tf.int32),
+                ],
+                reduce_retracing=True,
+            )
             def gradcam_fn(x, targets):
                 with tf.GradientTape() as tape:
                     conv, out = both(x, training=False)
@@ -168,13 +224,21 @@ class ExplainableModel:
                     y = tf.gather(probs, targets, axis=1, batch_dims=1)
                 return conv, tape.gradient(y, conv)
 
-        return cls(_tf_predict(forward, img_size), img_size,
-                   target_gradient_fn=_tf_target_gradients(forward, img_size), gradcam_fn=gradcam_fn,
-                   num_classes=int(model.outputs[0].shape[-1]), labels=labels,
-                   name=getattr(model, "name", "keras"), batch_size=batch_size)
+        return cls(
+            _tf_predict(forward, img_size),
+            img_size,
+            target_gradient_fn=_tf_target_gradients(forward, img_size),
+            gradcam_fn=gradcam_fn,
+            num_classes=int(model.outputs[0].shape[-1]),
+            labels=labels,
+            name=getattr(model, "name", "keras"),
+            batch_size=batch_size,
+        )
 
     @classmethod
-    def from_job_dir(cls, job_dir: str | Path, checkpoint: str = "best", **kwargs) -> "ExplainableModel":
+    def from_job_dir(
+        cls, job_dir: str | Path, checkpoint: str = "best", **kwargs
+    ) -> "ExplainableModel":
         """The Keras model a trainer job saved (``checkpoints/<checkpoint>.keras``), with the
         labels of its export: the same weights as ``<job_dir>/export``, plus Grad-CAM."""
         import keras
@@ -183,20 +247,35 @@ class ExplainableModel:
 
         path = Path(job_dir) / "checkpoints" / f"{checkpoint}.keras"
         if not path.exists():
-            raise ValueError(f"{Path(job_dir).name}: no checkpoints/{checkpoint}.keras (not a trainer job dir?)")
-        labels = kwargs.pop("labels", None) or _read_labels(Path(job_dir) / "export")
+            raise ValueError(
+                f"{Path(job_dir).name}: no checkpoints/{checkpoint}.keras (not a trainer job dir?)"
+            )
+        from . import export
+
+        labels = kwargs.pop("labels", None) or export.model_labels(Path(job_dir) / "export") or None
         return cls.from_keras(keras.models.load_model(path), labels=labels, **kwargs)
 
     @classmethod
-    def from_predict_fn(cls, fn: Callable[[np.ndarray], Any], img_size: int | Sequence[int],
-                        labels: Sequence[str] | None = None, batch_size: int = 64,
-                        name: str = "predict_fn") -> "ExplainableModel":
+    def from_predict_fn(
+        cls,
+        fn: Callable[[np.ndarray], Any],
+        img_size: int | Sequence[int],
+        labels: Sequence[str] | None = None,
+        batch_size: int = 64,
+        name: str = "predict_fn",
+    ) -> "ExplainableModel":
         """A black box: ``fn(images [N,H,W,3] float32 in [0,1]) -> probabilities [N, C]``.
 
         No gradients: only LIME, KernelSHAP and Anchors can explain it.
         """
-        return cls(lambda x: np.asarray(fn(x), dtype=np.float32), img_size, labels=labels,
-                   num_classes=len(labels) if labels else None, name=name, batch_size=batch_size)
+        return cls(
+            lambda x: np.asarray(fn(x), dtype=np.float32),
+            img_size,
+            labels=labels,
+            num_classes=len(labels) if labels else None,
+            name=name,
+            batch_size=batch_size,
+        )
 
     # ---- what the explainers call ------------------------------------------------------
     @property
@@ -219,36 +298,49 @@ class ExplainableModel:
         images = np.asarray(images, dtype=np.float32)
         outs = []
         for start in range(0, len(images), self.batch_size):
-            chunk = images[start:start + self.batch_size]
+            chunk = images[start : start + self.batch_size]
             out = np.asarray(self._predict_fn(chunk), dtype=np.float32)
             if out.ndim != 2 or len(out) != len(chunk):
-                raise ValueError(f"{self.name}: predict returned shape {out.shape} for {len(chunk)} images; "
-                                 "expected [N, num_classes] probabilities")
+                raise ValueError(
+                    f"{self.name}: predict returned shape {out.shape} for {len(chunk)} images; "
+                    "expected [N, num_classes] probabilities"
+                )
             outs.append(out)
             self.forward_calls += len(chunk)
         return np.concatenate(outs) if outs else np.zeros((0, self.num_classes), np.float32)
 
-    def target_gradients(self, images: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def target_gradients(
+        self, images: np.ndarray, targets: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(probability of each image's target class [N], its gradient w.r.t. the image [N,H,W,3])."""
         if not self.supports_gradients:
-            raise ValueError(f"{self.name!r} is a black box (no gradients): use one of {BLACK_BOX_METHODS}")
+            raise ValueError(
+                f"{self.name!r} is a black box (no gradients): use one of {BLACK_BOX_METHODS}"
+            )
         images = np.asarray(images, dtype=np.float32)
         targets = np.broadcast_to(np.asarray(targets, dtype=np.int32), (len(images),))
         values, grads = [], []
         for start in range(0, len(images), self.batch_size):
-            v, g = self._target_gradient_fn(images[start:start + self.batch_size],
-                                            targets[start:start + self.batch_size])
+            v, g = self._target_gradient_fn(
+                images[start : start + self.batch_size], targets[start : start + self.batch_size]
+            )
             values.append(np.asarray(v))
             grads.append(np.asarray(g))
             self.gradient_calls += len(v)
         return np.concatenate(values), np.concatenate(grads)
 
-    def gradcam_tensors(self, images: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def gradcam_tensors(
+        self, images: np.ndarray, targets: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(conv layer output, gradient of the target probability w.r.t. it) for Grad-CAM."""
         if not self.supports_gradcam:
-            raise ValueError(f"{self.name}: Grad-CAM needs the model's convolution layers; wrap a Keras "
-                             "model with ExplainableModel.from_keras (a SavedModel signature hides them)")
-        conv, grads = self._gradcam_fn(np.asarray(images, np.float32), np.asarray(targets, np.int32))
+            raise ValueError(
+                f"{self.name}: Grad-CAM needs the model's convolution layers; wrap a Keras "
+                "model with ExplainableModel.from_keras (a SavedModel signature hides them)"
+            )
+        conv, grads = self._gradcam_fn(
+            np.asarray(images, np.float32), np.asarray(targets, np.int32)
+        )
         self.gradient_calls += len(images)
         return np.asarray(conv), np.asarray(grads)
 
@@ -272,23 +364,30 @@ class ExplainableModel:
 def _tf_predict(forward: Callable, img_size: tuple[int, int]) -> Callable:
     import tensorflow as tf
 
-    fn = tf.function(lambda x: forward(x),
-                     input_signature=[tf.TensorSpec([None, *img_size, 3], tf.float32)])
+    fn = tf.function(
+        lambda x: forward(x), input_signature=[tf.TensorSpec([None, *img_size, 3], tf.float32)]
+    )
     return lambda x: fn(tf.constant(x, tf.float32)).numpy()
 
 
 def _tf_target_gradients(forward: Callable, img_size: tuple[int, int]) -> Callable:
     import tensorflow as tf
 
-    @tf.function(input_signature=[tf.TensorSpec([None, *img_size, 3], tf.float32),
-                                  tf.TensorSpec([None], tf.int32)])
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, *img_size, 3], tf.float32),
+            tf.TensorSpec([None], tf.int32),
+        ]
+    )
     def grads(x, targets):
         with tf.GradientTape() as tape:
             tape.watch(x)
             y = tf.gather(forward(x), targets, axis=1, batch_dims=1)
         return y, tape.gradient(y, x)
 
-    return lambda x, t: [v.numpy() for v in grads(tf.constant(x, tf.float32), tf.constant(t, tf.int32))]
+    return lambda x, t: [
+        v.numpy() for v in grads(tf.constant(x, tf.float32), tf.constant(t, tf.int32))
+    ]
 
 
 def _gradcam_layer(model, name: str | None):
@@ -304,38 +403,37 @@ def _gradcam_layer(model, name: str | None):
     return None
 
 
-def _read_labels(export_dir: Path) -> list[str] | None:
-    info = export_dir / "assets.extra" / "model_info.json"
-    if info.exists():
-        labels = json.loads(info.read_text()).get("labels")
-        if labels:
-            return list(labels)
-    txt = export_dir / "assets.extra" / "labels.txt"
-    if txt.exists():
-        return [line.strip() for line in txt.read_text().splitlines() if line.strip()]
-    return None
-
-
 # --------------------------------------------------------------------------------------
 # Input checks
 # --------------------------------------------------------------------------------------
 
+
 def check_images(images, model: ExplainableModel) -> np.ndarray:
     """float32 [N, H, W, 3] in [0, 1] at the model's size, or a ValueError saying what is wrong."""
     arr = np.asarray(images)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-        raise ValueError(f"images: expected a float array [N, H, W, 3] in [0, 1], got dtype {arr.dtype}")
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+    ):
+        raise ValueError(
+            f"images: expected a float array [N, H, W, 3] in [0, 1], got dtype {arr.dtype}"
+        )
     if not np.issubdtype(arr.dtype, np.floating):
-        raise ValueError(f"images: expected float pixels in [0, 1], got {arr.dtype} "
-                         "(divide 8-bit images by 255, or use the model's xai_preprocess)")
+        raise ValueError(
+            f"images: expected float pixels in [0, 1], got {arr.dtype} "
+            "(divide 8-bit images by 255, or use the model's xai_preprocess)"
+        )
     if arr.ndim != 4 or arr.shape[-1] != 3:
-        raise ValueError(f"images: expected shape [N, H, W, 3], got {list(arr.shape)}"
-                         + (" (a single image? pass images[None])" if arr.ndim == 3 else ""))
+        raise ValueError(
+            f"images: expected shape [N, H, W, 3], got {list(arr.shape)}"
+            + (" (a single image? pass images[None])" if arr.ndim == 3 else "")
+        )
     if len(arr) == 0:
         raise ValueError("images: the batch is empty")
     if tuple(arr.shape[1:3]) != model.img_size:
-        raise ValueError(f"images: {arr.shape[1]}x{arr.shape[2]} pixels, but {model.name} takes "
-                         f"{model.img_size[0]}x{model.img_size[1]}")
+        raise ValueError(
+            f"images: {arr.shape[1]}x{arr.shape[2]} pixels, but {model.name} takes "
+            f"{model.img_size[0]}x{model.img_size[1]}"
+        )
     if not np.all(np.isfinite(arr)):
         raise ValueError("images: contain NaN or infinite values")
     lo, hi = float(arr.min()), float(arr.max())
@@ -344,7 +442,9 @@ def check_images(images, model: ExplainableModel) -> np.ndarray:
     return np.clip(arr, 0.0, 1.0).astype(np.float32)
 
 
-def check_targets(target_classes, n: int, model: ExplainableModel, images: np.ndarray) -> np.ndarray:
+def check_targets(
+    target_classes, n: int, model: ExplainableModel, images: np.ndarray
+) -> np.ndarray:
     """int [N] target classes; None means each image's predicted class."""
     if target_classes is None:
         return model.predict(images).argmax(axis=1).astype(np.int64)
@@ -352,7 +452,9 @@ def check_targets(target_classes, n: int, model: ExplainableModel, images: np.nd
     if arr.ndim == 0:
         arr = np.full(n, arr)
     if arr.ndim != 1 or len(arr) != n:
-        raise ValueError(f"target_classes: expected one class per image ({n}), got shape {list(arr.shape)}")
+        raise ValueError(
+            f"target_classes: expected one class per image ({n}), got shape {list(arr.shape)}"
+        )
     if not np.issubdtype(arr.dtype, np.integer):
         if np.issubdtype(arr.dtype, np.floating) and np.all(arr == np.round(arr)):
             arr = arr.astype(np.int64)
@@ -361,7 +463,9 @@ def check_targets(target_classes, n: int, model: ExplainableModel, images: np.nd
     k = model.num_classes
     bad = arr[(arr < 0) | (arr >= k)]
     if len(bad):
-        raise ValueError(f"target_classes: {bad.tolist()} out of range: the model has {k} classes (0..{k - 1})")
+        raise ValueError(
+            f"target_classes: {bad.tolist()} out of range: the model has {k} classes (0..{k - 1})"
+        )
     return arr.astype(np.int64)
 
 
@@ -374,10 +478,14 @@ def make_baseline(baseline, shape: tuple[int, ...], seed: int = 42) -> np.ndarra
             return np.ones(shape, np.float32)
         if baseline == "random":
             return np.random.default_rng(seed).uniform(size=shape).astype(np.float32)
-        raise ValueError(f"baseline: unknown {baseline!r}; use one of {IG_BASELINES} or an image array")
+        raise ValueError(
+            f"baseline: unknown {baseline!r}; use one of {IG_BASELINES} or an image array"
+        )
     arr = np.asarray(baseline, dtype=np.float32)
     if arr.shape != tuple(shape):
-        raise ValueError(f"baseline: shape {list(arr.shape)} does not match the image shape {list(shape)}")
+        raise ValueError(
+            f"baseline: shape {list(arr.shape)} does not match the image shape {list(shape)}"
+        )
     return arr
 
 
@@ -385,8 +493,14 @@ def make_baseline(baseline, shape: tuple[int, ...], seed: int = 42) -> np.ndarra
 # The entry point
 # --------------------------------------------------------------------------------------
 
-def explain(images, target_classes=None, method: str = "ig", model: ExplainableModel | None = None,
-            **options) -> Explanation:
+
+def explain(
+    images,
+    target_classes=None,
+    method: str = "ig",
+    model: ExplainableModel | None = None,
+    **options,
+) -> Explanation:
     """Explain ``model``'s probability of ``target_classes`` (one per image; None = predicted).
 
     images: float [N, H, W, 3] in [0, 1] at the model's size.
@@ -408,18 +522,26 @@ def explain(images, target_classes=None, method: str = "ig", model: ExplainableM
     if method not in METHODS:
         raise ValueError(f"method: unknown {method!r}; choose one of {METHODS}")
     if not isinstance(model, ExplainableModel):
-        raise ValueError("model: pass an ExplainableModel (from_saved_model, from_keras or from_predict_fn)")
+        raise ValueError(
+            "model: pass an ExplainableModel (from_saved_model, from_keras or from_predict_fn)"
+        )
     if method in GRADIENT_METHODS and not model.supports_gradients:
-        raise ValueError(f"method {method!r} needs the model's gradients, but {model.name!r} is a black box "
-                         f"(predictions only): use one of {BLACK_BOX_METHODS}")
+        raise ValueError(
+            f"method {method!r} needs the model's gradients, but {model.name!r} is a black box "
+            f"(predictions only): use one of {BLACK_BOX_METHODS}"
+        )
     if method == "gradcam" and not model.supports_gradcam:
-        raise ValueError(f"{model.name}: Grad-CAM needs the model's convolution layers; wrap a Keras "
-                         "model with ExplainableModel.from_keras (a SavedModel signature hides them)")
+        raise ValueError(
+            f"{model.name}: Grad-CAM needs the model's convolution layers; wrap a Keras "
+            "model with ExplainableModel.from_keras (a SavedModel signature hides them)"
+        )
     runner = _RUNNERS[method]
     allowed = _OPTIONS[method]
     unknown = sorted(set(options) - set(allowed))
     if unknown:
-        raise ValueError(f"options {unknown} are not used by method {method!r}; it takes {sorted(allowed)}")
+        raise ValueError(
+            f"options {unknown} are not used by method {method!r}; it takes {sorted(allowed)}"
+        )
     images = check_images(images, model)
     calls_before, start = model.calls(), time.perf_counter()
     targets = check_targets(target_classes, len(images), model, images)
@@ -427,13 +549,20 @@ def explain(images, target_classes=None, method: str = "ig", model: ExplainableM
     seconds = time.perf_counter() - start
     extra = dict(extra)
     extra.setdefault("target_classes", targets)
-    return Explanation(attributions=np.asarray(maps, np.float32), approx_error=errors, method=method,
-                       model_calls=model.calls() - calls_before, seconds=seconds, extra=extra)
+    return Explanation(
+        attributions=np.asarray(maps, np.float32),
+        approx_error=errors,
+        method=method,
+        model_calls=model.calls() - calls_before,
+        seconds=seconds,
+        extra=extra,
+    )
 
 
 # --------------------------------------------------------------------------------------
 # Integrated gradients
 # --------------------------------------------------------------------------------------
+
 
 def integration_points(integration: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
     """(alphas, weights) of the path integral from baseline (alpha 0) to input (alpha 1)."""
@@ -478,23 +607,36 @@ def _saliency_call_model_function(model: ExplainableModel):
     return call
 
 
-def _ig_one(x: np.ndarray, baseline: np.ndarray, target: int, model: ExplainableModel,
-            steps: int, integration: str) -> np.ndarray:
+def _ig_one(
+    x: np.ndarray,
+    baseline: np.ndarray,
+    target: int,
+    model: ExplainableModel,
+    steps: int,
+    integration: str,
+) -> np.ndarray:
     """IG attributions [H, W, 3] of one image for one baseline."""
     if integration == "riemann":
         import saliency.core as saliency
 
         integration_points(integration, steps)  # validates steps
         return saliency.IntegratedGradients().GetMask(
-            x, _saliency_call_model_function(model), call_model_args={"target": int(target)},
-            x_baseline=baseline, x_steps=int(steps), batch_size=min(int(steps), model.batch_size))
+            x,
+            _saliency_call_model_function(model),
+            call_model_args={"target": int(target)},
+            x_baseline=baseline,
+            x_steps=int(steps),
+            batch_size=min(int(steps), model.batch_size),
+        )
     alphas, weights = integration_points(integration, steps)
     path = baseline[None] + alphas[:, None, None, None].astype(np.float32) * (x - baseline)[None]
     _, grads = model.target_gradients(path, np.full(len(path), target))
     return (x - baseline) * np.tensordot(weights.astype(np.float32), grads, axes=1)
 
 
-def completeness_gap(attributions: np.ndarray, f_input: np.ndarray, f_baseline: np.ndarray) -> np.ndarray:
+def completeness_gap(
+    attributions: np.ndarray, f_input: np.ndarray, f_baseline: np.ndarray
+) -> np.ndarray:
     """|sum(attr) - (F(x) - F(baseline))| / |F(x) - F(baseline)| per image (Vertex's approx_error)."""
     attributions = np.asarray(attributions, np.float64)
     total = attributions.reshape(len(attributions), -1).sum(axis=1)
@@ -502,27 +644,44 @@ def completeness_gap(attributions: np.ndarray, f_input: np.ndarray, f_baseline: 
     return np.abs(total - delta) / np.maximum(np.abs(delta), 1e-12)
 
 
-def integrated_gradients(images: np.ndarray, targets: np.ndarray, model: ExplainableModel,
-                         steps: int = DEFAULT_IG_STEPS, baseline="black",
-                         integration: str = "riemann", seed: int = 42) -> tuple[np.ndarray, np.ndarray, dict]:
+def integrated_gradients(
+    images: np.ndarray,
+    targets: np.ndarray,
+    model: ExplainableModel,
+    steps: int = DEFAULT_IG_STEPS,
+    baseline="black",
+    integration: str = "riemann",
+    seed: int = 42,
+) -> tuple[np.ndarray, np.ndarray, dict]:
     """IG attributions per colour channel [N, H, W, 3], completeness gaps [N], and details."""
     base = make_baseline(baseline, images.shape[1:], seed)
-    attrs = np.stack([_ig_one(x, base, t, model, steps, integration) for x, t in zip(images, targets)])
+    attrs = np.stack(
+        [_ig_one(x, base, t, model, steps, integration) for x, t in zip(images, targets)]
+    )
     probs = model.predict(np.concatenate([images, base[None]]))
     f_input = probs[np.arange(len(images)), targets]
     f_baseline = probs[-1][targets]
     gaps = completeness_gap(attrs, f_input, f_baseline)
-    details = {"f_input": f_input, "f_baseline": f_baseline,
-               "sum_attributions": attrs.reshape(len(attrs), -1).sum(axis=1),
-               "steps": int(steps), "integration": integration,
-               "baseline": baseline if isinstance(baseline, str) else "custom"}
+    details = {
+        "f_input": f_input,
+        "f_baseline": f_baseline,
+        "sum_attributions": attrs.reshape(len(attrs), -1).sum(axis=1),
+        "steps": int(steps),
+        "integration": integration,
+        "baseline": baseline if isinstance(baseline, str) else "custom",
+    }
     return attrs.astype(np.float32), gaps, details
 
 
-def gap_vs_steps(images: np.ndarray, target_classes, model: ExplainableModel,
-                 steps_list: Sequence[int] = (4, 8, 16, 32, 64, 128, 256),
-                 integrations: Sequence[str] = ("riemann", "riemann_trapezoid", "gausslegendre"),
-                 baseline="random", seed: int = 42):
+def gap_vs_steps(
+    images: np.ndarray,
+    target_classes,
+    model: ExplainableModel,
+    steps_list: Sequence[int] = (4, 8, 16, 32, 64, 128, 256),
+    integrations: Sequence[str] = ("riemann", "riemann_trapezoid", "gausslegendre"),
+    baseline="random",
+    seed: int = 42,
+):
     """IG's completeness gap for every (integration rule, step count): a DataFrame with one
     row per image and setting (columns integration, steps, image, gap, seconds, model_calls)."""
     import pandas as pd
@@ -530,11 +689,27 @@ def gap_vs_steps(images: np.ndarray, target_classes, model: ExplainableModel,
     rows = []
     for integration in integrations:
         for steps in steps_list:
-            r = explain(images, target_classes, "ig", model, steps=int(steps), baseline=baseline,
-                        integration=integration, seed=seed)
+            r = explain(
+                images,
+                target_classes,
+                "ig",
+                model,
+                steps=int(steps),
+                baseline=baseline,
+                integration=integration,
+                seed=seed,
+            )
             for i, gap in enumerate(r.approx_error):
-                rows.append({"integration": integration, "steps": int(steps), "image": i, "gap": float(gap),
-                             "seconds": r.seconds / len(images), "model_calls": r.model_calls / len(images)})
+                rows.append(
+                    {
+                        "integration": integration,
+                        "steps": int(steps),
+                        "image": i,
+                        "gap": float(gap),
+                        "seconds": r.seconds / len(images),
+                        "model_calls": r.model_calls / len(images),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -555,43 +730,78 @@ def steps_for_gap(table, target: float = 0.05, statistic: str = "max") -> dict:
     return chosen
 
 
-def _run_ig(images, targets, model, steps=DEFAULT_IG_STEPS, baseline="black", integration="riemann",
-            seed=42):
-    attrs, gaps, details = integrated_gradients(images, targets, model, steps, baseline, integration, seed)
+def _run_ig(
+    images, targets, model, steps=DEFAULT_IG_STEPS, baseline="black", integration="riemann", seed=42
+):
+    attrs, gaps, details = integrated_gradients(
+        images, targets, model, steps, baseline, integration, seed
+    )
     return attrs.sum(axis=-1), gaps, details
 
 
-def _run_xrai(images, targets, model, steps=DEFAULT_IG_STEPS, baselines=("black", "white"),
-              integration="riemann", seed=42, algorithm="full"):
+def _run_xrai(
+    images,
+    targets,
+    model,
+    steps=DEFAULT_IG_STEPS,
+    baselines=("black", "white"),
+    integration="riemann",
+    seed=42,
+    algorithm="full",
+):
     import saliency.core as saliency
 
     if isinstance(baselines, (str, np.ndarray)):
         baselines = [baselines]
-    per_baseline = [integrated_gradients(images, targets, model, steps, b, integration, seed)
-                    for b in baselines]
+    per_baseline = [
+        integrated_gradients(images, targets, model, steps, b, integration, seed) for b in baselines
+    ]
     ig_mean = np.mean([attrs for attrs, _, _ in per_baseline], axis=0)
     gaps = np.mean([g for _, g, _ in per_baseline], axis=0)
     params = saliency.XRAIParameters(steps=int(steps), algorithm=algorithm)
     xrai = saliency.XRAI()
-    maps = [xrai.GetMask(x, _saliency_call_model_function(model), call_model_args={"target": int(t)},
-                         base_attribution=a, extra_parameters=params)
-            for x, t, a in zip(images, targets, ig_mean)]
-    return np.stack(maps), gaps, {"steps": int(steps), "integration": integration,
-                                  "baselines": [b if isinstance(b, str) else "custom" for b in baselines]}
+    maps = [
+        xrai.GetMask(
+            x,
+            _saliency_call_model_function(model),
+            call_model_args={"target": int(t)},
+            base_attribution=a,
+            extra_parameters=params,
+        )
+        for x, t, a in zip(images, targets, ig_mean)
+    ]
+    return (
+        np.stack(maps),
+        gaps,
+        {
+            "steps": int(steps),
+            "integration": integration,
+            "baselines": [b if isinstance(b, str) else "custom" for b in baselines],
+        },
+    )
 
 
 def _run_gradcam(images, targets, model):
     import saliency.core as saliency
 
     gradcam = saliency.GradCam()
-    maps = [gradcam.GetMask(x, _saliency_call_model_function(model), call_model_args={"target": int(t)},
-                            should_resize=True, three_dims=False) for x, t in zip(images, targets)]
+    maps = [
+        gradcam.GetMask(
+            x,
+            _saliency_call_model_function(model),
+            call_model_args={"target": int(t)},
+            should_resize=True,
+            three_dims=False,
+        )
+        for x, t in zip(images, targets)
+    ]
     return np.stack(maps), None, {}
 
 
 # --------------------------------------------------------------------------------------
 # Perturbation methods over superpixels (these work on black boxes)
 # --------------------------------------------------------------------------------------
+
 
 def superpixels(image: np.ndarray, n_segments: int = 40, compactness: float = 30.0) -> np.ndarray:
     """SLIC superpixels of one image, labelled 0..M-1 ([H, W] int). Deterministic.
@@ -602,8 +812,14 @@ def superpixels(image: np.ndarray, n_segments: int = 40, compactness: float = 30
     from skimage.segmentation import slic
 
     image = np.asarray(image, np.float64)
-    seg = slic(image, n_segments=int(n_segments), compactness=compactness, sigma=0.5,
-               start_label=0, channel_axis=-1)
+    seg = slic(
+        image,
+        n_segments=int(n_segments),
+        compactness=compactness,
+        sigma=0.5,
+        start_label=0,
+        channel_axis=-1,
+    )
     if len(np.unique(seg)) < max(4, int(n_segments) // 4):
         h, w = image.shape[:2]
         side = max(1, int(round(np.sqrt(h * w / int(n_segments)))))
@@ -616,7 +832,9 @@ def segment_means(image: np.ndarray, segments: np.ndarray) -> np.ndarray:
     """The image with every superpixel filled with its mean colour (the 'switched off' image)."""
     flat = segments.ravel()
     counts = np.bincount(flat)
-    means = np.stack([np.bincount(flat, weights=image[..., c].ravel()) / counts for c in range(3)], axis=1)
+    means = np.stack(
+        [np.bincount(flat, weights=image[..., c].ravel()) / counts for c in range(3)], axis=1
+    )
     return means[segments].astype(np.float32)
 
 
@@ -665,7 +883,9 @@ def _quiet_lime(lime_image_module):
         lime_image_module.tqdm = original
 
 
-def _run_lime(images, targets, model, num_samples=1000, n_segments=40, seed=1, batch_size=100, hide="mean"):
+def _run_lime(
+    images, targets, model, num_samples=1000, n_segments=40, seed=1, batch_size=100, hide="mean"
+):
     from lime import lime_image
 
     hidden_image(images[0], np.zeros(images.shape[1:3], int), hide)  # validates `hide`
@@ -675,9 +895,16 @@ def _run_lime(images, targets, model, num_samples=1000, n_segments=40, seed=1, b
         explainer = lime_image.LimeImageExplainer(random_state=seed)
         with _quiet_lime(lime_image):
             exp = explainer.explain_instance(
-                x.astype(np.float64), lambda batch: model.predict(batch), labels=(int(t),), top_labels=None,
-                hide_color=_HIDE_VALUES.get(hide), num_samples=int(num_samples), batch_size=int(batch_size),
-                segmentation_fn=lambda _img, s=segments: s, random_seed=seed)
+                x.astype(np.float64),
+                lambda batch: model.predict(batch),
+                labels=(int(t),),
+                top_labels=None,
+                hide_color=_HIDE_VALUES.get(hide),
+                num_samples=int(num_samples),
+                batch_size=int(batch_size),
+                segmentation_fn=lambda _img, s=segments: s,
+                random_seed=seed,
+            )
         maps.append(segment_map(segments, dict(exp.local_exp[int(t)])))
         details["segments"].append(segments)
         details["score"].append(float(exp.score))
@@ -701,8 +928,9 @@ def _run_kernelshap(images, targets, model, num_samples=1000, n_segments=40, see
 
         with _numpy_global_seed(seed):
             explainer = shap.KernelExplainer(f, np.zeros((1, n_seg)))
-            values = explainer.shap_values(np.ones((1, n_seg)), nsamples=int(num_samples),
-                                           silent=True, l1_reg=False)
+            values = explainer.shap_values(
+                np.ones((1, n_seg)), nsamples=int(num_samples), silent=True, l1_reg=False
+            )
         maps.append(segment_map(segments, np.asarray(values).reshape(-1)))
         details["segments"].append(segments)
         details["expected_value"].append(float(np.ravel(explainer.expected_value)[0]))
@@ -732,13 +960,29 @@ def _anchor_image_class():
     return AnchorImageWithHide
 
 
-def _run_anchors(images, targets, model, threshold=0.95, p_sample=0.5, n_segments=40, seed=1,
-                 batch_size=100, hide="mean", max_anchor_size=None):
+def _run_anchors(
+    images,
+    targets,
+    model,
+    threshold=0.95,
+    p_sample=0.5,
+    n_segments=40,
+    seed=1,
+    batch_size=100,
+    hide="mean",
+    max_anchor_size=None,
+):
     AnchorImage = _anchor_image_class()
     hidden_image(images[0], np.zeros(images.shape[1:3], int), hide)  # validates `hide`
 
     maps = []
-    details = {"segments": [], "precision": [], "coverage": [], "anchor_segments": [], "explained": []}
+    details = {
+        "segments": [],
+        "precision": [],
+        "coverage": [],
+        "anchor_segments": [],
+        "explained": [],
+    }
     for x, t in zip(images, targets):
         segments = superpixels(x, n_segments)
         predicted = int(model.predict(x[None]).argmax())
@@ -747,15 +991,23 @@ def _run_anchors(images, targets, model, threshold=0.95, p_sample=0.5, n_segment
             return (model.predict(batch).argmax(axis=1) == t).astype(np.int64)
 
         with _numpy_global_seed(seed):
-            explainer = AnchorImage(is_target, x.shape, segmentation_fn=lambda _img, s=segments: s,
-                                    seed=seed)
+            explainer = AnchorImage(
+                is_target, x.shape, segmentation_fn=lambda _img, s=segments: s, seed=seed
+            )
             explainer.hidden = hidden_image(x, segments, hide)
-            exp = explainer.explain(x, threshold=threshold, p_sample=p_sample, batch_size=int(batch_size),
-                                    max_anchor_size=max_anchor_size)
+            exp = explainer.explain(
+                x,
+                threshold=threshold,
+                p_sample=p_sample,
+                batch_size=int(batch_size),
+                max_anchor_size=max_anchor_size,
+            )
         anchor = [int(s) for s in exp.data["raw"]["feature"]]
         maps.append(np.isin(segments, anchor).astype(np.float32))
         details["segments"].append(segments)
-        details["precision"].append(float(np.ravel(exp.precision)[0]) if np.size(exp.precision) else float("nan"))
+        details["precision"].append(
+            float(np.ravel(exp.precision)[0]) if np.size(exp.precision) else float("nan")
+        )
         details["coverage"].append(float(exp.coverage))
         details["anchor_segments"].append(anchor)
         # an anchor explains "the model predicts t" only when it does; otherwise "it does not"
@@ -763,20 +1015,36 @@ def _run_anchors(images, targets, model, threshold=0.95, p_sample=0.5, n_segment
     return np.stack(maps), None, details
 
 
-_RUNNERS = {"ig": _run_ig, "xrai": _run_xrai, "gradcam": _run_gradcam, "lime": _run_lime,
-            "kernelshap": _run_kernelshap, "anchors": _run_anchors}
-_OPTIONS = {"ig": ("steps", "baseline", "integration", "seed"),
-            "xrai": ("steps", "baselines", "integration", "seed", "algorithm"),
-            "gradcam": (),
-            "lime": ("num_samples", "n_segments", "seed", "batch_size", "hide"),
-            "kernelshap": ("num_samples", "n_segments", "seed", "hide"),
-            "anchors": ("threshold", "p_sample", "n_segments", "seed", "batch_size", "hide",
-                        "max_anchor_size")}
+_RUNNERS = {
+    "ig": _run_ig,
+    "xrai": _run_xrai,
+    "gradcam": _run_gradcam,
+    "lime": _run_lime,
+    "kernelshap": _run_kernelshap,
+    "anchors": _run_anchors,
+}
+_OPTIONS = {
+    "ig": ("steps", "baseline", "integration", "seed"),
+    "xrai": ("steps", "baselines", "integration", "seed", "algorithm"),
+    "gradcam": (),
+    "lime": ("num_samples", "n_segments", "seed", "batch_size", "hide"),
+    "kernelshap": ("num_samples", "n_segments", "seed", "hide"),
+    "anchors": (
+        "threshold",
+        "p_sample",
+        "n_segments",
+        "seed",
+        "batch_size",
+        "hide",
+        "max_anchor_size",
+    ),
+}
 
 
 # --------------------------------------------------------------------------------------
 # Comparing explanations
 # --------------------------------------------------------------------------------------
+
 
 def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
     """Spearman rank correlation between two attribution maps (nan if one is constant)."""
@@ -818,8 +1086,9 @@ def top_k_iou(a: np.ndarray, b: np.ndarray, k: float = 0.1) -> float:
     return iou(mask_a, mask_b)
 
 
-def agreement_table(maps_by_method: dict[str, np.ndarray], metric: str = "rank_correlation",
-                    k: float = 0.1):
+def agreement_table(
+    maps_by_method: dict[str, np.ndarray], metric: str = "rank_correlation", k: float = 0.1
+):
     """Method x method DataFrame: the metric between their maps, averaged over the images."""
     import pandas as pd
 
@@ -829,15 +1098,22 @@ def agreement_table(maps_by_method: dict[str, np.ndarray], metric: str = "rank_c
     table = pd.DataFrame(np.nan, index=names, columns=names)
     for m1, m2 in itertools.product(names, names):
         pairs = zip(maps_by_method[m1], maps_by_method[m2])
-        values = [rank_correlation(a, b) if metric == "rank_correlation" else top_k_iou(a, b, k)
-                  for a, b in pairs]
+        values = [
+            rank_correlation(a, b) if metric == "rank_correlation" else top_k_iou(a, b, k)
+            for a, b in pairs
+        ]
         table.loc[m1, m2] = np.nanmean(values) if not np.all(np.isnan(values)) else np.nan
     return table
 
 
-def lime_stability(image: np.ndarray, target_class: int, model: ExplainableModel,
-                   seeds: Sequence[int] = LIME_STABILITY_SEEDS, top_features: int = 5,
-                   **lime_options) -> dict:
+def lime_stability(
+    image: np.ndarray,
+    target_class: int,
+    model: ExplainableModel,
+    seeds: Sequence[int] = LIME_STABILITY_SEEDS,
+    top_features: int = 5,
+    **lime_options,
+) -> dict:
     """LIME on one image with several seeds: the mean pairwise IoU of the top superpixels.
 
     Returns ``{"stability": float, "pairwise_iou": [...], "masks": [H,W] bool per seed,
@@ -847,7 +1123,9 @@ def lime_stability(image: np.ndarray, target_class: int, model: ExplainableModel
         raise ValueError("seeds: need at least two seeds to compare")
     masks, calls = [], 0
     for seed in seeds:
-        result = explain(np.asarray(image)[None], [target_class], "lime", model, seed=seed, **lime_options)
+        result = explain(
+            np.asarray(image)[None], [target_class], "lime", model, seed=seed, **lime_options
+        )
         calls += result.model_calls
         weights = result.attributions[0]
         segments = result.extra["segments"][0]
@@ -856,8 +1134,13 @@ def lime_stability(image: np.ndarray, target_class: int, model: ExplainableModel
         top = top[per_segment[top] > 0]
         masks.append(np.isin(segments, top))
     pairwise = [iou(a, b) for a, b in itertools.combinations(masks, 2)]
-    return {"stability": float(np.mean(pairwise)), "pairwise_iou": pairwise, "masks": masks,
-            "seeds": list(seeds), "model_calls": calls}
+    return {
+        "stability": float(np.mean(pairwise)),
+        "pairwise_iou": pairwise,
+        "masks": masks,
+        "seeds": list(seeds),
+        "model_calls": calls,
+    }
 
 
 def preprocess_mask(mask: np.ndarray, img_size: int | Sequence[int]) -> np.ndarray:
@@ -896,8 +1179,13 @@ class Examples:
         return [self.labels[i] for i in self.label_ids]
 
 
-def load_examples(data_dir: str | Path, img_size: int, split: str = "test",
-                  per_class: int | None = None, with_masks: bool = True) -> Examples:
+def load_examples(
+    data_dir: str | Path,
+    img_size: int,
+    split: str = "test",
+    per_class: int | None = None,
+    with_masks: bool = True,
+) -> Examples:
     """Images of ``split`` from a data folder of ``workspace.ensure_dataset`` (in CSV order),
     preprocessed by THE preprocessing function; with their flower masks on the same grid.
 
@@ -908,8 +1196,11 @@ def load_examples(data_dir: str | Path, img_size: int, split: str = "test",
 
     flower_dir = Path(data_dir) / "flower_photos"
     labels = dataset_files.read_labels(str(flower_dir / "dict.txt"))
-    rows = [r for r in dataset_files.read_all_data(str(flower_dir / "all_data.csv"), report=None)
-            if not r.problem and dataset_files.split_for(r.path) == split]
+    rows = [
+        r
+        for r in dataset_files.read_all_data(str(flower_dir / "all_data.csv"), report=None)
+        if not r.problem and dataset_files.split_for(r.path) == split
+    ]
     kept, counts = [], {}
     for r in rows:
         if per_class is None or counts.get(r.label, 0) < per_class:
@@ -919,11 +1210,19 @@ def load_examples(data_dir: str | Path, img_size: int, split: str = "test",
         raise ValueError(f"{flower_dir.name}/all_data.csv: no usable images in split {split!r}")
     kept.sort(key=lambda r: (labels.index(r.label), r.path)) if per_class else None
     images = np.stack([read_and_preprocess(r.path, img_size, img_size).numpy() for r in kept])
-    masks = (np.stack([preprocess_mask(synthetic.load_mask(r.path), img_size) for r in kept])
-             if with_masks else None)
-    return Examples(images=images, label_ids=np.array([labels.index(r.label) for r in kept]),
-                    labels=list(labels), paths=[r.path for r in kept], masks=masks,
-                    backgrounds=_backgrounds(Path(data_dir), [r.path for r in kept]))
+    masks = (
+        np.stack([preprocess_mask(synthetic.load_mask(r.path), img_size) for r in kept])
+        if with_masks
+        else None
+    )
+    return Examples(
+        images=images,
+        label_ids=np.array([labels.index(r.label) for r in kept]),
+        labels=list(labels),
+        paths=[r.path for r in kept],
+        masks=masks,
+        backgrounds=_backgrounds(Path(data_dir), [r.path for r in kept]),
+    )
 
 
 def _backgrounds(data_dir: Path, paths: list[str]) -> list[str] | None:
@@ -950,7 +1249,9 @@ def attribution_share(attributions: np.ndarray, mask: np.ndarray) -> dict:
     attr = np.asarray(attributions, np.float64)
     m = np.asarray(mask).astype(bool)
     if attr.shape != m.shape:
-        raise ValueError(f"attributions {list(attr.shape)} and mask {list(m.shape)} differ in shape")
+        raise ValueError(
+            f"attributions {list(attr.shape)} and mask {list(m.shape)} differ in shape"
+        )
     single = attr.ndim == 2
     if single:
         attr, m = attr[None], m[None]
@@ -967,6 +1268,7 @@ def attribution_share(attributions: np.ndarray, mask: np.ndarray) -> dict:
 # --------------------------------------------------------------------------------------
 # Encoding a map for a JSON response
 # --------------------------------------------------------------------------------------
+
 
 def attribution_to_png_b64(attribution: np.ndarray, percentile: float = 99.0) -> str:
     """A base64 PNG (8-bit grey) of a map's positive part, scaled so the ``percentile``-th
@@ -997,18 +1299,27 @@ def explanations_from_response(response: dict) -> dict:
         try:
             att = row["attributions"][0]
             feature = att["featureAttributions"]["input_images"]
-            raw = np.frombuffer(base64.b64decode(feature["b64"]), dtype="<f4").reshape(feature["shape"])
+            raw = np.frombuffer(base64.b64decode(feature["b64"]), dtype="<f4").reshape(
+                feature["shape"]
+            )
         except (KeyError, IndexError, TypeError, ValueError) as err:
             raise ValueError(f"explanation {i}: not in the expected format ({err!r})") from None
         maps.append(raw)
-        errors.append(np.nan if att.get("approximationError") is None else att["approximationError"])
+        errors.append(
+            np.nan if att.get("approximationError") is None else att["approximationError"]
+        )
         targets.append(int(att["outputIndex"][0]))
         pngs.append(png_b64_to_array(feature["b64_png"]))
         method = att.get("method", method)
     if not maps:
         raise ValueError(f"no explanations in the response (keys: {sorted(response)})")
-    return {"attributions": np.stack(maps), "approx_error": np.asarray(errors, np.float64),
-            "target_classes": np.asarray(targets), "png_maps": np.stack(pngs), "method": method}
+    return {
+        "attributions": np.stack(maps),
+        "approx_error": np.asarray(errors, np.float64),
+        "target_classes": np.asarray(targets),
+        "png_maps": np.stack(pngs),
+        "method": method,
+    }
 
 
 def image_to_png_bytes(image: np.ndarray) -> bytes:
@@ -1033,8 +1344,10 @@ def rest_predict_fn(predict_url: str, timeout: float = 120.0) -> Callable[[np.nd
     import requests
 
     def predict(images: np.ndarray) -> np.ndarray:
-        instances = [{"img_bytes": {"b64": base64.b64encode(image_to_png_bytes(x)).decode("ascii")}}
-                     for x in np.asarray(images)]
+        instances = [
+            {"img_bytes": {"b64": base64.b64encode(image_to_png_bytes(x)).decode("ascii")}}
+            for x in np.asarray(images)
+        ]
         resp = requests.post(predict_url, json={"instances": instances}, timeout=timeout)
         if resp.status_code != 200:
             raise RuntimeError(f"{predict_url}: HTTP {resp.status_code}: {resp.text[:300]}")

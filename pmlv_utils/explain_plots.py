@@ -3,6 +3,7 @@
 Every function returns the matplotlib Figure (notebooks display it; tests can close it).
 Maps are [H, W] float arrays as returned by :func:`pmlv_utils.explain.explain`.
 """
+
 from __future__ import annotations
 
 from typing import Mapping, Sequence
@@ -32,8 +33,9 @@ def _positive_scaled(attribution: np.ndarray, percentile: float = 99.5) -> np.nd
     return np.clip(pos / (top or 1.0), 0, 1)
 
 
-def overlay(image: np.ndarray, attribution: np.ndarray, sign: str = "positive",
-            alpha: float = 0.6) -> np.ndarray:
+def overlay(
+    image: np.ndarray, attribution: np.ndarray, sign: str = "positive", alpha: float = 0.6
+) -> np.ndarray:
     """The image dimmed, with the positive (green) or negative (red) part of a map on top."""
     if sign not in ("positive", "negative"):
         raise ValueError(f"sign: 'positive' or 'negative', got {sign!r}")
@@ -44,8 +46,9 @@ def overlay(image: np.ndarray, attribution: np.ndarray, sign: str = "positive",
     return np.clip(base * (1 - alpha * strength) + alpha * strength * colour, 0, 1)
 
 
-def plot_attribution(image: np.ndarray, attribution: np.ndarray, title: str | None = None,
-                     axes=None):
+def plot_attribution(
+    image: np.ndarray, attribution: np.ndarray, title: str | None = None, axes=None
+):
     """One row: the image, the signed map, its positive part and its negative part (overlaid)."""
     plt = _plt()
     if axes is None:
@@ -67,9 +70,13 @@ def plot_attribution(image: np.ndarray, attribution: np.ndarray, title: str | No
     return fig
 
 
-def plot_explanation_grid(images: np.ndarray, attributions: np.ndarray,
-                          titles: Sequence[str] | None = None, method: str = "",
-                          recoloured: bool = True):
+def plot_explanation_grid(
+    images: np.ndarray,
+    attributions: np.ndarray,
+    titles: Sequence[str] | None = None,
+    method: str = "",
+    recoloured: bool = True,
+):
     """The book's figure: images on the top row, their attributions below (and, like the
     book's XRAI figure, a recoloured overlay row)."""
     plt = _plt()
@@ -93,8 +100,12 @@ def plot_explanation_grid(images: np.ndarray, attributions: np.ndarray,
     return fig
 
 
-def plot_method_comparison(images: np.ndarray, maps_by_method: Mapping[str, np.ndarray],
-                           titles: Sequence[str] | None = None, signed: bool = True):
+def plot_method_comparison(
+    images: np.ndarray,
+    maps_by_method: Mapping[str, np.ndarray],
+    titles: Sequence[str] | None = None,
+    signed: bool = True,
+):
     """Rows = images, columns = the image then each method's map (each map scaled on its own).
 
     A column is drawn signed (green = for, pink = against) when ``signed`` and any of its maps
@@ -103,8 +114,9 @@ def plot_method_comparison(images: np.ndarray, maps_by_method: Mapping[str, np.n
     plt = _plt()
     methods = list(maps_by_method)
     n = len(images)
-    fig, axes = plt.subplots(n, len(methods) + 1, figsize=(1.8 * (len(methods) + 1), 1.8 * n),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        n, len(methods) + 1, figsize=(1.8 * (len(methods) + 1), 1.8 * n), squeeze=False
+    )
     for i in range(n):
         axes[i, 0].imshow(np.clip(images[i], 0, 1))
         if titles is not None:
@@ -142,8 +154,13 @@ def plot_gap_vs_steps(table, target: float = 0.05, chosen: Mapping[str, int] | N
             if len(y):
                 ax.plot([chosen[name]], [float(y.iloc[0])], "k*", ms=12)
     ax.axhline(target, color="grey", ls="--", lw=1)
-    ax.text(summary["steps"].min(), target * 1.15,
-            f"{target:.0%} (IG paper's target)", color="grey", fontsize=8)
+    ax.text(
+        summary["steps"].min(),
+        target * 1.15,
+        f"{target:.0%} (IG paper's target)",
+        color="grey",
+        fontsize=8,
+    )
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("integration steps")
@@ -164,16 +181,27 @@ def plot_agreement_heatmap(table, title: str = "", vmin: float = -1.0, vmax: flo
     ax.set_yticks(range(len(table.index)), table.index)
     for (i, j), v in np.ndenumerate(values):
         if np.isfinite(v):
-            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8,
-                    color="white" if abs(v - (vmin + vmax) / 2) > 0.35 * (vmax - vmin) else "black")
+            ax.text(
+                j,
+                i,
+                f"{v:.2f}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if abs(v - (vmin + vmax) / 2) > 0.35 * (vmax - vmin) else "black",
+            )
     ax.set_title(title)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
     return fig
 
 
-def plot_lime_stability(image: np.ndarray, masks: Sequence[np.ndarray], seeds: Sequence[int],
-                        stability: float | None = None):
+def plot_lime_stability(
+    image: np.ndarray,
+    masks: Sequence[np.ndarray],
+    seeds: Sequence[int],
+    stability: float | None = None,
+):
     """The top LIME superpixels of one image for each seed (the blog's 3x3 figure)."""
     plt = _plt()
     n = len(masks)
@@ -192,8 +220,12 @@ def plot_lime_stability(image: np.ndarray, masks: Sequence[np.ndarray], seeds: S
     return fig
 
 
-def plot_attribution_share(table, group: str = "model", value: str = "background",
-                           reference: str | None = "background_area"):
+def plot_attribution_share(
+    table,
+    group: str = "model",
+    value: str = "background",
+    reference: str | None = "background_area",
+):
     """Box plot of the positive attribution share on the background per group (e.g. the biased
     and the unbiased model), with the background's pixel share as a reference."""
     plt = _plt()
@@ -206,8 +238,13 @@ def plot_attribution_share(table, group: str = "model", value: str = "background
         ax.scatter(np.full(len(d), i) + np.linspace(-0.12, 0.12, len(d)), d, s=8, alpha=0.5)
     if reference is not None and reference in table:
         ax.axhline(float(table[reference].mean()), color="grey", ls="--", lw=1)
-        ax.text(0.55, float(table[reference].mean()) + 0.01, "background's share of the pixels",
-                color="grey", fontsize=8)
+        ax.text(
+            0.55,
+            float(table[reference].mean()) + 0.01,
+            "background's share of the pixels",
+            color="grey",
+            fontsize=8,
+        )
     ax.set_ylim(0, 1)
     ax.set_ylabel(f"share of positive attribution on the {value}")
     fig.tight_layout()

@@ -16,11 +16,11 @@ the same function the training data went through.
 
 ``<export_dir>/assets.extra/labels.txt`` and ``model_info.json`` describe the model.
 """
+
 from __future__ import annotations
 
 import json
 import os
-import shutil
 
 import keras
 import tensorflow as tf
@@ -31,8 +31,14 @@ SIGNATURES = ("serving_default", "from_bytes", "passthrough", "xai_preprocess", 
 EXTRA_DIR = "assets.extra"
 
 
-def export_model(model: keras.Model, export_dir: str, labels: list[str], img_size: int,
-                 model_kind: str = "small_cnn", extra_info: dict | None = None) -> str:
+def export_saved_model(
+    model: keras.Model,
+    export_dir: str,
+    labels: list[str],
+    img_size: int,
+    model_kind: str = "small_cnn",
+    extra_info: dict | None = None,
+) -> str:
     """Write ``model`` with the signatures above to ``export_dir`` (replaced if it exists)."""
     labels = [str(label) for label in labels]
     num_classes = int(model.output_shape[-1])
@@ -44,17 +50,25 @@ def export_model(model: keras.Model, export_dir: str, labels: list[str], img_siz
     def classify(images):
         probability = model(images, training=False)
         flower_type_int = tf.argmax(probability, axis=1)
-        return {"probability": probability,
-                "flower_type_int": flower_type_int,
-                "flower_type_str": tf.gather(label_table, flower_type_int)}
+        return {
+            "probability": probability,
+            "flower_type_int": flower_type_int,
+            "flower_type_str": tf.gather(label_table, flower_type_int),
+        }
 
     def preprocess_files(filenames):
-        return tf.map_fn(lambda f: preprocess_image(tf.io.read_file(f), size, size),
-                         filenames, fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
+        return tf.map_fn(
+            lambda f: preprocess_image(tf.io.read_file(f), size, size),
+            filenames,
+            fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32),
+        )
 
     def preprocess_bytes(img_bytes):
-        return tf.map_fn(lambda b: preprocess_image(b, size, size),
-                         img_bytes, fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
+        return tf.map_fn(
+            lambda b: preprocess_image(b, size, size),
+            img_bytes,
+            fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32),
+        )
 
     def serving_default(filenames):
         return classify(preprocess_files(filenames))
@@ -99,20 +113,42 @@ def export_model(model: keras.Model, export_dir: str, labels: list[str], img_siz
     tf.io.gfile.makedirs(extra)
     with tf.io.gfile.GFile(os.path.join(extra, "labels.txt"), "w") as f:
         f.write("\n".join(labels) + "\n")
-    info = {"img_size": size, "labels": labels, "model_kind": model_kind,
-            "signatures": list(SIGNATURES), **(extra_info or {})}
+    info = {
+        "img_size": size,
+        "labels": labels,
+        "model_kind": model_kind,
+        "signatures": list(SIGNATURES),
+        **(extra_info or {}),
+    }
     with tf.io.gfile.GFile(os.path.join(extra, "model_info.json"), "w") as f:
         f.write(json.dumps(info, indent=1))
     return export_dir
 
 
-def read_model_info(export_dir: str) -> dict:
-    """``assets.extra/model_info.json`` of an exported model."""
-    path = os.path.join(str(export_dir), EXTRA_DIR, "model_info.json")
-    if not tf.io.gfile.exists(path):
-        raise FileNotFoundError(f"{path}: missing; is {export_dir} a model from export_model()?")
-    with tf.io.gfile.GFile(path) as f:
-        return json.load(f)
+def read_model_info(export_dir: str | os.PathLike, required: bool = True) -> dict:
+    """``assets.extra/model_info.json`` of an exported model (labels from ``labels.txt`` if absent).
+
+    With ``required=False`` a model without the file gives ``{}`` instead of FileNotFoundError.
+    """
+    extra = f"{str(export_dir).rstrip('/')}/{EXTRA_DIR}"
+    info_path, labels_path = f"{extra}/model_info.json", f"{extra}/labels.txt"
+    info: dict = {}
+    if tf.io.gfile.exists(info_path):
+        with tf.io.gfile.GFile(info_path) as f:
+            info = json.load(f)
+    elif required:
+        raise FileNotFoundError(
+            f"{info_path}: missing; is {export_dir} a model from export_saved_model()?"
+        )
+    if not info.get("labels") and tf.io.gfile.exists(labels_path):
+        with tf.io.gfile.GFile(labels_path) as f:
+            info["labels"] = f.read().split()
+    return info
+
+
+def model_labels(export_dir: str | os.PathLike) -> list[str]:
+    """Class names of an exported model, in output order ([] when the model does not say)."""
+    return list(read_model_info(export_dir, required=False).get("labels", []))
 
 
 class Signatures(dict):
@@ -139,7 +175,9 @@ def describe_signatures(export_dir: str) -> str:
         fn = loaded.signatures[name]
         ins = fn.structured_input_signature[1]
         outs = fn.structured_outputs
-        fmt = lambda specs: ", ".join(f"{k}: {v.dtype.name}{list(v.shape)}"  # noqa: E731
-                                      for k, v in sorted(specs.items()))
+        fmt = lambda specs: ", ".join(
+            f"{k}: {v.dtype.name}{list(v.shape)}"  # noqa: E731
+            for k, v in sorted(specs.items())
+        )
         lines.append(f"{name}({fmt(ins)}) -> {fmt(outs)}")
     return "\n".join(lines)

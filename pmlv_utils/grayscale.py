@@ -14,6 +14,7 @@ Two bugs of the book's layer are fixed: the input shape comes from the data (the
 336x600 for 338x600 images) and ``super().__init__(**kwargs)`` (the book passed ``kwargs``
 as one positional argument).
 """
+
 from __future__ import annotations
 
 from typing import Callable, Sequence
@@ -24,12 +25,27 @@ LUMA_WEIGHTS = (0.2126, 0.7152, 0.0722)
 SRGB_THRESHOLD = 0.0031308
 
 # The book's wall seconds for 20 images of 338x600, each including reading the JPEGs from GCS.
-BOOK_SECONDS = {"iterate": 41.1, "py_function": 41.1, "slicing": 3.07, "matmul": 2.29,
-                "batched layer": 2.13}
+BOOK_SECONDS = {
+    "iterate": 41.1,
+    "py_function": 41.1,
+    "slicing": 3.07,
+    "matmul": 2.29,
+    "batched layer": 2.13,
+}
 
-__all__ = ["LUMA_WEIGHTS", "to_grayscale_loop", "to_grayscale_slicing", "to_grayscale_matmul",
-           "make_grayscale_layer", "make_grayscale_model", "VARIANTS", "load_images", "pick_paths",
-           "time_variants", "BOOK_SECONDS"]
+__all__ = [
+    "LUMA_WEIGHTS",
+    "to_grayscale_loop",
+    "to_grayscale_slicing",
+    "to_grayscale_matmul",
+    "make_grayscale_layer",
+    "make_grayscale_model",
+    "VARIANTS",
+    "load_images",
+    "pick_paths",
+    "time_variants",
+    "BOOK_SECONDS",
+]
 
 
 def _gamma(c_linear: float) -> float:
@@ -54,8 +70,9 @@ def to_grayscale_loop(img: np.ndarray) -> np.ndarray:
 def _gamma_tf(c_linear):
     import tensorflow as tf
 
-    return tf.where(c_linear > SRGB_THRESHOLD, 1.055 * tf.pow(c_linear, 1 / 2.4) - 0.055,
-                    12.92 * c_linear)
+    return tf.where(
+        c_linear > SRGB_THRESHOLD, 1.055 * tf.pow(c_linear, 1 / 2.4) - 0.055, 12.92 * c_linear
+    )
 
 
 def to_grayscale_slicing(img):
@@ -70,7 +87,9 @@ def to_grayscale_matmul(img):
     import tensorflow as tf
 
     weights = tf.constant([[w] for w in LUMA_WEIGHTS], dtype=tf.float32)  # [3, 1]
-    c_linear = tf.squeeze(tf.matmul(img, weights), axis=-1)  # [..., H, W, 3] x [3, 1] -> [..., H, W]
+    c_linear = tf.squeeze(
+        tf.matmul(img, weights), axis=-1
+    )  # [..., H, W, 3] x [3, 1] -> [..., H, W]
     return _gamma_tf(c_linear)
 
 
@@ -86,8 +105,11 @@ def make_grayscale_layer(**kwargs):
 
         def call(self, images):
             c_linear = ops.squeeze(ops.matmul(images, self.weights_3x1), axis=-1)
-            return ops.where(c_linear > SRGB_THRESHOLD, 1.055 * ops.power(c_linear, 1 / 2.4) - 0.055,
-                             12.92 * c_linear)
+            return ops.where(
+                c_linear > SRGB_THRESHOLD,
+                1.055 * ops.power(c_linear, 1 / 2.4) - 0.055,
+                12.92 * c_linear,
+            )
 
         def compute_output_shape(self, input_shape):
             return tuple(input_shape[:-1])
@@ -102,10 +124,13 @@ def make_grayscale_model(image_shape: Sequence[int]):
     image_shape = tuple(int(d) for d in image_shape)
     if len(image_shape) != 3 or image_shape[-1] != 3:
         raise ValueError(f"image_shape must be (height, width, 3), got {image_shape}")
-    return keras.Sequential([keras.Input(shape=image_shape), make_grayscale_layer(name="grayscale")])
+    return keras.Sequential(
+        [keras.Input(shape=image_shape), make_grayscale_layer(name="grayscale")]
+    )
 
 
 # ---- the five variants over a batch [N, H, W, 3] -> [N, H, W] -------------------------------
+
 
 def grayscale_iterate(images: np.ndarray) -> np.ndarray:
     return np.stack([to_grayscale_loop(img) for img in np.asarray(images)])
@@ -118,7 +143,8 @@ def grayscale_py_function(images: np.ndarray) -> np.ndarray:
         return to_grayscale_loop(img.numpy())
 
     ds = tf.data.Dataset.from_tensor_slices(images).map(
-        lambda img: tf.py_function(loop_on_tensor, [img], tf.float32))
+        lambda img: tf.py_function(loop_on_tensor, [img], tf.float32)
+    )
     return np.stack([g.numpy() for g in ds])
 
 
@@ -152,6 +178,7 @@ VARIANTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 def pick_paths(all_data_csv: str, n: int) -> list[str]:
     """``n`` image paths from ``all_data.csv``, taking the classes in turn (deterministic)."""
     from collections import defaultdict
+
     from . import dataset_files
 
     by_label = defaultdict(list)
@@ -170,8 +197,9 @@ def pick_paths(all_data_csv: str, n: int) -> list[str]:
     return picked
 
 
-def time_variants(images: np.ndarray, repeats: int = 3, loop_repeats: int = 1,
-                  progress: bool = True) -> dict[str, dict]:
+def time_variants(
+    images: np.ndarray, repeats: int = 3, loop_repeats: int = 1, progress: bool = True
+) -> dict[str, dict]:
     """Time the five variants on ``images``: ``{name: timing.time_it result}``.
 
     The Python-loop variants run ``loop_repeats`` times (they are slow); the TensorFlow ones
@@ -185,15 +213,25 @@ def time_variants(images: np.ndarray, repeats: int = 3, loop_repeats: int = 1,
     results = {}
     for name, fn in VARIANTS.items():
         slow = name in ("iterate", "py_function")
-        run = (lambda: grayscale_batched(images, model)) if name == "batched layer" else (lambda fn=fn: fn(images))
-        results[name] = timing.time_it(run, loop_repeats if slow else repeats, warmup=0 if slow else 1,
-                                       label=name, progress=progress)
+        run = (
+            (lambda: grayscale_batched(images, model))
+            if name == "batched layer"
+            else (lambda fn=fn: fn(images))
+        )
+        results[name] = timing.time_it(
+            run,
+            loop_repeats if slow else repeats,
+            warmup=0 if slow else 1,
+            label=name,
+            progress=progress,
+        )
     return results
 
 
 def load_images(paths: Sequence[str], height: int, width: int) -> np.ndarray:
     """Read JPEG files into float32 ``[N, height, width, 3]`` with the course's preprocessing."""
     import tensorflow as tf
+
     from . import preprocess
 
     if not paths:

@@ -14,6 +14,7 @@ GZIP TFRecord file (TensorFlow's own error would not name the file, and it reads
 GZIP shard as a shorter shard without any error), or shards that hold no record at all raise
 an error that names the pattern or the file.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -23,8 +24,16 @@ from typing import Iterable, Sequence
 AUTOTUNE = -1  # tf.data.AUTOTUNE, without importing TensorFlow at import time
 
 __all__ = [
-    "ShardError", "list_shards", "check_shards", "make_dataset", "make_file_dataset",
-    "load_image_bytes", "make_bytes_dataset", "READ_VARIANTS", "TRAIN_VARIANTS", "make_variant",
+    "ShardError",
+    "list_shards",
+    "check_shards",
+    "make_dataset",
+    "make_file_dataset",
+    "load_image_bytes",
+    "make_bytes_dataset",
+    "READ_VARIANTS",
+    "TRAIN_VARIANTS",
+    "make_variant",
     "drain",
 ]
 
@@ -37,6 +46,7 @@ class ShardError(ValueError):
 # Files
 # --------------------------------------------------------------------------------------
 
+
 def list_shards(pattern: str | Sequence[str]) -> list[str]:
     """Sorted files matching ``pattern`` (a glob, local or ``gs://``, or a list of globs).
 
@@ -44,7 +54,11 @@ def list_shards(pattern: str | Sequence[str]) -> list[str]:
     """
     import tensorflow as tf
 
-    patterns = [pattern] if isinstance(pattern, (str, bytes)) or hasattr(pattern, "__fspath__") else list(pattern)
+    patterns = (
+        [pattern]
+        if isinstance(pattern, (str, bytes)) or hasattr(pattern, "__fspath__")
+        else list(pattern)
+    )
     files: list[str] = []
     for p in patterns:
         files.extend(tf.io.gfile.glob(str(p)))
@@ -100,6 +114,7 @@ def check_shards(files: Iterable[str], compression: str = "GZIP") -> dict[str, i
 # The pipeline
 # --------------------------------------------------------------------------------------
 
+
 def _hw(img_size) -> tuple[int, int]:
     if isinstance(img_size, int):
         return img_size, img_size
@@ -141,10 +156,21 @@ def _parse_and_preprocess_fn(img_size):
     return parse_and_preprocess
 
 
-def make_dataset(pattern, batch_size: int | None = 32, img_size=64, training: bool = False,
-                 shuffle_seed: int | None = None, cache: bool | str = False, prefetch: bool = True,
-                 parallel: bool = True, interleave: bool = True, *, shuffle_buffer: int = 1024,
-                 validate: bool = True, compression: str = "GZIP"):
+def make_dataset(
+    pattern,
+    batch_size: int | None = 32,
+    img_size=64,
+    training: bool = False,
+    shuffle_seed: int | None = None,
+    cache: bool | str = False,
+    prefetch: bool = True,
+    parallel: bool = True,
+    interleave: bool = True,
+    *,
+    shuffle_buffer: int = 1024,
+    validate: bool = True,
+    compression: str = "GZIP",
+):
     """A tf.data.Dataset of ``(images float32 [B, H, W, 3], label_int int64 [B])``.
 
     pattern: glob of TFRecord shards (e.g. ``.../train-*``), local or ``gs://``, or a list.
@@ -179,7 +205,8 @@ def make_dataset(pattern, batch_size: int | None = 32, img_size=64, training: bo
         ds = file_ds.interleave(
             lambda f: tf.data.TFRecordDataset(f, compression_type=compression),
             cycle_length=min(len(files), 4) or 1,
-            **_parallel_kwargs(parallel, deterministic))
+            **_parallel_kwargs(parallel, deterministic),
+        )
     else:
         ds = file_ds.flat_map(lambda f: tf.data.TFRecordDataset(f, compression_type=compression))
     if n_records is not None:  # lets Keras know the steps per epoch
@@ -187,8 +214,7 @@ def make_dataset(pattern, batch_size: int | None = 32, img_size=64, training: bo
 
     if training and not cache:  # shuffle the small serialized records, before decoding
         ds = ds.shuffle(shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
-    ds = ds.map(_parse_and_preprocess_fn(img_size),
-                **_parallel_kwargs(parallel, deterministic))
+    ds = ds.map(_parse_and_preprocess_fn(img_size), **_parallel_kwargs(parallel, deterministic))
     if cache:
         ds = ds.cache(cache if isinstance(cache, str) else "")
         if training:  # after the cache, so every epoch gets a new order
@@ -200,16 +226,26 @@ def make_dataset(pattern, batch_size: int | None = 32, img_size=64, training: bo
     return _explicit_options(ds, parallel, prefetch)
 
 
-def make_file_dataset(paths: Sequence[str], labels: Sequence[int], batch_size: int | None = 32,
-                      img_size=64, training: bool = False, shuffle_seed: int | None = None,
-                      cache: bool | str = False, prefetch: bool = True, parallel: bool = True,
-                      *, shuffle_buffer: int = 1024):
+def make_file_dataset(
+    paths: Sequence[str],
+    labels: Sequence[int],
+    batch_size: int | None = 32,
+    img_size=64,
+    training: bool = False,
+    shuffle_seed: int | None = None,
+    cache: bool | str = False,
+    prefetch: bool = True,
+    parallel: bool = True,
+    *,
+    shuffle_buffer: int = 1024,
+):
     """Like :func:`make_dataset`, over JPEG files (e.g. the paths of ``all_data.csv``).
 
     paths and labels must have the same length; a missing file raises FileNotFoundError
     naming it (checked up front for local paths; for ``gs://`` when read).
     """
     import tensorflow as tf
+
     from . import preprocess
 
     paths = [str(p) for p in paths]
@@ -228,13 +264,16 @@ def make_file_dataset(paths: Sequence[str], labels: Sequence[int], batch_size: i
     ds = tf.data.Dataset.from_tensor_slices((paths, tf.constant(labels, tf.int64)))
     if training and not cache:
         ds = ds.shuffle(len(paths), seed=shuffle_seed, reshuffle_each_iteration=True)
-    ds = ds.map(lambda p, l: (preprocess.preprocess_image(tf.io.read_file(p), height, width), l),
-                **_parallel_kwargs(parallel, deterministic))
+    ds = ds.map(
+        lambda p, l: (preprocess.preprocess_image(tf.io.read_file(p), height, width), l),
+        **_parallel_kwargs(parallel, deterministic),
+    )
     if cache:
         ds = ds.cache(cache if isinstance(cache, str) else "")
         if training:
-            ds = ds.shuffle(min(len(paths), shuffle_buffer), seed=shuffle_seed,
-                            reshuffle_each_iteration=True)
+            ds = ds.shuffle(
+                min(len(paths), shuffle_buffer), seed=shuffle_seed, reshuffle_each_iteration=True
+            )
     if batch_size:
         ds = ds.batch(batch_size)
     if prefetch:
@@ -246,9 +285,11 @@ def make_file_dataset(paths: Sequence[str], labels: Sequence[int], batch_size: i
 # The ceiling: decode + resize of bytes already in memory
 # --------------------------------------------------------------------------------------
 
+
 def load_image_bytes(pattern, compression: str = "GZIP") -> tuple[list[bytes], list[int]]:
     """All encoded images and their label_int from the shards, into memory (Python lists)."""
     import tensorflow as tf
+
     from . import tfrecords
 
     files = list_shards(pattern)
@@ -261,23 +302,32 @@ def load_image_bytes(pattern, compression: str = "GZIP") -> tuple[list[bytes], l
     return images, labels
 
 
-def make_bytes_dataset(image_bytes: Sequence[bytes], labels: Sequence[int] | None = None,
-                       batch_size: int | None = 32, img_size=64, parallel: bool = True,
-                       prefetch: bool = True):
+def make_bytes_dataset(
+    image_bytes: Sequence[bytes],
+    labels: Sequence[int] | None = None,
+    batch_size: int | None = 32,
+    img_size=64,
+    parallel: bool = True,
+    prefetch: bool = True,
+):
     """Decode + resize of in-memory encoded images: no file I/O, no record parsing.
 
     Draining it measures how fast this machine can decode and resize at best, the ceiling
     for every TFRecord pipeline at the same image size.
     """
     import tensorflow as tf
+
     from . import preprocess
 
     height, width = _hw(img_size)
     labels = list(labels) if labels is not None else [0] * len(image_bytes)
     ds = tf.data.Dataset.from_tensor_slices(
-        (tf.constant(list(image_bytes), tf.string), tf.constant(labels, tf.int64)))
-    ds = ds.map(lambda b, l: (preprocess.preprocess_image(b, height, width), l),
-                num_parallel_calls=tf.data.AUTOTUNE if parallel else None)
+        (tf.constant(list(image_bytes), tf.string), tf.constant(labels, tf.int64))
+    )
+    ds = ds.map(
+        lambda b, l: (preprocess.preprocess_image(b, height, width), l),
+        num_parallel_calls=tf.data.AUTOTUNE if parallel else None,
+    )
     if batch_size:
         ds = ds.batch(batch_size)
     if prefetch:
@@ -294,7 +344,9 @@ READ_VARIANTS: dict[str, dict] = {
     "plain": dict(parallel=False, interleave=False, prefetch=False, batch_size=None),
     "parallel map": dict(parallel=True, interleave=False, prefetch=False, batch_size=None),
     "interleave": dict(parallel=False, interleave=True, prefetch=False, batch_size=None),
-    "interleave + parallel map": dict(parallel=True, interleave=True, prefetch=False, batch_size=None),
+    "interleave + parallel map": dict(
+        parallel=True, interleave=True, prefetch=False, batch_size=None
+    ),
     # Steps the book only used for training, here for the read loop too:
     "+ batch 32": dict(parallel=True, interleave=True, prefetch=False, batch_size=32),
     "+ batch 32 + prefetch": dict(parallel=True, interleave=True, prefetch=True, batch_size=32),
@@ -306,7 +358,9 @@ TRAIN_VARIANTS: dict[str, dict] = {
     "interleave + parallel": dict(parallel=True, interleave=True, prefetch=False, batch_size=1),
     "batch 32": dict(parallel=True, interleave=True, prefetch=False, batch_size=32),
     "+ cache": dict(parallel=True, interleave=True, prefetch=False, batch_size=32, cache=True),
-    "prefetch + cache": dict(parallel=True, interleave=True, prefetch=True, batch_size=32, cache=True),
+    "prefetch + cache": dict(
+        parallel=True, interleave=True, prefetch=True, batch_size=32, cache=True
+    ),
 }
 
 
@@ -362,6 +416,7 @@ def drain(ds) -> int:
 # The two workloads the book times (07a)
 # --------------------------------------------------------------------------------------
 
+
 def read_loop(ds, epochs: int = 2, seed: int = 0) -> int:
     """The book's read-only loop: per element, the mean of the channel values above a random
     threshold (so the images must really be read). Returns the number of images seen."""
@@ -386,8 +441,13 @@ def make_probe_model(img_size, num_classes: int = 5):
     import keras
 
     height, width = _hw(img_size)
-    model = keras.Sequential([keras.Input(shape=(height, width, 3)), keras.layers.Flatten(),
-                              keras.layers.Dense(num_classes, activation="softmax")])
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(height, width, 3)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(num_classes, activation="softmax"),
+        ]
+    )
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
 

@@ -16,6 +16,7 @@ one checkbox per label, back / next buttons), rule-based pre-labels for the synt
 flowers (:func:`prelabel_synthetic`, what a human then checks), validation with clear
 errors, reading/writing ``label.json``, and the table / multi-hot views used for training.
 """
+
 from __future__ import annotations
 
 import csv
@@ -42,8 +43,13 @@ Annotations = dict[str, dict[str, list[str]]]
 # Validation, reading and writing
 # ----------------------------------------------------------------------------------------
 
-def validate_annotations(annotations: Mapping, options: Mapping[str, Sequence[str]],
-                         require_all_tasks: bool = True, source: str = "annotations") -> Annotations:
+
+def validate_annotations(
+    annotations: Mapping,
+    options: Mapping[str, Sequence[str]],
+    require_all_tasks: bool = True,
+    source: str = "annotations",
+) -> Annotations:
     """Check annotations against ``options``; returns a clean copy (labels in options order).
 
     Raises ValueError naming the image, the task and the offending value for: an unknown
@@ -51,8 +57,10 @@ def validate_annotations(annotations: Mapping, options: Mapping[str, Sequence[st
     ``require_all_tasks``) a task with no label.
     """
     if not isinstance(annotations, Mapping):
-        raise ValueError(f"{source}: expected an object {{image: {{task: [labels]}}}}, "
-                         f"got {type(annotations).__name__}")
+        raise ValueError(
+            f"{source}: expected an object {{image: {{task: [labels]}}}}, "
+            f"got {type(annotations).__name__}"
+        )
     clean: Annotations = {}
     for image, tasks in annotations.items():
         where = f"{source}: image {image!r}"
@@ -64,22 +72,35 @@ def validate_annotations(annotations: Mapping, options: Mapping[str, Sequence[st
         clean[image] = {}
         for task, allowed in options.items():
             labels = tasks.get(task, [])
-            if isinstance(labels, str) or not isinstance(labels, (list, tuple)) \
-                    or not all(isinstance(x, str) for x in labels):
-                raise ValueError(f"{where}, task {task!r}: labels must be a list of strings, got {labels!r}")
+            if (
+                isinstance(labels, str)
+                or not isinstance(labels, (list, tuple))
+                or not all(isinstance(x, str) for x in labels)
+            ):
+                raise ValueError(
+                    f"{where}, task {task!r}: labels must be a list of strings, got {labels!r}"
+                )
             unknown = [x for x in labels if x not in allowed]
             if unknown:
-                raise ValueError(f"{where}, task {task!r}: unknown label(s) {unknown}; allowed: {list(allowed)}")
+                raise ValueError(
+                    f"{where}, task {task!r}: unknown label(s) {unknown}; allowed: {list(allowed)}"
+                )
             if len(set(labels)) != len(labels):
                 raise ValueError(f"{where}, task {task!r}: repeated label in {labels}")
             if require_all_tasks and not labels:
-                raise ValueError(f"{where}, task {task!r}: no label (choose at least one of {list(allowed)})")
+                raise ValueError(
+                    f"{where}, task {task!r}: no label (choose at least one of {list(allowed)})"
+                )
             clean[image][task] = [x for x in allowed if x in labels]
     return clean
 
 
-def save_label_json(annotations: Mapping, path: str | os.PathLike, options: Mapping[str, Sequence[str]],
-                    require_all_tasks: bool = True) -> Path:
+def save_label_json(
+    annotations: Mapping,
+    path: str | os.PathLike,
+    options: Mapping[str, Sequence[str]],
+    require_all_tasks: bool = True,
+) -> Path:
     """Validate, then write ``label.json`` (nothing is written when validation fails)."""
     clean = validate_annotations(annotations, options, require_all_tasks)
     path = Path(path)
@@ -90,8 +111,11 @@ def save_label_json(annotations: Mapping, path: str | os.PathLike, options: Mapp
     return path
 
 
-def load_label_json(path: str | os.PathLike, options: Mapping[str, Sequence[str]] | None = None,
-                    require_all_tasks: bool = True) -> Annotations:
+def load_label_json(
+    path: str | os.PathLike,
+    options: Mapping[str, Sequence[str]] | None = None,
+    require_all_tasks: bool = True,
+) -> Annotations:
     """Read ``label.json``; validated against ``options`` when given."""
     path = Path(path)
     try:
@@ -106,8 +130,13 @@ def load_label_json(path: str | os.PathLike, options: Mapping[str, Sequence[str]
 def restrict_to_options(annotations: Mapping, options: Mapping[str, Sequence[str]]) -> Annotations:
     """Annotations keeping only the tasks and labels that ``options`` allows (e.g. pre-labels
     made with a richer label set than the one being collected)."""
-    return {image: {task: [x for x in tasks.get(task, []) if x in allowed] for task, allowed in options.items()}
-            for image, tasks in annotations.items()}
+    return {
+        image: {
+            task: [x for x in tasks.get(task, []) if x in allowed]
+            for task, allowed in options.items()
+        }
+        for image, tasks in annotations.items()
+    }
 
 
 def _options_found_in(data) -> dict[str, list[str]]:
@@ -127,8 +156,10 @@ def annotations_table(annotations: Mapping, options: Mapping[str, Sequence[str]]
     import pandas as pd
 
     clean = validate_annotations(annotations, options, require_all_tasks=False)
-    rows = [{"image": image, **{task: "+".join(labels) for task, labels in tasks.items()}}
-            for image, tasks in clean.items()]
+    rows = [
+        {"image": image, **{task: "+".join(labels) for task, labels in tasks.items()}}
+        for image, tasks in clean.items()
+    ]
     return pd.DataFrame(rows, columns=["image", *options])
 
 
@@ -148,6 +179,7 @@ def to_multi_hot(annotations: Mapping, options: Mapping[str, Sequence[str]], tas
 # ----------------------------------------------------------------------------------------
 # Pre-labels for the synthetic flowers (machine-assisted labelling)
 # ----------------------------------------------------------------------------------------
+
 
 def colour_names(rgb: np.ndarray, mask: np.ndarray, min_share: float = 0.2) -> list[str]:
     """Names (COLOUR_NAMES) of the colours covering at least ``min_share`` of the masked
@@ -191,8 +223,10 @@ def prelabel_synthetic(data_dir: str | os.PathLike, images: Sequence[str]) -> An
     data_dir = Path(data_dir)
     info_path = data_dir / "image_info.csv"
     if not info_path.exists():
-        raise FileNotFoundError(f"{info_path} is missing: pre-labels need a data set made by "
-                                "pmlv_utils.synthetic.generate_dataset")
+        raise FileNotFoundError(
+            f"{info_path} is missing: pre-labels need a data set made by "
+            "pmlv_utils.synthetic.generate_dataset"
+        )
     with open(info_path, newline="") as f:
         info = {row["image"]: row for row in csv.DictReader(f)}
     out: Annotations = {}
@@ -203,15 +237,18 @@ def prelabel_synthetic(data_dir: str | os.PathLike, images: Sequence[str]) -> An
         with Image.open(data_dir / image) as im:
             rgb = np.asarray(im.convert("RGB"))
         flowers = [row["label"]] + ([row["other_flower"]] if row.get("other_flower") else [])
-        out[image] = {"flower": flowers,
-                      "color": colour_names(rgb, load_mask(data_dir / image)),
-                      "location": ["indoors" if row["background"] in INDOOR_BACKGROUNDS else "outdoors"]}
+        out[image] = {
+            "flower": flowers,
+            "color": colour_names(rgb, load_mask(data_dir / image)),
+            "location": ["indoors" if row["background"] in INDOOR_BACKGROUNDS else "outdoors"],
+        }
     return out
 
 
 # ----------------------------------------------------------------------------------------
 # The annotation UI (ipywidgets)
 # ----------------------------------------------------------------------------------------
+
 
 class MultiLabelAnnotator:
     """Label images for several tasks in a notebook: checkboxes per label, back / next.
@@ -225,9 +262,15 @@ class MultiLabelAnnotator:
     ``on_done(annotations)`` is called when "next" is pressed on the last image.
     """
 
-    def __init__(self, images: Sequence[str], options: Mapping[str, Sequence[str]],
-                 image_root: str | os.PathLike | None = None, initial: Mapping | None = None,
-                 on_done: Callable[[Annotations], None] | None = None, image_width: int = 256):
+    def __init__(
+        self,
+        images: Sequence[str],
+        options: Mapping[str, Sequence[str]],
+        image_root: str | os.PathLike | None = None,
+        initial: Mapping | None = None,
+        on_done: Callable[[Annotations], None] | None = None,
+        image_width: int = 256,
+    ):
         import ipywidgets as widgets
 
         if not images:
@@ -236,13 +279,21 @@ class MultiLabelAnnotator:
         self.image_root = Path(image_root) if image_root is not None else None
         self.on_done = on_done
         start = validate_annotations(initial or {}, self.options, require_all_tasks=False)
-        self.annotations: Annotations = {img: start.get(img, {t: [] for t in self.options}) for img in self.images}
+        self.annotations: Annotations = {
+            img: start.get(img, {t: [] for t in self.options}) for img in self.images
+        }
         self.index = 0
         self._image = widgets.Image(format="jpeg", width=image_width)
         self._progress = widgets.HTML()
-        self._boxes = {t: {label: widgets.Checkbox(description=label, indent=False,
-                                                   layout=widgets.Layout(width="auto"))
-                           for label in labels} for t, labels in self.options.items()}
+        self._boxes = {
+            t: {
+                label: widgets.Checkbox(
+                    description=label, indent=False, layout=widgets.Layout(width="auto")
+                )
+                for label in labels
+            }
+            for t, labels in self.options.items()
+        }
         for task, boxes in self._boxes.items():
             for label, box in boxes.items():
                 box.observe(lambda change, t=task: self._record(t), names="value")
@@ -250,9 +301,15 @@ class MultiLabelAnnotator:
         self._next = widgets.Button(description="next", icon="arrow-right", button_style="primary")
         self._back.on_click(lambda _: self.show(self.index - 1))
         self._next.on_click(lambda _: self._advance())
-        rows = [widgets.HBox([widgets.Label(f"{task}:", layout=widgets.Layout(width="80px")),
-                              *boxes.values()]) for task, boxes in self._boxes.items()]
-        self.widget = widgets.VBox([self._progress, self._image, *rows, widgets.HBox([self._back, self._next])])
+        rows = [
+            widgets.HBox(
+                [widgets.Label(f"{task}:", layout=widgets.Layout(width="80px")), *boxes.values()]
+            )
+            for task, boxes in self._boxes.items()
+        ]
+        self.widget = widgets.VBox(
+            [self._progress, self._image, *rows, widgets.HBox([self._back, self._next])]
+        )
         self._loading = False
         self.show(0)
 
@@ -273,7 +330,9 @@ class MultiLabelAnnotator:
         if self._loading:
             return
         name = self.images[self.index]
-        self.annotations[name][task] = [label for label, box in self._boxes[task].items() if box.value]
+        self.annotations[name][task] = [
+            label for label, box in self._boxes[task].items() if box.value
+        ]
         self._update_progress()
 
     def _advance(self) -> None:
@@ -286,9 +345,13 @@ class MultiLabelAnnotator:
 
     def complete(self) -> list[str]:
         """Images with at least one label for every task."""
-        return [img for img, tasks in self.annotations.items() if all(tasks[t] for t in self.options)]
+        return [
+            img for img, tasks in self.annotations.items() if all(tasks[t] for t in self.options)
+        ]
 
     def _update_progress(self) -> None:
-        self._progress.value = (f"image {self.index + 1} of {len(self.images)}: "
-                                f"<code>{self.images[self.index]}</code> &middot; "
-                                f"{len(self.complete())} fully labelled")
+        self._progress.value = (
+            f"image {self.index + 1} of {len(self.images)}: "
+            f"<code>{self.images[self.index]}</code> &middot; "
+            f"{len(self.complete())} fully labelled"
+        )

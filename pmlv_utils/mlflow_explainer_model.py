@@ -3,6 +3,7 @@
 MLflow executes this file when it loads the model, so no pickled Python object is stored or
 loaded. The package never imports it (``pmlv_utils.tracking.log_explainer`` points MLflow at it).
 """
+
 import mlflow.pyfunc
 import numpy as np
 from mlflow.models import set_model
@@ -38,12 +39,18 @@ class ExplainerModel(mlflow.pyfunc.PythonModel):
         labels = self.model.labels or []
         targets = []
         for i, value in enumerate(frame["target"].tolist()):
-            if value is None or (isinstance(value, float) and np.isnan(value)) or str(value).strip() == "":
+            if (
+                value is None
+                or (isinstance(value, float) and np.isnan(value))
+                or str(value).strip() == ""
+            ):
                 targets.append(int(predicted[i]))
             elif str(value).strip().lstrip("-").isdigit():
                 k = int(value)
                 if not 0 <= k < probabilities.shape[1]:
-                    raise ValueError(f"row {i}: target class {k} out of range 0..{probabilities.shape[1] - 1}")
+                    raise ValueError(
+                        f"row {i}: target class {k} out of range 0..{probabilities.shape[1] - 1}"
+                    )
                 targets.append(k)
             elif value in labels:
                 targets.append(labels.index(value))
@@ -64,13 +71,17 @@ class ExplainerModel(mlflow.pyfunc.PythonModel):
         labels = self.model.labels or [str(k) for k in range(probabilities.shape[1])]
         rows = []
         for i, target in enumerate(targets):
-            rows.append({
-                "label": labels[int(target)],
-                "probability": float(probabilities[i, int(target)]),
-                "approx_error": float(result.approx_error[i]) if result.approx_error is not None else float("nan"),
-                "attribution_png_b64": explain.attribution_to_png_b64(result.attributions[i]),
-                "attribution": np.round(result.attributions[i].astype(float), 6).tolist(),
-            })
+            rows.append(
+                {
+                    "label": labels[int(target)],
+                    "probability": float(probabilities[i, int(target)]),
+                    "approx_error": float(result.approx_error[i])
+                    if result.approx_error is not None
+                    else float("nan"),
+                    "attribution_png_b64": explain.attribution_to_png_b64(result.attributions[i]),
+                    "attribution": np.round(result.attributions[i].astype(float), 6).tolist(),
+                }
+            )
         return rows
 
 

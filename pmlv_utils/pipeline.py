@@ -30,6 +30,7 @@ One quirk of kfp 2.17's local cache: an entry whose output artifact has no file 
 miss, so the steps that log Metrics also write them to the artifact's file. Deploy is never
 cached (it has effects outside its artifact).
 """
+
 import contextlib
 import hashlib
 import io
@@ -80,8 +81,10 @@ LABELS_NAME = "dict.txt"
 # What each step does (plain functions: the components below only call these)
 # --------------------------------------------------------------------------------------
 
+
 def _gfile():
     import tensorflow as tf
+
     return tf.io.gfile
 
 
@@ -91,10 +94,17 @@ def _exists(path: str) -> bool:
     return Path(path).exists()
 
 
-def create_dataset_step(output_dir: str, data_csv: str = "", labels_file: str = "",
-                        images_per_class: int = ws.DEFAULT_IMAGES_PER_CLASS, seed: int = ws.DEFAULT_SEED,
-                        runner: str = "DirectRunner", project: str = "", region: str = "us-central1",
-                        workspace: str = "") -> dict:
+def create_dataset_step(
+    output_dir: str,
+    data_csv: str = "",
+    labels_file: str = "",
+    images_per_class: int = ws.DEFAULT_IMAGES_PER_CLASS,
+    seed: int = ws.DEFAULT_SEED,
+    runner: str = "DirectRunner",
+    project: str = "",
+    region: str = "us-central1",
+    workspace: str = "",
+) -> dict:
     """The chapter 5 Beam job: ``data_csv`` (or the synthetic set) -> TFRecords in ``output_dir``.
 
     Empty ``data_csv`` means the synthetic data set (``images_per_class``, ``seed``), built or
@@ -112,43 +122,67 @@ def create_dataset_step(output_dir: str, data_csv: str = "", labels_file: str = 
         source = f"synthetic: {images_per_class} images per class, seed {seed}"
     else:
         csv_path = data_csv
-        labels_path = labels_file or f"{dataset_files.csv_folder(data_csv).rstrip('/')}/{LABELS_NAME}"
+        labels_path = (
+            labels_file or f"{dataset_files.csv_folder(data_csv).rstrip('/')}/{LABELS_NAME}"
+        )
         source = data_csv
     if not _exists(csv_path):
-        raise FileNotFoundError(f"create-dataset: the data CSV does not exist: {csv_path} "
-                                "(pipeline parameter data_csv)")
+        raise FileNotFoundError(
+            f"create-dataset: the data CSV does not exist: {csv_path} (pipeline parameter data_csv)"
+        )
     if not _exists(labels_path):
-        raise FileNotFoundError(f"create-dataset: the labels file does not exist: {labels_path} "
-                                "(pipeline parameter labels_file; default: dict.txt next to the CSV)")
+        raise FileNotFoundError(
+            f"create-dataset: the labels file does not exist: {labels_path} "
+            "(pipeline parameter labels_file; default: dict.txt next to the CSV)"
+        )
     rows = dataset_files.read_all_data(csv_path, report=print)
     usable = [r for r in rows if not r.problem]
     if not usable:
-        raise ValueError(f"create-dataset: the data CSV has no usable line ({len(rows)} lines, all "
-                         f"empty or malformed): {csv_path}")
+        raise ValueError(
+            f"create-dataset: the data CSV has no usable line ({len(rows)} lines, all "
+            f"empty or malformed): {csv_path}"
+        )
     from . import tfrecords  # Beam and TensorFlow: only once the input is known to be there
-    result = tfrecords.run_pipeline(all_data=csv_path, labels_file=labels_path, output_dir=output_dir,
-                                    runner=runner, project_id=project or None, region=region, wait=True)
+
+    result = tfrecords.run_pipeline(
+        all_data=csv_path,
+        labels_file=labels_path,
+        output_dir=output_dir,
+        runner=runner,
+        project_id=project or None,
+        region=region,
+        wait=True,
+    )
     counts = {split: int(n) for split, n in result["written"].items()}
     counts["rejected"] = int(result["total_rejected"])
     if not counts.get("train"):
-        raise ValueError(f"create-dataset: no training example was written from {csv_path}: "
-                         f"{counts['rejected']} of {len(rows)} lines went to the dead-letter output "
-                         f"(errors-*.jsonl; reasons {result['rejected']})")
+        raise ValueError(
+            f"create-dataset: no training example was written from {csv_path}: "
+            f"{counts['rejected']} of {len(rows)} lines went to the dead-letter output "
+            f"(errors-*.jsonl; reasons {result['rejected']})"
+        )
     labels = dataset_files.read_labels(labels_path)
     with _gfile().GFile(f"{output_dir.rstrip('/')}/{LABELS_NAME}", "w") as f:
         f.write("\n".join(labels) + "\n")
     return dict(counts=counts, source=source, labels=labels, rejected=result["rejected"])
 
 
-def train_step(tfrecords_dir: str, job_dir: str, img_size: int, epochs: int, model_kind: str,
-               seed: int) -> dict:
+def train_step(
+    tfrecords_dir: str, job_dir: str, img_size: int, epochs: int, model_kind: str, seed: int
+) -> dict:
     """The chapter 7 trainer on the step's TFRecords (no export: that is the next step)."""
     from . import training
 
-    return training.train_and_export(job_dir=job_dir, input_topdir=tfrecords_dir,
-                                     labels_file=str(Path(tfrecords_dir) / LABELS_NAME),
-                                     img_size=img_size, num_epochs=epochs, model_kind=model_kind,
-                                     seed=seed, export=False)
+    return training.train_and_export(
+        job_dir=job_dir,
+        input_topdir=tfrecords_dir,
+        labels_file=str(Path(tfrecords_dir) / LABELS_NAME),
+        img_size=img_size,
+        num_epochs=epochs,
+        model_kind=model_kind,
+        seed=seed,
+        export=False,
+    )
 
 
 def export_step(job_dir: str, export_dir: str) -> dict:
@@ -161,26 +195,44 @@ def export_step(job_dir: str, export_dir: str) -> dict:
     metrics = json.loads((Path(job_dir) / "metrics.json").read_text())
     settings = metrics["settings"]
     best = keras.models.load_model(Path(job_dir) / "checkpoints" / "best.keras")
-    export.export_model(best, export_dir, metrics["labels"], settings["img_size"],
-                        settings["model_kind"],
-                        extra_info=dict(best_epoch=metrics["best_epoch"],
-                                        val_accuracy=metrics["val_accuracy"]))
-    return dict(img_size=settings["img_size"], model_kind=settings["model_kind"],
-                size_bytes=tflite.savedmodel_size_bytes(export_dir))
+    export.export_saved_model(
+        best,
+        export_dir,
+        metrics["labels"],
+        settings["img_size"],
+        settings["model_kind"],
+        extra_info=dict(best_epoch=metrics["best_epoch"], val_accuracy=metrics["val_accuracy"]),
+    )
+    return dict(
+        img_size=settings["img_size"],
+        model_kind=settings["model_kind"],
+        size_bytes=tflite.savedmodel_size_bytes(export_dir),
+    )
 
 
 def evaluate_step(export_dir: str, tfrecords_dir: str, split: str = "test") -> dict:
     """Accuracy and confusion matrix of the exported model on one split (training.evaluate)."""
-    from . import export, training
+    from . import dataset_files, export, training
 
     info = export.read_model_info(export_dir)
-    return training.evaluate(export_dir, training.split_pattern(tfrecords_dir, split),
-                             info["img_size"], info["labels"])
+    return training.evaluate(
+        export_dir,
+        dataset_files.split_pattern(tfrecords_dir, split),
+        info["img_size"],
+        info["labels"],
+    )
 
 
-def deploy_step(export_dir: str, output_dir: str, deploy_dir: str = "", project: str = "",
-                region: str = "us-central1", endpoint_name: str = "flowers",
-                serving_image: str = VERTEX_SERVING_IMAGE, export_uri: str = "") -> dict:
+def deploy_step(
+    export_dir: str,
+    output_dir: str,
+    deploy_dir: str = "",
+    project: str = "",
+    region: str = "us-central1",
+    endpoint_name: str = "flowers",
+    serving_image: str = VERTEX_SERVING_IMAGE,
+    export_uri: str = "",
+) -> dict:
     """Deploy an exported model.
 
     Locally: ``output_dir`` gets ``saved_model/`` (what the local model server serves) and a float32
@@ -197,8 +249,10 @@ def deploy_step(export_dir: str, output_dir: str, deploy_dir: str = "", project:
     staging.mkdir(parents=True)
     shutil.copytree(tflite.check_export_dir(export_dir), staging / "saved_model")
     tflite.convert(staging / "saved_model", staging, kinds=["float32"])
-    info = dict(tflite_bytes=(staging / TFLITE_NAME).stat().st_size,
-                savedmodel_bytes=tflite.savedmodel_size_bytes(staging / "saved_model"))
+    info = dict(
+        tflite_bytes=(staging / TFLITE_NAME).stat().st_size,
+        savedmodel_bytes=tflite.savedmodel_size_bytes(staging / "saved_model"),
+    )
     (staging / "deploy_info.json").write_text(json.dumps(info, indent=1))
     if out.exists():
         shutil.rmtree(out)
@@ -207,8 +261,15 @@ def deploy_step(export_dir: str, output_dir: str, deploy_dir: str = "", project:
         _swap_in(out, Path(deploy_dir))
         info["deploy_dir"] = str(deploy_dir)
     if project:
-        info.update(deploy_to_vertex(export_uri or str(out / "saved_model"), project, region,
-                                     endpoint_name, serving_image))
+        info.update(
+            deploy_to_vertex(
+                export_uri or str(out / "saved_model"),
+                project,
+                region,
+                endpoint_name,
+                serving_image,
+            )
+        )
     return info
 
 
@@ -228,19 +289,29 @@ def _swap_in(source: Path, target: Path) -> None:
         shutil.rmtree(previous)
 
 
-def deploy_to_vertex(model_uri: str, project: str, region: str, endpoint_name: str = "flowers",
-                     serving_image: str = VERTEX_SERVING_IMAGE,
-                     machine_type: str = "n1-standard-2") -> dict:
+def deploy_to_vertex(
+    model_uri: str,
+    project: str,
+    region: str,
+    endpoint_name: str = "flowers",
+    serving_image: str = VERTEX_SERVING_IMAGE,
+    machine_type: str = "n1-standard-2",
+) -> dict:
     """Upload a SavedModel (gs://) to Vertex AI and deploy it to an endpoint (created if needed)."""
     from google.cloud import aiplatform
 
     if not model_uri.startswith("gs://"):
-        raise ValueError(f"deploy-model: Vertex AI needs the model on GCS (gs://...), got {model_uri}")
+        raise ValueError(
+            f"deploy-model: Vertex AI needs the model on GCS (gs://...), got {model_uri}"
+        )
     aiplatform.init(project=project, location=region)
     endpoints = aiplatform.Endpoint.list(filter=f'display_name="{endpoint_name}"')
     endpoint = endpoints[0] if endpoints else aiplatform.Endpoint.create(display_name=endpoint_name)
-    model = aiplatform.Model.upload(display_name=endpoint_name, artifact_uri=model_uri,
-                                    serving_container_image_uri=serving_image)
+    model = aiplatform.Model.upload(
+        display_name=endpoint_name,
+        artifact_uri=model_uri,
+        serving_container_image_uri=serving_image,
+    )
     model.deploy(endpoint=endpoint, machine_type=machine_type, traffic_percentage=100)
     return dict(vertex_model=model.resource_name, vertex_endpoint=endpoint.resource_name)
 
@@ -248,6 +319,7 @@ def deploy_to_vertex(model_uri: str, project: str, region: str, endpoint_name: s
 # --------------------------------------------------------------------------------------
 # Versions of the inputs (so that caching is keyed on contents, not on names)
 # --------------------------------------------------------------------------------------
+
 
 def _hash_file(h, path: Path) -> None:
     with open(path, "rb") as f:
@@ -305,7 +377,9 @@ def _module_closure(names, opaque=("workspace",)) -> list[Path]:
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.level == 1:
-                todo.extend([node.module.split(".")[0]] if node.module else [a.name for a in node.names])
+                todo.extend(
+                    [node.module.split(".")[0]] if node.module else [a.name for a in node.names]
+                )
     return sorted(seen.values())
 
 
@@ -330,89 +404,150 @@ def folder_fingerprint(folder: str | os.PathLike) -> str:
     return h.hexdigest()[:16]
 
 
-_STEP_FUNCTIONS = {"create-dataset": create_dataset_step, "train-model": train_step,
-                   "export-model": export_step, "evaluate-model": evaluate_step}
+_STEP_FUNCTIONS = {
+    "create-dataset": create_dataset_step,
+    "train-model": train_step,
+    "export-model": export_step,
+    "evaluate-model": evaluate_step,
+}
 
 
 # --------------------------------------------------------------------------------------
 # The components and the pipeline
 # --------------------------------------------------------------------------------------
 
-def _write_json(path: str, value) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(value, indent=1))
-
 
 def fingerprint_inputs(data_csv: str, labels_file: str) -> NamedTuple(
-        "Fingerprints", data_version=str, dataset_code=str, train_code=str, export_code=str,
-        evaluate_code=str):
+    "Fingerprints",
+    data_version=str,
+    dataset_code=str,
+    train_code=str,
+    export_code=str,
+    evaluate_code=str,
+):
     """Content hashes of the data and of each step's code (never cached: it must look every time)."""
     from typing import NamedTuple
+
     from pmlv_utils import pipeline
+
     data = pipeline.data_fingerprint(data_csv, labels_file) if data_csv else "synthetic"
     codes = [pipeline.code_fingerprint(step) for step in pipeline.STEP_MODULES]
-    print(f"data {data}; code " + ", ".join(f"{s} {c}" for s, c in zip(pipeline.STEP_MODULES, codes)))
-    return NamedTuple("Fingerprints", data_version=str, dataset_code=str, train_code=str,
-                      export_code=str, evaluate_code=str)(data, *codes)
+    print(
+        f"data {data}; code " + ", ".join(f"{s} {c}" for s, c in zip(pipeline.STEP_MODULES, codes))
+    )
+    return NamedTuple(
+        "Fingerprints",
+        data_version=str,
+        dataset_code=str,
+        train_code=str,
+        export_code=str,
+        evaluate_code=str,
+    )(data, *codes)
 
 
-def create_dataset(data_csv: str, labels_file: str, images_per_class: int, seed: int,
-                   data_version: str, code_version: str, runner: str, project: str, region: str,
-                   workspace: str, tfrecords: Output[Dataset]):
+def create_dataset(
+    data_csv: str,
+    labels_file: str,
+    images_per_class: int,
+    seed: int,
+    data_version: str,
+    code_version: str,
+    runner: str,
+    project: str,
+    region: str,
+    workspace: str,
+    tfrecords: Output[Dataset],
+):
     """Chapter 5: all_data.csv (or synthetic data) -> TFRecords, with the Beam job."""
     from pmlv_utils import pipeline
+
     out = tfrecords.uri if runner == "DataflowRunner" else tfrecords.path
-    result = pipeline.create_dataset_step(out, data_csv, labels_file, images_per_class, seed,
-                                          runner, project, region, workspace)
+    result = pipeline.create_dataset_step(
+        out, data_csv, labels_file, images_per_class, seed, runner, project, region, workspace
+    )
     tfrecords.metadata.update(result["counts"])
     tfrecords.metadata["source"] = result["source"]
     tfrecords.metadata["data_version"] = data_version
 
 
-def train_model(tfrecords: Input[Dataset], img_size: int, epochs: int, model_kind: str, seed: int,
-                code_version: str, trained: Output[Model], training_metrics: Output[Metrics]):
+def train_model(
+    tfrecords: Input[Dataset],
+    img_size: int,
+    epochs: int,
+    model_kind: str,
+    seed: int,
+    code_version: str,
+    trained: Output[Model],
+    training_metrics: Output[Metrics],
+):
     """Chapter 7: the trainer; the Model artifact is its job dir (checkpoints, curves, metrics)."""
-    from pmlv_utils import pipeline
+    from pmlv_utils import pipeline, safe_io
+
     metrics = pipeline.train_step(tfrecords.path, trained.path, img_size, epochs, model_kind, seed)
     scalars = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
     for name, value in scalars.items():
         training_metrics.log_metric(name, value)
-    pipeline._write_json(training_metrics.path, scalars)
+    safe_io.write_json(training_metrics.path, scalars)
     trained.metadata.update(dict(img_size=img_size, epochs=epochs, model_kind=model_kind))
 
 
 def export_model(trained: Input[Model], code_version: str, exported: Output[Model]):
     """Chapter 7/9: the SavedModel with the serving signatures."""
     from pmlv_utils import pipeline
+
     exported.metadata.update(pipeline.export_step(trained.path, exported.path))
 
 
-def evaluate_model(exported: Input[Model], tfrecords: Input[Dataset], code_version: str,
-                   metrics: Output[Metrics],
-                   confusion: Output[ClassificationMetrics]) -> float:
+def evaluate_model(
+    exported: Input[Model],
+    tfrecords: Input[Dataset],
+    code_version: str,
+    metrics: Output[Metrics],
+    confusion: Output[ClassificationMetrics],
+) -> float:
     """Test accuracy and confusion matrix of the exported model; returns the accuracy (the gate's input)."""
-    from pmlv_utils import pipeline
+    from pmlv_utils import pipeline, safe_io
+
     result = pipeline.evaluate_step(exported.path, tfrecords.path)
     metrics.log_metric("test_accuracy", result["accuracy"])
     metrics.log_metric("test_images", result["n"])
     confusion.log_confusion_matrix(result["labels"], result["confusion_matrix"])
-    pipeline._write_json(metrics.path, dict(test_accuracy=result["accuracy"], test_images=result["n"]))
-    pipeline._write_json(confusion.path, dict(labels=result["labels"], matrix=result["confusion_matrix"]))
+    safe_io.write_json(
+        metrics.path, dict(test_accuracy=result["accuracy"], test_images=result["n"])
+    )
+    safe_io.write_json(
+        confusion.path, dict(labels=result["labels"], matrix=result["confusion_matrix"])
+    )
     print(f"test accuracy {result['accuracy']:.3f} on {result['n']} images")
     return result["accuracy"]
 
 
-def deploy_model(exported: Input[Model], deploy_dir: str, project: str, region: str,
-                 endpoint_name: str, deployed: Output[Model]):
+def deploy_model(
+    exported: Input[Model],
+    deploy_dir: str,
+    project: str,
+    region: str,
+    endpoint_name: str,
+    deployed: Output[Model],
+):
     """Locally: SavedModel + TFLite in deploy_dir; with a project: a Vertex AI endpoint too."""
     from pmlv_utils import pipeline
-    info = pipeline.deploy_step(exported.path, deployed.path, deploy_dir, project, region,
-                                endpoint_name, export_uri=exported.uri)
+
+    info = pipeline.deploy_step(
+        exported.path,
+        deployed.path,
+        deploy_dir,
+        project,
+        region,
+        endpoint_name,
+        export_uri=exported.uri,
+    )
     deployed.metadata.update(info)
 
 
 def make_pipeline(base_image: str = BASE_IMAGE):
     """The pipeline function, its components built on ``base_image``."""
+
     def component(fn):
         return dsl.component(fn, base_image=base_image, install_kfp_package=False)
 
@@ -423,9 +558,11 @@ def make_pipeline(base_image: str = BASE_IMAGE):
     evaluate_op = component(evaluate_model)
     deploy_op = component(deploy_model)
 
-    @dsl.pipeline(name=PIPELINE_NAME,
-                  description="Flowers: create dataset (Beam) -> train -> export -> evaluate -> "
-                              "deploy when test accuracy passes the gate")
+    @dsl.pipeline(
+        name=PIPELINE_NAME,
+        description="Flowers: create dataset (Beam) -> train -> export -> evaluate -> "
+        "deploy when test accuracy passes the gate",
+    )
     def flowers_pipeline(
         data_csv: str = "",
         labels_file: str = "",
@@ -441,34 +578,84 @@ def make_pipeline(base_image: str = BASE_IMAGE):
         deploy_dir: str = "",
         endpoint_name: str = "flowers",
         workspace: str = "",
-    ) -> NamedTuple("PipelineOutputs", tfrecords=Dataset, trained=Model, exported=Model,
-                    metrics=Metrics, confusion=ClassificationMetrics, accuracy=float,
-                    data_version=str, dataset_code=str, train_code=str, export_code=str,
-                    evaluate_code=str):
-        versions = fingerprint_op(data_csv=data_csv, labels_file=labels_file).set_caching_options(False)
+    ) -> NamedTuple(
+        "PipelineOutputs",
+        tfrecords=Dataset,
+        trained=Model,
+        exported=Model,
+        metrics=Metrics,
+        confusion=ClassificationMetrics,
+        accuracy=float,
+        data_version=str,
+        dataset_code=str,
+        train_code=str,
+        export_code=str,
+        evaluate_code=str,
+    ):
+        versions = fingerprint_op(data_csv=data_csv, labels_file=labels_file).set_caching_options(
+            False
+        )
         dataset = create_dataset_op(
-            data_csv=data_csv, labels_file=labels_file, images_per_class=images_per_class, seed=seed,
-            data_version=versions.outputs["data_version"], code_version=versions.outputs["dataset_code"],
-            runner=runner, project=project, region=region, workspace=workspace)
-        trained = train_op(tfrecords=dataset.outputs["tfrecords"], img_size=img_size, epochs=epochs,
-                           model_kind=model_kind, seed=seed, code_version=versions.outputs["train_code"])
-        exported = export_op(trained=trained.outputs["trained"], code_version=versions.outputs["export_code"])
-        evaluated = evaluate_op(exported=exported.outputs["exported"],
-                                tfrecords=dataset.outputs["tfrecords"],
-                                code_version=versions.outputs["evaluate_code"])
+            data_csv=data_csv,
+            labels_file=labels_file,
+            images_per_class=images_per_class,
+            seed=seed,
+            data_version=versions.outputs["data_version"],
+            code_version=versions.outputs["dataset_code"],
+            runner=runner,
+            project=project,
+            region=region,
+            workspace=workspace,
+        )
+        trained = train_op(
+            tfrecords=dataset.outputs["tfrecords"],
+            img_size=img_size,
+            epochs=epochs,
+            model_kind=model_kind,
+            seed=seed,
+            code_version=versions.outputs["train_code"],
+        )
+        exported = export_op(
+            trained=trained.outputs["trained"], code_version=versions.outputs["export_code"]
+        )
+        evaluated = evaluate_op(
+            exported=exported.outputs["exported"],
+            tfrecords=dataset.outputs["tfrecords"],
+            code_version=versions.outputs["evaluate_code"],
+        )
         # The gate reads the single unnamed float output: kfp 2.17's local runner resolves a
         # condition on a task output only when it is "Output" (a NamedTuple field is not found).
         with dsl.If(evaluated.outputs["Output"] >= accuracy_threshold, name=GATE_NAME):
-            deploy_op(exported=exported.outputs["exported"], deploy_dir=deploy_dir, project=project,
-                      region=region, endpoint_name=endpoint_name).set_caching_options(False)
-        outputs = NamedTuple("PipelineOutputs", tfrecords=Dataset, trained=Model, exported=Model,
-                             metrics=Metrics, confusion=ClassificationMetrics, accuracy=float,
-                             data_version=str, dataset_code=str, train_code=str, export_code=str,
-                             evaluate_code=str)
-        return outputs(dataset.outputs["tfrecords"], trained.outputs["trained"],
-                       exported.outputs["exported"], evaluated.outputs["metrics"],
-                       evaluated.outputs["confusion"], evaluated.outputs["Output"],
-                       *(versions.outputs[k] for k in FINGERPRINT_OUTPUTS))
+            deploy_op(
+                exported=exported.outputs["exported"],
+                deploy_dir=deploy_dir,
+                project=project,
+                region=region,
+                endpoint_name=endpoint_name,
+            ).set_caching_options(False)
+        outputs = NamedTuple(
+            "PipelineOutputs",
+            tfrecords=Dataset,
+            trained=Model,
+            exported=Model,
+            metrics=Metrics,
+            confusion=ClassificationMetrics,
+            accuracy=float,
+            data_version=str,
+            dataset_code=str,
+            train_code=str,
+            export_code=str,
+            evaluate_code=str,
+        )
+        return outputs(
+            dataset.outputs["tfrecords"],
+            trained.outputs["trained"],
+            exported.outputs["exported"],
+            evaluated.outputs["metrics"],
+            evaluated.outputs["confusion"],
+            evaluated.outputs["Output"],
+            *(versions.outputs[k] for k in FINGERPRINT_OUTPUTS),
+        )
 
     return flowers_pipeline
 
@@ -477,7 +664,10 @@ def make_pipeline(base_image: str = BASE_IMAGE):
 # Compile, read back, draw
 # --------------------------------------------------------------------------------------
 
-def compile_pipeline(path: str | os.PathLike = COMPILED_PIPELINE, base_image: str = BASE_IMAGE) -> Path:
+
+def compile_pipeline(
+    path: str | os.PathLike = COMPILED_PIPELINE, base_image: str = BASE_IMAGE
+) -> Path:
     """Compile the pipeline to YAML (what Vertex AI Pipelines / Kubeflow run)."""
     from kfp import compiler
 
@@ -496,7 +686,9 @@ def load_compiled(path: str | os.PathLike = COMPILED_PIPELINE):
     return components.load_component_from_file(str(path))
 
 
-def pipeline_graph(path: str | os.PathLike = COMPILED_PIPELINE) -> tuple[list[str], list[tuple[str, str]]]:
+def pipeline_graph(
+    path: str | os.PathLike = COMPILED_PIPELINE,
+) -> tuple[list[str], list[tuple[str, str]]]:
     """(nodes, edges) of the compiled pipeline's DAG, read from its pipeline spec.
 
     Condition groups (``dsl.If``) appear as a node named after the group's display name, with
@@ -532,8 +724,11 @@ def pipeline_steps(path: str | os.PathLike = COMPILED_PIPELINE) -> list[str]:
     graph = nx.DiGraph(edges)
     graph.add_nodes_from(nodes)
     spec = load_compiled(path).pipeline_spec
-    groups = {t.task_info.name for t in spec.root.dag.tasks.values()
-              if spec.components[t.component_ref.name].WhichOneof("implementation") == "dag"}
+    groups = {
+        t.task_info.name
+        for t in spec.root.dag.tasks.values()
+        if spec.components[t.component_ref.name].WhichOneof("implementation") == "dag"
+    }
     return [n for n in nx.lexicographical_topological_sort(graph) if n not in groups]
 
 
@@ -551,23 +746,33 @@ def describe_steps(path: str | os.PathLike = COMPILED_PIPELINE):
                 walk(component.dag, task.task_info.name)
                 continue
             inputs, outputs = component.input_definitions, component.output_definitions
-            rows.append(dict(
-                step=name,
-                artifacts_in=", ".join(sorted(inputs.artifacts)),
-                parameters_in=", ".join(sorted(inputs.parameters)),
-                outputs=", ".join(sorted([*outputs.artifacts, *outputs.parameters])),
-                cached=bool(task.caching_options.enable_cache),
-                runs=f"if {gate} passes" if gate else "always"))
+            rows.append(
+                dict(
+                    step=name,
+                    artifacts_in=", ".join(sorted(inputs.artifacts)),
+                    parameters_in=", ".join(sorted(inputs.parameters)),
+                    outputs=", ".join(sorted([*outputs.artifacts, *outputs.parameters])),
+                    cached=bool(task.caching_options.enable_cache),
+                    runs=f"if {gate} passes" if gate else "always",
+                )
+            )
 
     walk(spec.root.dag)
     return pd.DataFrame(rows).set_index("step").loc[pipeline_steps(path)]
 
 
-_STATUS_COLOURS = {"ran": "#8fd18f", "cached": "#9ec9ef", "skipped": "#dddddd", "failed": "#f08c8c",
-                   "not run": "#ffffff"}
+_STATUS_COLOURS = {
+    "ran": "#8fd18f",
+    "cached": "#9ec9ef",
+    "skipped": "#dddddd",
+    "failed": "#f08c8c",
+    "not run": "#ffffff",
+}
 
 
-def plot_pipeline(path: str | os.PathLike = COMPILED_PIPELINE, run: "PipelineRun | None" = None, ax=None):
+def plot_pipeline(
+    path: str | os.PathLike = COMPILED_PIPELINE, run: "PipelineRun | None" = None, ax=None
+):
     """Draw the compiled DAG left to right; with ``run``, colour each step by what it did there
     (ran / cached / skipped / failed) and write its time under it."""
     import matplotlib.pyplot as plt
@@ -584,27 +789,62 @@ def plot_pipeline(path: str | os.PathLike = COMPILED_PIPELINE, run: "PipelineRun
     width, height = 1.5, 0.55
     for name, x in layer.items():
         result = results.get(name)
-        colour = (_STATUS_COLOURS.get(result.status, "#f5f5f5") if result else
-                  "#ffe9a8" if name == GATE_NAME else "#f5f5f5")
-        ax.add_patch(FancyBboxPatch((2 * x - width / 2, -height / 2), width, height,
-                                    boxstyle="round,pad=0.04", fc=colour, ec="#555555"))
+        colour = (
+            _STATUS_COLOURS.get(result.status, "#f5f5f5")
+            if result
+            else "#ffe9a8"
+            if name == GATE_NAME
+            else "#f5f5f5"
+        )
+        ax.add_patch(
+            FancyBboxPatch(
+                (2 * x - width / 2, -height / 2),
+                width,
+                height,
+                boxstyle="round,pad=0.04",
+                fc=colour,
+                ec="#555555",
+            )
+        )
         ax.text(2 * x, 0, name, ha="center", va="center", fontsize=8)
         if result:
-            ax.text(2 * x, -height / 2 - 0.18, f"{result.status} {result.seconds:.0f} s"
-                    if result.status == "ran" else result.status, ha="center", va="top", fontsize=7)
+            ax.text(
+                2 * x,
+                -height / 2 - 0.18,
+                f"{result.status} {result.seconds:.0f} s"
+                if result.status == "ran"
+                else result.status,
+                ha="center",
+                va="top",
+                fontsize=7,
+            )
     for a, b in edges:
         span = layer[b] - layer[a]
         start, end = (2 * layer[a] + width / 2, 0), (2 * layer[b] - width / 2, 0)
         style = "arc3,rad=0" if span == 1 else f"arc3,rad={-0.2 if span % 2 else -0.25}"
         if span > 1:
             start, end = (2 * layer[a], height / 2 + 0.04), (2 * layer[b], height / 2 + 0.04)
-        ax.add_patch(FancyArrowPatch(start, end, connectionstyle=style, arrowstyle="-|>",
-                                     mutation_scale=11, color="#555555", lw=1))
+        ax.add_patch(
+            FancyArrowPatch(
+                start,
+                end,
+                connectionstyle=style,
+                arrowstyle="-|>",
+                mutation_scale=11,
+                color="#555555",
+                lw=1,
+            )
+        )
     if run:
         used = [k for k in _STATUS_COLOURS if any(r.status == k for r in run.steps)]
-        ax.legend(handles=[Patch(fc=_STATUS_COLOURS[k], ec="#555555", label=k) for k in used],
-                  loc="lower center", ncol=len(used), fontsize=7, frameon=False,
-                  bbox_to_anchor=(0.5, -0.08))
+        ax.legend(
+            handles=[Patch(fc=_STATUS_COLOURS[k], ec="#555555", label=k) for k in used],
+            loc="lower center",
+            ncol=len(used),
+            fontsize=7,
+            frameon=False,
+            bbox_to_anchor=(0.5, -0.08),
+        )
     ax.set_xlim(-1, 2 * max(layer.values()) + 1)
     ax.set_ylim(-1.0, 0.45 + 0.27 * max(layer[b] - layer[a] for a, b in edges))
     ax.set_aspect("equal")
@@ -637,13 +877,16 @@ class PipelineStepError(RuntimeError):
 
     def __init__(self, step: str, cause: str, run: "PipelineRun"):
         self.step, self.cause, self.run = step, cause, run
-        super().__init__(f"pipeline stopped at step '{step}': {cause} "
-                         f"(full log: {ws.display_path(run.log_path)})")
+        super().__init__(
+            f"pipeline stopped at step '{step}': {cause} "
+            f"(full log: {ws.display_path(run.log_path)})"
+        )
 
 
 @dataclass
 class PipelineRun:
     """What a local run did: each step's status and time, the outputs, where things are."""
+
     root: Path
     log_path: Path
     parameters: dict
@@ -684,12 +927,16 @@ class PipelineRun:
     def table(self):
         """The steps as a pandas DataFrame (step, status, seconds, note)."""
         import pandas as pd
+
         return pd.DataFrame([vars(s) for s in self.steps]).set_index("step")
 
     def artifact_paths(self) -> dict[str, str]:
         """Where each output artifact is, as shown to a learner."""
-        return {name: ws.display_path(value.path) for name, value in self.outputs.items()
-                if hasattr(value, "uri")}
+        return {
+            name: ws.display_path(value.path)
+            for name, value in self.outputs.items()
+            if hasattr(value, "uri")
+        }
 
 
 class _RunTracker(io.TextIOBase):
@@ -745,11 +992,16 @@ class _RunTracker(io.TextIOBase):
                 self.results[step] = StepResult(step, "ran", seconds)
                 self._say(f"{' ' * len(self._number(step))} {step}: done in {seconds:.1f} s")
             else:
-                causes = [f"{e.group(1)}: {e.group(2)}" for text in self.lines.get(step, [])
-                          if (e := _EXCEPTION.match(text))]
+                causes = [
+                    f"{e.group(1)}: {e.group(2)}"
+                    for text in self.lines.get(step, [])
+                    if (e := _EXCEPTION.match(text))
+                ]
                 cause = causes[-1] if causes else f"the step exited with status {state}"
                 self.results[step] = StepResult(step, "failed", seconds, cause)
-                self._say(f"{' ' * len(self._number(step))} {step}: FAILED after {seconds:.1f} s: {cause}")
+                self._say(
+                    f"{' ' * len(self._number(step))} {step}: FAILED after {seconds:.1f} s: {cause}"
+                )
             self.current = None
         elif self.current is not None:
             self.lines[self.current].append(line)
@@ -760,10 +1012,13 @@ class _RunTracker(io.TextIOBase):
         if m := _CACHE_HIT.search(message):
             step = m.group(1)
             self.results[step] = StepResult(step, "cached", 0.0, "inputs unchanged: outputs reused")
-            self._say(f"{self._number(step)} {step}: cached (inputs unchanged since an earlier run)")
+            self._say(
+                f"{self._number(step)} {step}: cached (inputs unchanged since an earlier run)"
+            )
         elif (m := _SKIPPED.search(message)) and m.group(1).startswith("condition"):
-            self.results["deploy-model"] = StepResult("deploy-model", "skipped", 0.0,
-                                                      f"{GATE_NAME}: accuracy below the threshold")
+            self.results["deploy-model"] = StepResult(
+                "deploy-model", "skipped", 0.0, f"{GATE_NAME}: accuracy below the threshold"
+            )
             self._say(f"{self._number('deploy-model')} deploy-model: skipped by the {GATE_NAME}")
 
 
@@ -797,13 +1052,23 @@ def default_root(workspace=None) -> Path:
     return ws.workspace_dir(workspace) / "pipeline"
 
 
-def run_local(pipeline_root: str | os.PathLike | None = None, *, workspace=None, data_csv: str = "",
-              labels_file: str = "", images_per_class: int = ws.DEFAULT_IMAGES_PER_CLASS,
-              seed: int = ws.DEFAULT_SEED, img_size: int = ws.DEFAULT_IMG_SIZE,
-              epochs: int = ws.DEFAULT_EPOCHS, model_kind: str = DEFAULT_MODEL_KIND,
-              accuracy_threshold: float = DEFAULT_ACCURACY_THRESHOLD,
-              deploy_dir: str | os.PathLike | None = None, enable_caching: bool = True,
-              progress: bool | Callable[[str], None] = True, echo_logs: bool = False) -> PipelineRun:
+def run_local(
+    pipeline_root: str | os.PathLike | None = None,
+    *,
+    workspace=None,
+    data_csv: str = "",
+    labels_file: str = "",
+    images_per_class: int = ws.DEFAULT_IMAGES_PER_CLASS,
+    seed: int = ws.DEFAULT_SEED,
+    img_size: int = ws.DEFAULT_IMG_SIZE,
+    epochs: int = ws.DEFAULT_EPOCHS,
+    model_kind: str = DEFAULT_MODEL_KIND,
+    accuracy_threshold: float = DEFAULT_ACCURACY_THRESHOLD,
+    deploy_dir: str | os.PathLike | None = None,
+    enable_caching: bool = True,
+    progress: bool | Callable[[str], None] = True,
+    echo_logs: bool = False,
+) -> PipelineRun:
     """Run the pipeline in kfp's local runner (every step a subprocess of this Python).
 
     ``pipeline_root`` (default ``<workspace>/pipeline``) holds ``runs/`` (artifacts, one folder
@@ -824,12 +1089,24 @@ def run_local(pipeline_root: str | os.PathLike | None = None, *, workspace=None,
     if deploy_dir is None:
         deploy_dir = root / "deployed"
     parameters = dict(
-        data_csv=str(data_csv or ""), labels_file=str(labels_file or ""),
-        images_per_class=int(images_per_class), seed=int(seed), img_size=int(img_size),
-        epochs=int(epochs), model_kind=model_kind, accuracy_threshold=float(accuracy_threshold),
-        deploy_dir=str(deploy_dir or ""), workspace=str(ws.workspace_dir(workspace)))
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(runs),
-               enable_caching=enable_caching, cache_root=str(root / "cache"), raise_on_error=True)
+        data_csv=str(data_csv or ""),
+        labels_file=str(labels_file or ""),
+        images_per_class=int(images_per_class),
+        seed=int(seed),
+        img_size=int(img_size),
+        epochs=int(epochs),
+        model_kind=model_kind,
+        accuracy_threshold=float(accuracy_threshold),
+        deploy_dir=str(deploy_dir or ""),
+        workspace=str(ws.workspace_dir(workspace)),
+    )
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(runs),
+        enable_caching=enable_caching,
+        cache_root=str(root / "cache"),
+        raise_on_error=True,
+    )
     (root / "logs").mkdir(exist_ok=True)
     log_path = root / "logs" / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
     before = set(runs.iterdir()) if runs.exists() else set()
@@ -846,9 +1123,16 @@ def run_local(pipeline_root: str | os.PathLike | None = None, *, workspace=None,
                 error = exc
     new_dirs = sorted(set(runs.iterdir()) - before) if runs.exists() else []
     steps = [tracker.results.get(s, StepResult(s, "not run")) for s in ALL_TASKS]
-    run = PipelineRun(root=root, log_path=log_path, parameters=parameters, steps=steps,
-                      seconds=time.perf_counter() - start, run_dir=new_dirs[-1] if new_dirs else None,
-                      outputs=outputs, step_logs=tracker.lines)
+    run = PipelineRun(
+        root=root,
+        log_path=log_path,
+        parameters=parameters,
+        steps=steps,
+        seconds=time.perf_counter() - start,
+        run_dir=new_dirs[-1] if new_dirs else None,
+        outputs=outputs,
+        step_logs=tracker.lines,
+    )
     if error is not None:
         failed = next((s for s in steps if s.status == "failed"), None)
         if failed is None:
@@ -867,55 +1151,93 @@ def confusion_matrix(artifact) -> tuple[list[str], list[list[int]]]:
 def latest_runs(pipeline_root: str | os.PathLike) -> list[Path]:
     """The run folders under a local pipeline root, oldest first."""
     runs = Path(pipeline_root) / "runs"
-    return sorted((p for p in runs.iterdir() if p.is_dir()), key=lambda p: p.name) if runs.exists() else []
+    return (
+        sorted((p for p in runs.iterdir() if p.is_dir()), key=lambda p: p.name)
+        if runs.exists()
+        else []
+    )
 
 
 # --------------------------------------------------------------------------------------
 # The cloud: Vertex AI Pipelines or a Kubeflow Pipelines cluster
 # --------------------------------------------------------------------------------------
 
-def cloud_parameters(data_csv: str, bucket: str, project: str, region: str = "us-central1",
-                     runner: str = "DataflowRunner", **overrides) -> dict:
+
+def cloud_parameters(
+    data_csv: str,
+    bucket: str,
+    project: str,
+    region: str = "us-central1",
+    runner: str = "DataflowRunner",
+    **overrides,
+) -> dict:
     """Pipeline parameters for a cloud run: data on GCS, Dataflow, a Vertex endpoint."""
-    params = dict(data_csv=data_csv, runner=runner, project=project, region=region,
-                  deploy_dir="")
+    params = dict(data_csv=data_csv, runner=runner, project=project, region=region, deploy_dir="")
     params.update(overrides)
     return params
 
 
-def submit(template_path: str | os.PathLike = COMPILED_PIPELINE, parameters: dict | None = None,
-           project: str | None = None, region: str = "us-central1", bucket: str | None = None,
-           kfp_host: str | None = None, enable_caching: bool = True):
+def submit(
+    template_path: str | os.PathLike = COMPILED_PIPELINE,
+    parameters: dict | None = None,
+    project: str | None = None,
+    region: str = "us-central1",
+    bucket: str | None = None,
+    kfp_host: str | None = None,
+    enable_caching: bool = True,
+):
     """Submit the compiled pipeline: to Vertex AI Pipelines (``project`` + ``bucket``) or to a
     Kubeflow Pipelines cluster (``kfp_host``). Returns the submitted job / run."""
     parameters = dict(parameters or {})
     if kfp_host:
         import kfp
+
         client = kfp.Client(host=kfp_host)
-        return client.create_run_from_pipeline_package(str(template_path), arguments=parameters,
-                                                       experiment_name="flowers",
-                                                       enable_caching=enable_caching)
+        return client.create_run_from_pipeline_package(
+            str(template_path),
+            arguments=parameters,
+            experiment_name="flowers",
+            enable_caching=enable_caching,
+        )
     if not (project and bucket):
-        raise ValueError("submit needs project and bucket (Vertex AI Pipelines) or kfp_host (Kubeflow)")
+        raise ValueError(
+            "submit needs project and bucket (Vertex AI Pipelines) or kfp_host (Kubeflow)"
+        )
     from google.cloud import aiplatform
+
     aiplatform.init(project=project, location=region, staging_bucket=f"gs://{bucket}")
-    job = aiplatform.PipelineJob(display_name=PIPELINE_NAME, template_path=str(template_path),
-                                 pipeline_root=f"gs://{bucket}/pipeline_root",
-                                 parameter_values=parameters, enable_caching=enable_caching)
+    job = aiplatform.PipelineJob(
+        display_name=PIPELINE_NAME,
+        template_path=str(template_path),
+        pipeline_root=f"gs://{bucket}/pipeline_root",
+        parameter_values=parameters,
+        enable_caching=enable_caching,
+    )
     job.submit()
     return job
 
 
-def describe_submission(template_path: str | os.PathLike = COMPILED_PIPELINE,
-                        parameters: dict | None = None, project: str | None = None,
-                        region: str = "us-central1", bucket: str | None = None,
-                        kfp_host: str | None = None) -> str:
+def describe_submission(
+    template_path: str | os.PathLike = COMPILED_PIPELINE,
+    parameters: dict | None = None,
+    project: str | None = None,
+    region: str = "us-central1",
+    bucket: str | None = None,
+    kfp_host: str | None = None,
+) -> str:
     """What :func:`submit` would send, as text (for when no project or host is set)."""
-    target = (f"Kubeflow Pipelines at {kfp_host}" if kfp_host else
-              f"Vertex AI Pipelines in {project}/{region}, pipeline_root gs://{bucket}/pipeline_root"
-              if project and bucket else "nowhere: set PROJECT and BUCKET (Vertex) or KFP_HOST (Kubeflow)")
-    lines = [f"pipeline file : {ws.display_path(template_path)}", f"target        : {target}",
-             "parameters    :"]
+    target = (
+        f"Kubeflow Pipelines at {kfp_host}"
+        if kfp_host
+        else f"Vertex AI Pipelines in {project}/{region}, pipeline_root gs://{bucket}/pipeline_root"
+        if project and bucket
+        else "nowhere: set PROJECT and BUCKET (Vertex) or KFP_HOST (Kubeflow)"
+    )
+    lines = [
+        f"pipeline file : {ws.display_path(template_path)}",
+        f"target        : {target}",
+        "parameters    :",
+    ]
     lines += [f"  {k} = {v!r}" for k, v in sorted((parameters or {}).items())]
     return "\n".join(lines)
 
@@ -924,9 +1246,16 @@ def describe_submission(template_path: str | os.PathLike = COMPILED_PIPELINE,
 # Running automatically when new data lands
 # --------------------------------------------------------------------------------------
 
-def watch_folder(folder: str | os.PathLike, on_change: Callable[[Path], Any], known: str | None = None,
-                 poll_seconds: float = 2.0, max_polls: int = 10, max_triggers: int = 1,
-                 sleep: Callable[[float], None] = time.sleep) -> list[dict]:
+
+def watch_folder(
+    folder: str | os.PathLike,
+    on_change: Callable[[Path], Any],
+    known: str | None = None,
+    poll_seconds: float = 2.0,
+    max_polls: int = 10,
+    max_triggers: int = 1,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[dict]:
     """Poll ``folder``'s content hash; call ``on_change(folder)`` when it changed and then stayed
     the same for one more poll (so files still being copied do not trigger a run).
 
@@ -976,7 +1305,9 @@ def make_data_folder(source_csv: str | os.PathLike, dest: str | os.PathLike) -> 
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(row.path, target)
         lines.append(f"{row.label}/{target.name},{row.label}")
-    shutil.copyfile(Path(dataset_files.csv_folder(str(source_csv))) / LABELS_NAME, dest / LABELS_NAME)
+    shutil.copyfile(
+        Path(dataset_files.csv_folder(str(source_csv))) / LABELS_NAME, dest / LABELS_NAME
+    )
     (dest / "all_data.csv").write_text("\n".join(lines) + "\n")
     return dest / "all_data.csv"
 
@@ -989,7 +1320,9 @@ def add_new_images(data_csv: str | os.PathLike, images_per_class: int, seed: int
 
     folder = Path(data_csv).parent
     with tempfile.TemporaryDirectory() as tmp:
-        synthetic.generate_dataset(tmp, images_per_class=images_per_class, seed=seed, progress=False)
+        synthetic.generate_dataset(
+            tmp, images_per_class=images_per_class, seed=seed, progress=False
+        )
         new_lines = []
         for line in (Path(tmp) / "flower_photos" / "all_data.csv").read_text().splitlines():
             path, label = line.rsplit(",", 1)

@@ -1,4 +1,5 @@
 """Plot helpers shared by the notebooks (matplotlib; every function returns its Figure)."""
+
 from __future__ import annotations
 
 import io
@@ -33,8 +34,13 @@ def load_image_array(image) -> np.ndarray:
     return arr
 
 
-def show_image_grid(images: Sequence, titles: Sequence[str] | None = None, ncols: int = 5,
-                    size: float = 2.0, suptitle: str | None = None):
+def show_image_grid(
+    images: Sequence,
+    titles: Sequence[str] | None = None,
+    ncols: int = 5,
+    size: float = 2.0,
+    suptitle: str | None = None,
+):
     """Show images in a grid; ``images`` are paths, encoded bytes or arrays (mixed is fine).
 
     ``size``: inches per cell. Returns the matplotlib Figure.
@@ -48,8 +54,9 @@ def show_image_grid(images: Sequence, titles: Sequence[str] | None = None, ncols
         raise ValueError(f"show_image_grid: {len(images)} images but {len(titles)} titles")
     ncols = max(1, min(ncols, len(images)))
     nrows = math.ceil(len(images) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if suptitle else 0)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if suptitle else 0)), squeeze=False
+    )
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i >= len(images):
@@ -64,8 +71,9 @@ def show_image_grid(images: Sequence, titles: Sequence[str] | None = None, ncols
     return fig
 
 
-def plot_confusion_matrix(confusion, labels: Sequence[str], title: str | None = None,
-                          normalize: bool = False, ax=None):
+def plot_confusion_matrix(
+    confusion, labels: Sequence[str], title: str | None = None, normalize: bool = False, ax=None
+):
     """A confusion matrix (rows = true label, columns = predicted) with counts in the cells."""
     import matplotlib.pyplot as plt
 
@@ -86,8 +94,15 @@ def plot_confusion_matrix(confusion, labels: Sequence[str], title: str | None = 
     for i in range(len(labels)):
         for j in range(len(labels)):
             text = f"{shown[i, j]:.2f}" if normalize else f"{int(cm[i, j])}"
-            ax.text(j, i, text, ha="center", va="center",
-                    color="white" if top and shown[i, j] > 0.6 * top else "black", fontsize=9)
+            ax.text(
+                j,
+                i,
+                text,
+                ha="center",
+                va="center",
+                color="white" if top and shown[i, j] > 0.6 * top else "black",
+                fontsize=9,
+            )
     if title:
         ax.set_title(title)
     fig.tight_layout()

@@ -2,7 +2,7 @@
 
 In memory (09a)::
 
-    model = predict.ServingModel(export_dir)          # tf.saved_model.load + labels
+    model = predict.LoadedModel(export_dir)          # tf.saved_model.load + labels
     rows = predict.predict_files(["a.jpg", "b.jpg"], model)
     # [{"filename": "a.jpg", "flower_type_str": "roses", "flower_type_int": 2,
     #   "probability": [...5 floats...]}, ...]
@@ -19,15 +19,17 @@ to a dead-letter output and the job carries on. The naive DoFn loads the model f
 element (the first version in the book), kept for the comparison. The same transforms run on a
 streaming source (``TestStream`` offline, Pub/Sub on Dataflow).
 """
+
 from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
+
+from . import safe_io
 
 DEFAULT_SIGNATURE = "serving_default"
 DEAD_LETTER = "dead_letter"
@@ -38,7 +40,8 @@ METRICS_NAMESPACE = "pmlv_predict"
 # The loaded model
 # --------------------------------------------------------------------------------------
 
-class ServingModel:
+
+class LoadedModel:
     """An exported SavedModel loaded in memory, with its labels and image size.
 
     A plain Python object, so it can be weak-referenced (``Shared.acquire`` needs that; the
@@ -54,7 +57,9 @@ class ServingModel:
             raise FileNotFoundError(f"no exported model folder at {self.export_dir}")
         self._loaded = tf.saved_model.load(self.export_dir)
         self.signatures = dict(self._loaded.signatures)
-        self.info = _read_model_info(self.export_dir)
+        from . import export
+
+        self.info = export.read_model_info(self.export_dir, required=False)
         self.labels: list[str] = list(self.info.get("labels", []))
         self.img_size = self.info.get("img_size")
 
@@ -67,11 +72,23 @@ class ServingModel:
 
     def describe(self) -> dict[str, dict]:
         """Every signature's inputs and outputs as plain JSON (name -> dtype and shape)."""
+
         def spec_json(specs):
-            return {k: {"dtype": v.dtype.name, "shape": v.shape.as_list() if v.shape.rank is not None else None}
-                    for k, v in sorted(specs.items())}
-        return {name: {"inputs": spec_json(self.input_specs(name)), "outputs": spec_json(self.output_specs(name))}
-                for name in sorted(self.signatures)}
+            return {
+                k: {
+                    "dtype": v.dtype.name,
+                    "shape": v.shape.as_list() if v.shape.rank is not None else None,
+                }
+                for k, v in sorted(specs.items())
+            }
+
+        return {
+            name: {
+                "inputs": spec_json(self.input_specs(name)),
+                "outputs": spec_json(self.output_specs(name)),
+            }
+            for name in sorted(self.signatures)
+        }
 
     def call(self, signature: str = DEFAULT_SIGNATURE, **inputs: Any) -> dict[str, Any]:
         """Run a signature; inputs are lists / numpy arrays, converted to the signature's dtypes."""
@@ -80,8 +97,10 @@ class ServingModel:
         specs = self.input_specs(signature)
         missing, unknown = set(specs) - set(inputs), set(inputs) - set(specs)
         if missing or unknown:
-            raise ValueError(f"signature {signature!r} takes inputs {sorted(specs)}; "
-                             f"missing {sorted(missing)}, unexpected {sorted(unknown)}")
+            raise ValueError(
+                f"signature {signature!r} takes inputs {sorted(specs)}; "
+                f"missing {sorted(missing)}, unexpected {sorted(unknown)}"
+            )
         tensors = {k: tf.convert_to_tensor(v, dtype=specs[k].dtype) for k, v in inputs.items()}
         outputs = self._signature(signature)(**tensors)
         return {k: v.numpy() for k, v in outputs.items()}
@@ -90,32 +109,20 @@ class ServingModel:
         try:
             return self.signatures[name]
         except KeyError:
-            raise KeyError(f"the model has no signature {name!r}; it has {sorted(self.signatures)}") from None
+            raise KeyError(
+                f"the model has no signature {name!r}; it has {sorted(self.signatures)}"
+            ) from None
 
 
-def _read_model_info(export_dir: str) -> dict:
-    import tensorflow as tf
-
-    extra = f"{export_dir.rstrip('/')}/assets.extra"
-    info_path, labels_path = f"{extra}/model_info.json", f"{extra}/labels.txt"
-    info: dict = {}
-    if tf.io.gfile.exists(info_path):
-        with tf.io.gfile.GFile(info_path) as f:
-            info = json.load(f)
-    if not info.get("labels") and tf.io.gfile.exists(labels_path):
-        with tf.io.gfile.GFile(labels_path) as f:
-            info["labels"] = f.read().split()
-    return info
-
-
-def load_model(export_dir: str | os.PathLike) -> ServingModel:
-    """Load an exported SavedModel (see :class:`ServingModel`)."""
-    return ServingModel(export_dir)
+def load_model(export_dir: str | os.PathLike) -> LoadedModel:
+    """Load an exported SavedModel (see :class:`LoadedModel`)."""
+    return LoadedModel(export_dir)
 
 
 # --------------------------------------------------------------------------------------
 # Outputs as plain JSON rows
 # --------------------------------------------------------------------------------------
+
 
 def to_json_value(value: Any) -> Any:
     """A numpy value (array, scalar, bytes) as plain JSON types."""
@@ -146,7 +153,9 @@ def outputs_to_rows(outputs: dict[str, Any], n: int | None = None) -> list[dict[
         n = max((a.shape[0] for a in arrays.values() if a.ndim > 0), default=1)
     rows = []
     for i in range(n):
-        rows.append({k: to_json_value(a[i] if a.ndim > 0 else a) for k, a in sorted(arrays.items())})
+        rows.append(
+            {k: to_json_value(a[i] if a.ndim > 0 else a) for k, a in sorted(arrays.items())}
+        )
     return rows
 
 
@@ -154,8 +163,9 @@ def outputs_to_rows(outputs: dict[str, Any], n: int | None = None) -> list[dict[
 # In-memory prediction on files / bytes
 # --------------------------------------------------------------------------------------
 
-def _as_model(model_or_dir) -> ServingModel:
-    return model_or_dir if isinstance(model_or_dir, ServingModel) else ServingModel(model_or_dir)
+
+def _as_model(model_or_dir) -> LoadedModel:
+    return model_or_dir if isinstance(model_or_dir, LoadedModel) else LoadedModel(model_or_dir)
 
 
 def missing_files(filenames: Iterable[str]) -> list[str]:
@@ -165,8 +175,11 @@ def missing_files(filenames: Iterable[str]) -> list[str]:
     return [f for f in filenames if not tf.io.gfile.exists(str(f))]
 
 
-def predict_files(filenames: Sequence[str | os.PathLike], model, signature: str = DEFAULT_SIGNATURE,
-                  ) -> list[dict[str, Any]]:
+def predict_files(
+    filenames: Sequence[str | os.PathLike],
+    model,
+    signature: str = DEFAULT_SIGNATURE,
+) -> list[dict[str, Any]]:
     """Predict on image files with ``serving_default``; one JSON-ready dict per file.
 
     Raises FileNotFoundError naming every missing file, and ValueError naming the first file
@@ -185,7 +198,7 @@ def predict_files(filenames: Sequence[str | os.PathLike], model, signature: str 
         outputs = model.call(signature, filenames=names)
     except tf.errors.InvalidArgumentError as err:
         bad = _first_failing(names, lambda one: model.call(signature, filenames=one))
-        raise ValueError(f"cannot predict on {bad!r}: {_short(err)}") from None
+        raise ValueError(f"cannot predict on {bad!r}: {safe_io.short_error(err)}") from None
     rows = outputs_to_rows(outputs, len(names))
     for name, row in zip(names, rows):
         row.setdefault("filename", name)
@@ -200,8 +213,12 @@ def predict_bytes(images: Sequence[bytes], model) -> list[dict[str, Any]]:
     try:
         return outputs_to_rows(model.call("from_bytes", img_bytes=list(images)), len(images))
     except tf.errors.InvalidArgumentError as err:
-        idx = _first_failing(range(len(images)), lambda one: model.call("from_bytes", img_bytes=[images[one[0]]]))
-        raise ValueError(f"image {idx} is not a decodable image: {_short(err)}") from None
+        idx = _first_failing(
+            range(len(images)), lambda one: model.call("from_bytes", img_bytes=[images[one[0]]])
+        )
+        raise ValueError(
+            f"image {idx} is not a decodable image: {safe_io.short_error(err)}"
+        ) from None
 
 
 def _first_failing(items, call_one):
@@ -214,17 +231,6 @@ def _first_failing(items, call_one):
         except tf.errors.OpError:
             return item
     return None
-
-
-_NOISE = ("Graph execution error", "Detected at node", "<stack traces unavailable>", "[[")
-
-
-def _short(err: Exception) -> str:
-    """The informative line of a TensorFlow error (without graph/node boilerplate)."""
-    text = getattr(err, "message", None) or str(err)
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith(_NOISE)]
-    line = lines[0] if lines else text.strip()
-    return re.sub(r"\s*\[\[.*|\s*\[Op:.*|\{\{.*?\}\}", "", line).strip()[:200]
 
 
 def classify_file_error(filename: str) -> str:
@@ -242,22 +248,26 @@ def classify_file_error(filename: str) -> str:
 # Apache Beam: batched DoFn with a shared model, naive DoFn, REST DoFn
 # --------------------------------------------------------------------------------------
 
+
 def _beam():
     import apache_beam as beam  # imported on use: importing this module stays light
+
     return beam
 
 
 def _counter(name: str):
     from apache_beam.metrics import Metrics
+
     return Metrics.counter(METRICS_NAMESPACE, name)
 
 
 def _dead_letter(path: str, reason: str):
     from apache_beam import pvalue
+
     return pvalue.TaggedOutput(DEAD_LETTER, {"path": path, "reason": reason})
 
 
-def _predict_batch_or_route(model: ServingModel, filenames: list[str], signature: str):
+def _predict_batch_or_route(model: LoadedModel, filenames: list[str], signature: str):
     """Predict on a batch; when the batch fails, find the bad files one by one.
 
     Yields prediction rows and dead-letter TaggedOutputs (for the Beam DoFns).
@@ -280,7 +290,7 @@ def _predict_batch_or_route(model: ServingModel, filenames: list[str], signature
             try:
                 batches.append(([f], model.call(signature, filenames=[f])))
             except tf.errors.OpError as err:
-                yield _dead_letter(f, f"{classify_file_error(f)}: {_short(err)}")
+                yield _dead_letter(f, f"{classify_file_error(f)}: {safe_io.short_error(err)}")
     for names, outputs in batches:
         for name, row in zip(names, outputs_to_rows(outputs, len(names))):
             row.setdefault("filename", name)
@@ -319,15 +329,17 @@ def _make_dofn_classes():
             self._signature = signature
             self._model = None
 
-        def _load(self) -> ServingModel:
+        def _load(self) -> LoadedModel:
             _counter("model_loads").inc()
-            return ServingModel(self._export_dir)
+            return LoadedModel(self._export_dir)
 
         def process(self, filenames):
             if self._model is None:  # acquired here (not in setup) so the load is counted
                 self._model = self._shared.acquire(self._load, tag=self._export_dir)
             _counter("batches").inc()
-            yield from self._count(_predict_batch_or_route(self._model, list(filenames), self._signature))
+            yield from self._count(
+                _predict_batch_or_route(self._model, list(filenames), self._signature)
+            )
 
     class NaivePredictDoFn(_DoFnBase, beam.DoFn):
         """The book's first version: load the model for EVERY element, predict on one file."""
@@ -338,7 +350,7 @@ def _make_dofn_classes():
 
         def process(self, filename):
             _counter("model_loads").inc()
-            model = ServingModel(self._export_dir)
+            model = LoadedModel(self._export_dir)
             yield from self._count(_predict_batch_or_route(model, [filename], self._signature))
 
     class RestPredictDoFn(_DoFnBase, beam.DoFn):
@@ -355,6 +367,7 @@ def _make_dofn_classes():
 
         def setup(self):
             import requests
+
             self._session = requests.Session()
 
         def teardown(self):
@@ -363,7 +376,9 @@ def _make_dofn_classes():
 
         def _post(self, filenames):
             body = {"instances": [{"filenames": f} for f in filenames]}
-            return self._session.post(self._url, json=body, headers=self._headers, timeout=self._timeout)
+            return self._session.post(
+                self._url, json=body, headers=self._headers, timeout=self._timeout
+            )
 
         def process(self, filenames):
             _counter("batches").inc()
@@ -381,23 +396,20 @@ def _make_dofn_classes():
                     yield from self._rows([f])
                 return
             if 400 <= resp.status_code < 500:
-                yield _dead_letter(filenames[0], f"HTTP {resp.status_code}: {_error_text(resp)}")
+                yield _dead_letter(
+                    filenames[0], f"HTTP {resp.status_code}: {safe_io.http_error_text(resp)}"
+                )
                 return
             resp.raise_for_status()  # 5xx: let Beam retry the bundle
 
     return PredictBatchDoFn, NaivePredictDoFn, RestPredictDoFn
 
 
-def _error_text(resp) -> str:
-    try:
-        return str(resp.json().get("error", resp.text))[:200]
-    except ValueError:
-        return resp.text[:200]
-
-
 def __getattr__(name):  # the DoFn classes are built on first use, so importing needs no Beam
     if name in ("PredictBatchDoFn", "NaivePredictDoFn", "RestPredictDoFn"):
-        classes = dict(zip(("PredictBatchDoFn", "NaivePredictDoFn", "RestPredictDoFn"), _make_dofn_classes()))
+        classes = dict(
+            zip(("PredictBatchDoFn", "NaivePredictDoFn", "RestPredictDoFn"), _make_dofn_classes())
+        )
         globals().update(classes)
         return classes[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -406,6 +418,7 @@ def __getattr__(name):  # the DoFn classes are built on first use, so importing 
 # --------------------------------------------------------------------------------------
 # The pipeline
 # --------------------------------------------------------------------------------------
+
 
 @dataclass
 class BatchPredictionResult:
@@ -418,10 +431,12 @@ class BatchPredictionResult:
 
     def prediction_files(self) -> list[str]:
         import tensorflow as tf
+
         return sorted(tf.io.gfile.glob(f"{self.output_prefix}-predictions*.jsonl"))
 
     def dead_letter_files(self) -> list[str]:
         import tensorflow as tf
+
         return sorted(tf.io.gfile.glob(f"{self.output_prefix}-errors*.jsonl"))
 
     def predictions(self) -> list[dict]:
@@ -446,9 +461,14 @@ class BatchPredictionResult:
     def summary(self) -> dict[str, Any]:
         """One row for a comparison table."""
         counts = self.output_counts()
-        return {"mode": self.mode, "images": sum(counts.values()), **counts,
-                "model_loads": self.counters.get("model_loads"), "seconds": round(self.seconds, 2),
-                "images_per_s": round(self.images_per_second, 1)}
+        return {
+            "mode": self.mode,
+            "images": sum(counts.values()),
+            **counts,
+            "model_loads": self.counters.get("model_loads"),
+            "seconds": round(self.seconds, 2),
+            "images_per_s": round(self.images_per_second, 1),
+        }
 
 
 def _read_jsonl(files: list[str]) -> list[dict]:
@@ -461,8 +481,13 @@ def _read_jsonl(files: list[str]) -> list[dict]:
     return rows
 
 
-def read_filenames(pipeline, source, streaming: bool = False, stream_batch_size: int = 8,
-                   seconds_between_batches: float = 10.0):
+def read_filenames(
+    pipeline,
+    source,
+    streaming: bool = False,
+    stream_batch_size: int = 8,
+    seconds_between_batches: float = 10.0,
+):
     """The PCollection of image file names a prediction job reads.
 
     ``source`` is one of:
@@ -479,24 +504,34 @@ def read_filenames(pipeline, source, streaming: bool = False, stream_batch_size:
         names = [str(s) for s in source]
         if not streaming:
             return pipeline | "Create" >> beam.Create(names)
-        return pipeline | "TestStream" >> _test_stream(names, stream_batch_size, seconds_between_batches)
+        return pipeline | "TestStream" >> _test_stream(
+            names, stream_batch_size, seconds_between_batches
+        )
     source = str(source)
     if source.startswith("projects/"):
         if not streaming:
             raise ValueError("a Pub/Sub source needs streaming=True")
         kind = "subscription" if "/subscriptions/" in source else "topic"
-        return (pipeline | "ReadPubSub" >> beam.io.ReadFromPubSub(**{kind: source})
-                | "Decode" >> beam.Map(lambda data: data.decode("utf-8").strip()))
+        return (
+            pipeline
+            | "ReadPubSub" >> beam.io.ReadFromPubSub(**{kind: source})
+            | "Decode" >> beam.Map(lambda data: data.decode("utf-8").strip())
+        )
     if streaming:
         raise ValueError("streaming=True needs a list (TestStream) or a Pub/Sub source")
     if source.endswith((".csv", ".txt")):
         base = source.rsplit("/", 1)[0] if "/" in source else "."
-        return (pipeline | "ReadList" >> beam.io.ReadFromText(source)
-                | "PathColumn" >> beam.Map(lambda line: _resolve(line.split(",")[0].strip(), base))
-                | "DropEmpty" >> beam.Filter(bool))
+        return (
+            pipeline
+            | "ReadList" >> beam.io.ReadFromText(source)
+            | "PathColumn" >> beam.Map(lambda line: _resolve(line.split(",")[0].strip(), base))
+            | "DropEmpty" >> beam.Filter(bool)
+        )
     from apache_beam.io import fileio
-    return (pipeline | "Match" >> fileio.MatchFiles(source)
-            | "Path" >> beam.Map(lambda meta: meta.path))
+
+    return (
+        pipeline | "Match" >> fileio.MatchFiles(source) | "Path" >> beam.Map(lambda meta: meta.path)
+    )
 
 
 def _resolve(path: str, base: str) -> str:
@@ -512,13 +547,24 @@ def _test_stream(names: list[str], batch_size: int, gap: float):
     stream = TestStream().advance_watermark_to(0)
     for start in range(0, len(names), batch_size):
         t = start // batch_size * gap
-        stream = (stream.add_elements([TimestampedValue(n, t) for n in names[start:start + batch_size]])
-                  .advance_processing_time(gap).advance_watermark_to(t + gap))
+        stream = (
+            stream.add_elements([TimestampedValue(n, t) for n in names[start : start + batch_size]])
+            .advance_processing_time(gap)
+            .advance_watermark_to(t + gap)
+        )
     return stream.advance_watermark_to_infinity()
 
 
-def build_prediction(filenames, export_dir: str | None = None, *, mode: str = "shared", batch_size: int = 32,
-                     predict_url: str | None = None, shared_handle=None, signature: str = DEFAULT_SIGNATURE):
+def build_prediction(
+    filenames,
+    export_dir: str | None = None,
+    *,
+    mode: str = "shared",
+    batch_size: int = 32,
+    predict_url: str | None = None,
+    shared_handle=None,
+    signature: str = DEFAULT_SIGNATURE,
+):
     """Apply prediction to a PCollection of file names; returns (predictions, dead_letters).
 
     ``mode``: ``"shared"`` (BatchElements + one model per worker), ``"naive"`` (model loaded
@@ -527,10 +573,13 @@ def build_prediction(filenames, export_dir: str | None = None, *, mode: str = "s
     beam = _beam()
     this = __import__(__name__, fromlist=["PredictBatchDoFn"])
     if mode == "naive":
-        results = filenames | "PredictNaive" >> beam.ParDo(this.NaivePredictDoFn(export_dir, signature)).with_outputs(
-            DEAD_LETTER, main="predictions")
+        results = filenames | "PredictNaive" >> beam.ParDo(
+            this.NaivePredictDoFn(export_dir, signature)
+        ).with_outputs(DEAD_LETTER, main="predictions")
     else:
-        batched = filenames | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=batch_size)
+        batched = filenames | "Batch" >> beam.BatchElements(
+            min_batch_size=1, max_batch_size=batch_size
+        )
         if mode == "shared":
             dofn = this.PredictBatchDoFn(export_dir, shared_handle, signature)
         elif mode == "rest":
@@ -539,15 +588,26 @@ def build_prediction(filenames, export_dir: str | None = None, *, mode: str = "s
             dofn = this.RestPredictDoFn(predict_url)
         else:
             raise ValueError(f"mode must be 'shared', 'naive' or 'rest', not {mode!r}")
-        results = batched | f"Predict_{mode}" >> beam.ParDo(dofn).with_outputs(DEAD_LETTER, main="predictions")
+        results = batched | f"Predict_{mode}" >> beam.ParDo(dofn).with_outputs(
+            DEAD_LETTER, main="predictions"
+        )
     return results.predictions, results[DEAD_LETTER]
 
 
-def run_batch_prediction(input_pattern_or_list, export_dir: str | os.PathLike | None, output_prefix: str,
-                         streaming: bool = False, *, mode: str = "shared", batch_size: int = 32,
-                         predict_url: str | None = None, runner: str = "DirectRunner",
-                         pipeline_args: Sequence[str] = (), window_seconds: float = 10.0,
-                         stream_batch_size: int = 8) -> BatchPredictionResult:
+def run_batch_prediction(
+    input_pattern_or_list,
+    export_dir: str | os.PathLike | None,
+    output_prefix: str,
+    streaming: bool = False,
+    *,
+    mode: str = "shared",
+    batch_size: int = 32,
+    predict_url: str | None = None,
+    runner: str = "DirectRunner",
+    pipeline_args: Sequence[str] = (),
+    window_seconds: float = 10.0,
+    stream_batch_size: int = 8,
+) -> BatchPredictionResult:
     """Run a Beam prediction job: file names in, JSON lines out, bad files to a dead letter.
 
     Writes ``<output_prefix>-predictions-*.jsonl`` (one JSON object per image) and
@@ -569,15 +629,25 @@ def run_batch_prediction(input_pattern_or_list, export_dir: str | os.PathLike | 
     export_dir = str(export_dir) if export_dir is not None else None
     start = time.perf_counter()
     pipeline = beam.Pipeline(options=options)
-    names = read_filenames(pipeline, input_pattern_or_list, streaming, stream_batch_size, window_seconds)
+    names = read_filenames(
+        pipeline, input_pattern_or_list, streaming, stream_batch_size, window_seconds
+    )
     if streaming:
         names = names | "Window" >> beam.WindowInto(window.FixedWindows(window_seconds))
-    predictions, dead = build_prediction(names, export_dir, mode=mode, batch_size=batch_size,
-                                         predict_url=predict_url)
+    predictions, dead = build_prediction(
+        names, export_dir, mode=mode, batch_size=batch_size, predict_url=predict_url
+    )
     for pcoll, name in ((predictions, "predictions"), (dead, "errors")):
-        _ = (pcoll | f"ToJson_{name}" >> beam.Map(lambda row: json.dumps(row, sort_keys=True))
-             | f"Write_{name}" >> beam.io.WriteToText(f"{output_prefix}-{name}", file_name_suffix=".jsonl",
-                                                      shard_name_template="" if not streaming else None))
+        _ = (
+            pcoll
+            | f"ToJson_{name}" >> beam.Map(lambda row: json.dumps(row, sort_keys=True))
+            | f"Write_{name}"
+            >> beam.io.WriteToText(
+                f"{output_prefix}-{name}",
+                file_name_suffix=".jsonl",
+                shard_name_template="" if not streaming else None,
+            )
+        )
     result = pipeline.run()
     result.wait_until_finish()
     seconds = time.perf_counter() - start
@@ -602,7 +672,10 @@ def _counters(result) -> dict[str, int]:
 # Timing helpers for the notebooks
 # --------------------------------------------------------------------------------------
 
-def time_in_memory(model: ServingModel, filenames: Sequence[str], batch_size: int = 32, repeats: int = 3) -> dict:
+
+def time_in_memory(
+    model: LoadedModel, filenames: Sequence[str], batch_size: int = 32, repeats: int = 3
+) -> dict:
     """Images/s of in-memory ``serving_default`` calls on batches: the median of ``repeats`` passes.
 
     The median, not the best pass: on a shared machine the best of a few short passes is a
@@ -616,15 +689,21 @@ def time_in_memory(model: ServingModel, filenames: Sequence[str], batch_size: in
     for _ in range(repeats):
         t = time.perf_counter()
         for i in range(0, len(names), batch_size):
-            model.call(DEFAULT_SIGNATURE, filenames=names[i:i + batch_size])
+            model.call(DEFAULT_SIGNATURE, filenames=names[i : i + batch_size])
         runs.append(time.perf_counter() - t)
     seconds = statistics.median(runs)
-    return {"images": len(names), "batch_size": batch_size, "seconds": seconds, "images_per_s": len(names) / seconds}
+    return {
+        "images": len(names),
+        "batch_size": batch_size,
+        "seconds": seconds,
+        "images_per_s": len(names) / seconds,
+    }
 
 
 # --------------------------------------------------------------------------------------
 # Picking images and showing predictions (notebooks)
 # --------------------------------------------------------------------------------------
+
 
 def short_name(path: str) -> str:
     """``<class>/<file>``: the last two components of a path (no machine folders)."""
@@ -632,7 +711,9 @@ def short_name(path: str) -> str:
     return "/".join(parts[-2:])
 
 
-def split_files(all_data_csv: str | os.PathLike, split: str = "test", n: int | None = None) -> list[tuple[str, str]]:
+def split_files(
+    all_data_csv: str | os.PathLike, split: str = "test", n: int | None = None
+) -> list[tuple[str, str]]:
     """``(path, label)`` of the images of one split of ``all_data.csv``, classes interleaved.
 
     Deterministic (the split is a hash of ``<class>/<file>``); a small ``n`` still covers
@@ -645,12 +726,18 @@ def split_files(all_data_csv: str | os.PathLike, split: str = "test", n: int | N
         if row.problem is None and dataset_files.split_for(row.path) == split:
             by_label.setdefault(row.label, []).append(row.path)
     columns = [sorted(paths) for _, paths in sorted(by_label.items())]
-    ordered = [(col[i], label) for i in range(max(map(len, columns), default=0))
-               for col, label in zip(columns, sorted(by_label)) if i < len(col)]
+    ordered = [
+        (col[i], label)
+        for i in range(max(map(len, columns), default=0))
+        for col, label in zip(columns, sorted(by_label))
+        if i < len(col)
+    ]
     return ordered[:n] if n is not None else ordered
 
 
-def predictions_table(rows: Sequence[dict], true_labels: Sequence[str] | None = None, name_key: str = "filename"):
+def predictions_table(
+    rows: Sequence[dict], true_labels: Sequence[str] | None = None, name_key: str = "filename"
+):
     """A pandas DataFrame of prediction rows: image (class/file), predicted label, its probability."""
     import pandas as pd
 
@@ -672,12 +759,19 @@ def predictions_table(rows: Sequence[dict], true_labels: Sequence[str] | None = 
 # Command line: the same job on the DirectRunner or Dataflow
 # --------------------------------------------------------------------------------------
 
+
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m pmlv_utils.predict --input PATTERN|CSV --model_dir D --output_prefix P [--runner R] ...``"""
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m pmlv_utils.predict", description="Beam batch prediction")
-    ap.add_argument("--input", required=True, help="file pattern, all_data.csv, .txt list, or projects/.../subscriptions/...")
+    ap = argparse.ArgumentParser(
+        prog="python -m pmlv_utils.predict", description="Beam batch prediction"
+    )
+    ap.add_argument(
+        "--input",
+        required=True,
+        help="file pattern, all_data.csv, .txt list, or projects/.../subscriptions/...",
+    )
     ap.add_argument("--model_dir", help="exported SavedModel (local or gs://)")
     ap.add_argument("--output_prefix", required=True)
     ap.add_argument("--mode", default="shared", choices=["shared", "naive", "rest"])
@@ -687,9 +781,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--window_seconds", type=float, default=10.0)
     ap.add_argument("--runner", default="DirectRunner")
     args, pipeline_args = ap.parse_known_args(argv)
-    result = run_batch_prediction(args.input, args.model_dir, args.output_prefix, args.streaming, mode=args.mode,
-                                  batch_size=args.batch_size, predict_url=args.predict_url, runner=args.runner,
-                                  pipeline_args=pipeline_args, window_seconds=args.window_seconds)
+    result = run_batch_prediction(
+        args.input,
+        args.model_dir,
+        args.output_prefix,
+        args.streaming,
+        mode=args.mode,
+        batch_size=args.batch_size,
+        predict_url=args.predict_url,
+        runner=args.runner,
+        pipeline_args=pipeline_args,
+        window_seconds=args.window_seconds,
+    )
     print(json.dumps({"seconds": round(result.seconds, 2), **result.counters}))
 
 

@@ -16,6 +16,7 @@ path is deterministic and keeps the image scale seen in training:
 * ``RandomFlip`` / ``RandomBrightness`` / ``RandomContrast`` (Keras 3) draw per image from a
   seeded ``SeedGenerator`` and are the identity at inference.
 """
+
 from __future__ import annotations
 
 import re
@@ -50,7 +51,7 @@ def center_crop_to_aspect(image, aspect: float):
     crop_w = tf.maximum(tf.cast(crop_w, tf.int32), 1)
     top = (shape[0] - crop_h) // 2
     left = (shape[1] - crop_w) // 2
-    return image[top:top + crop_h, left:left + crop_w, :]
+    return image[top : top + crop_h, left : left + crop_w, :]
 
 
 def read_and_preprocess(filename, height: int, width: int):
@@ -86,8 +87,9 @@ class RandomCropOrCenter(keras.layers.Layer):
     The output has the same size (so the same pixel scale) in training and at inference.
     """
 
-    def __init__(self, height: int, width: int, seed: int | None = None, random: bool = True,
-                 **kwargs):
+    def __init__(
+        self, height: int, width: int, seed: int | None = None, random: bool = True, **kwargs
+    ):
         super().__init__(**kwargs)
         self.height, self.width, self.seed, self.random = int(height), int(width), seed, random
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -97,34 +99,44 @@ class RandomCropOrCenter(keras.layers.Layer):
         if in_h is None or in_w is None:
             raise ValueError(f"{self.name}: needs a static image size, got {images.shape}")
         if in_h < self.height or in_w < self.width:
-            raise ValueError(f"{self.name}: cannot crop {self.height}x{self.width} "
-                             f"from {in_h}x{in_w} images")
+            raise ValueError(
+                f"{self.name}: cannot crop {self.height}x{self.width} from {in_h}x{in_w} images"
+            )
         if not (training and self.random):
             top, left = (in_h - self.height) // 2, (in_w - self.width) // 2
-            return images[:, top:top + self.height, left:left + self.width, :]
+            return images[:, top : top + self.height, left : left + self.width, :]
         batch = tf.shape(images)[0]
         tops = self._random_offsets(batch, in_h - self.height)
         lefts = self._random_offsets(batch, in_w - self.width)
-        rows = tops[:, None] + tf.range(self.height)[None, :]      # [B, height]
-        cols = lefts[:, None] + tf.range(self.width)[None, :]      # [B, width]
-        images = tf.gather(images, rows, axis=1, batch_dims=1)     # [B, height, W, C]
-        return tf.gather(images, cols, axis=2, batch_dims=1)       # [B, height, width, C]
+        rows = tops[:, None] + tf.range(self.height)[None, :]  # [B, height]
+        cols = lefts[:, None] + tf.range(self.width)[None, :]  # [B, width]
+        images = tf.gather(images, rows, axis=1, batch_dims=1)  # [B, height, W, C]
+        return tf.gather(images, cols, axis=2, batch_dims=1)  # [B, height, width, C]
 
     def _random_offsets(self, batch, max_offset: int):
-        draws = keras.random.uniform([batch], 0.0, float(max_offset + 1),
-                                     seed=self.seed_generator)
+        draws = keras.random.uniform([batch], 0.0, float(max_offset + 1), seed=self.seed_generator)
         return tf.minimum(tf.cast(draws, tf.int32), max_offset)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.height, self.width, input_shape[3])
 
     def get_config(self):
-        return {**super().get_config(), "height": self.height, "width": self.width,
-                "seed": self.seed, "random": self.random}
+        return {
+            **super().get_config(),
+            "height": self.height,
+            "width": self.width,
+            "seed": self.seed,
+            "random": self.random,
+        }
 
 
-def augmentation_layers(img_size: int, crop_ratio: float = 0.75, with_color_distort: bool = True,
-                        augment: bool = True, seed: int | None = None) -> list:
+def augmentation_layers(
+    img_size: int,
+    crop_ratio: float = 0.75,
+    with_color_distort: bool = True,
+    augment: bool = True,
+    seed: int | None = None,
+) -> list:
     """The model's first layers: crop (random/centre), flip and colour distortion.
 
     ``augment=False`` keeps only the centre crop (deterministic in training too).
@@ -134,18 +146,29 @@ def augmentation_layers(img_size: int, crop_ratio: float = 0.75, with_color_dist
     sub = (lambda k: None) if seed is None else (lambda k: seed * 10 + k)
     if not augment:
         return [RandomCropOrCenter(size, size, random=False, name="center_crop")]
-    layers = [RandomCropOrCenter(size, size, seed=sub(1), name="random_crop"),
-              keras.layers.RandomFlip("horizontal", seed=sub(2), name="random_lr_flip")]
+    layers = [
+        RandomCropOrCenter(size, size, seed=sub(1), name="random_crop"),
+        keras.layers.RandomFlip("horizontal", seed=sub(2), name="random_lr_flip"),
+    ]
     if with_color_distort:
-        layers += [keras.layers.RandomBrightness(0.2, value_range=(0.0, 1.0), seed=sub(3),
-                                                 name="random_brightness"),
-                   keras.layers.RandomContrast(0.3, value_range=(0.0, 1.0), seed=sub(4),
-                                               name="random_contrast")]
+        layers += [
+            keras.layers.RandomBrightness(
+                0.2, value_range=(0.0, 1.0), seed=sub(3), name="random_brightness"
+            ),
+            keras.layers.RandomContrast(
+                0.3, value_range=(0.0, 1.0), seed=sub(4), name="random_contrast"
+            ),
+        ]
     return layers
 
 
-def augmentation_examples(image, count: int = 8, crop_ratio: float = 0.75,
-                          with_color_distort: bool = True, seed: int | None = 1):
+def augmentation_examples(
+    image,
+    count: int = 8,
+    crop_ratio: float = 0.75,
+    with_color_distort: bool = True,
+    seed: int | None = 1,
+):
     """What the model's first layers make of one preprocessed image ``[S, S, 3]``:
     ``(count training-mode views, the inference-mode view)``, as numpy arrays."""
     import numpy as np
@@ -153,4 +176,6 @@ def augmentation_examples(image, count: int = 8, crop_ratio: float = 0.75,
     size = int(image.shape[0])
     layers = keras.Sequential(augmentation_layers(size, crop_ratio, with_color_distort, seed=seed))
     batch = tf.repeat(tf.convert_to_tensor(image, tf.float32)[None], count, axis=0)
-    return np.asarray(layers(batch, training=True)), np.asarray(layers(batch[:1], training=False))[0]
+    return np.asarray(layers(batch, training=True)), np.asarray(layers(batch[:1], training=False))[
+        0
+    ]

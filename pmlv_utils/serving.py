@@ -32,6 +32,7 @@ In a container (KServe custom predictor, Vertex custom container) run the same m
 ``--host 0.0.0.0``; ``AIP_HTTP_PORT``, ``AIP_PREDICT_ROUTE``, ``AIP_HEALTH_ROUTE`` and
 ``AIP_STORAGE_URI`` (Vertex's environment) are honoured when set.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,6 +57,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from . import predict as _predict
+from . import safe_io
 
 DEFAULT_MODEL_NAME = "flowers"
 DEFAULT_HOST = "127.0.0.1"
@@ -80,6 +82,7 @@ class RequestError(Exception):
 # Which files a request may read
 # --------------------------------------------------------------------------------------
 
+
 class PathPolicy:
     """Resolve a client's file name to a real path inside the allowed roots, or refuse it.
 
@@ -97,7 +100,9 @@ class PathPolicy:
             if root.startswith("gs://"):
                 self.gcs_roots.append(self._normalize_gcs(root).rstrip("/") + "/")
             elif "://" in root:
-                raise ValueError(f"allowed root {root!r}: only local folders and gs:// prefixes are supported")
+                raise ValueError(
+                    f"allowed root {root!r}: only local folders and gs:// prefixes are supported"
+                )
             else:
                 real = os.path.realpath(root)
                 if not os.path.isdir(real):
@@ -106,7 +111,7 @@ class PathPolicy:
 
     @staticmethod
     def _normalize_gcs(name: str) -> str:
-        rest = posixpath.normpath(name[len("gs://"):])
+        rest = posixpath.normpath(name[len("gs://") :])
         if rest.startswith("..") or rest.startswith("/"):
             raise RequestError(403, f"{name!r}: not a valid gs:// path")
         return "gs://" + rest
@@ -119,7 +124,9 @@ class PathPolicy:
         if "://" in name:
             return self._resolve_url(name)
         if not self.local_roots:
-            raise RequestError(403, f"{name!r}: this server reads no local files (no --allowed_root)")
+            raise RequestError(
+                403, f"{name!r}: this server reads no local files (no --allowed_root)"
+            )
         path = name if os.path.isabs(name) else os.path.join(self.local_roots[0], name)
         real = os.path.realpath(path)
         if not any(os.path.commonpath([real, root]) == root for root in self.local_roots):
@@ -130,13 +137,17 @@ class PathPolicy:
 
     def _resolve_url(self, name: str) -> str:
         if not name.startswith("gs://"):
-            raise RequestError(403, f"{name!r}: only local files{' and gs://' if self.gcs_roots else ''} are allowed")
+            raise RequestError(
+                403,
+                f"{name!r}: only local files{' and gs://' if self.gcs_roots else ''} are allowed",
+            )
         if not self.gcs_roots:
             raise RequestError(403, f"{name!r}: gs:// paths are not allowed on this server")
         path = self._normalize_gcs(name)
         if not any(path.startswith(root) for root in self.gcs_roots):
             raise RequestError(403, f"{name!r}: outside the server's allowed gs:// prefixes")
         import tensorflow as tf
+
         if not tf.io.gfile.exists(path):
             raise RequestError(404, f"{name!r}: file not found")
         return path
@@ -145,6 +156,7 @@ class PathPolicy:
 # --------------------------------------------------------------------------------------
 # The model behind the routes
 # --------------------------------------------------------------------------------------
+
 
 def _input_kind(name: str, spec) -> str | None:
     """How an input is filled from JSON: 'file', 'bytes', 'number' (None: not servable)."""
@@ -164,23 +176,33 @@ class ParsedRequest:
     signature: str
     inputs: dict[str, list]  # input name -> one value per instance (resolved / decoded)
     n: int
-    client_names: list[dict[str, str]] = field(default_factory=list)  # resolved path -> client's name
+    client_names: list[dict[str, str]] = field(
+        default_factory=list
+    )  # resolved path -> client's name
 
 
-class FlowersModel:
+class PredictionService:
     """The served model: parses ``{"instances": ...}`` requests and runs signatures.
 
     Independent of the web framework, so the same class can sit behind another server
     (KServe, a Vertex custom container, a test) -- only :func:`create_app` knows FastAPI.
     """
 
-    def __init__(self, model_dir: str, name: str = DEFAULT_MODEL_NAME, allowed_roots: Sequence[str] = (),
-                 max_instances: int = DEFAULT_MAX_INSTANCES,
-                 max_explain_instances: int = DEFAULT_MAX_EXPLAIN_INSTANCES):
+    def __init__(
+        self,
+        model_dir: str,
+        name: str = DEFAULT_MODEL_NAME,
+        allowed_roots: Sequence[str] = (),
+        max_instances: int = DEFAULT_MAX_INSTANCES,
+        max_explain_instances: int = DEFAULT_MAX_EXPLAIN_INSTANCES,
+    ):
         self.model_dir, self.name = str(model_dir), name
-        self.model = _predict.ServingModel(model_dir)
+        self.model = _predict.LoadedModel(model_dir)
         self.paths = PathPolicy(allowed_roots)
-        self.max_instances, self.max_explain_instances = int(max_instances), int(max_explain_instances)
+        self.max_instances, self.max_explain_instances = (
+            int(max_instances),
+            int(max_explain_instances),
+        )
         self.served = {}
         for sig in sorted(self.model.signatures):
             specs = self.model.input_specs(sig)
@@ -193,20 +215,31 @@ class FlowersModel:
     # ---- metadata --------------------------------------------------------------------
     def metadata(self) -> dict:
         described = self.model.describe()
-        return {"name": self.name, "ready": True, "labels": self.model.labels, "img_size": self.model.img_size,
-                "default_signature": _predict.DEFAULT_SIGNATURE,
-                "signatures": {k: described[k] for k in self.served},
-                "model_version_status": [{"version": "1", "state": "AVAILABLE"}]}
+        return {
+            "name": self.name,
+            "ready": True,
+            "labels": self.model.labels,
+            "img_size": self.model.img_size,
+            "default_signature": _predict.DEFAULT_SIGNATURE,
+            "signatures": {k: described[k] for k in self.served},
+            "model_version_status": [{"version": "1", "state": "AVAILABLE"}],
+        }
 
     # ---- parsing ---------------------------------------------------------------------
-    def parse(self, body: Any, max_instances: int | None = None, allow_signature: bool = True) -> ParsedRequest:
+    def parse(
+        self, body: Any, max_instances: int | None = None, allow_signature: bool = True
+    ) -> ParsedRequest:
         """Validate a request body and turn it into signature inputs (raises RequestError)."""
         limit = max_instances or self.max_instances
         if not isinstance(body, dict):
-            raise RequestError(400, 'the request body must be a JSON object like {"instances": [...]}')
+            raise RequestError(
+                400, 'the request body must be a JSON object like {"instances": [...]}'
+            )
         if "instances" not in body:
             if "inputs" in body:
-                raise RequestError(400, "the columnar 'inputs' format is not supported; send 'instances' (rows)")
+                raise RequestError(
+                    400, "the columnar 'inputs' format is not supported; send 'instances' (rows)"
+                )
             raise RequestError(400, f"missing 'instances'; got fields {sorted(body)[:10]}")
         unknown = set(body) - {"instances", "signature_name", "parameters"}
         if unknown:
@@ -215,14 +248,19 @@ class FlowersModel:
         if not isinstance(instances, list) or not instances:
             raise RequestError(400, "'instances' must be a non-empty list")
         if len(instances) > limit:
-            raise RequestError(413, f"{len(instances)} instances in one request; this server takes at most {limit}")
+            raise RequestError(
+                413, f"{len(instances)} instances in one request; this server takes at most {limit}"
+            )
         signature = body.get("signature_name")
         if signature is not None and not allow_signature:
             raise RequestError(400, "'signature_name' is not used by this route")
         if signature is None:
             signature = self._infer_signature(instances[0])
         elif not isinstance(signature, str) or signature not in self.served:
-            raise RequestError(400, f"unknown signature_name {signature!r}; this model serves {sorted(self.served)}")
+            raise RequestError(
+                400,
+                f"unknown signature_name {signature!r}; this model serves {sorted(self.served)}",
+            )
         specs = self.served[signature]
         inputs: dict[str, list] = {k: [] for k in specs}
         client_names: list[dict[str, str]] = []
@@ -230,10 +268,15 @@ class FlowersModel:
             if len(specs) == 1 and not (isinstance(instance, dict) and set(instance) == set(specs)):
                 instance = {next(iter(specs)): instance}  # bare value for a one-input signature
             if not isinstance(instance, dict):
-                raise RequestError(400, f"instance {i}: expected an object with fields {sorted(specs)}")
+                raise RequestError(
+                    400, f"instance {i}: expected an object with fields {sorted(specs)}"
+                )
             if set(instance) != set(specs):
-                raise RequestError(400, f"instance {i}: signature {signature!r} expects fields {sorted(specs)}, "
-                                        f"got {sorted(map(str, instance))[:10]}")
+                raise RequestError(
+                    400,
+                    f"instance {i}: signature {signature!r} expects fields {sorted(specs)}, "
+                    f"got {sorted(map(str, instance))[:10]}",
+                )
             names = {}
             for key, (kind, spec) in specs.items():
                 value = self._convert(i, key, kind, spec, instance[key])
@@ -244,7 +287,9 @@ class FlowersModel:
         for key, (kind, spec) in specs.items():
             if spec.shape.rank == 0:  # a scalar input: one value for the whole request
                 if len(set(map(repr, inputs[key]))) > 1:
-                    raise RequestError(400, f"field {key!r} is a scalar: every instance must carry the same value")
+                    raise RequestError(
+                        400, f"field {key!r} is a scalar: every instance must carry the same value"
+                    )
                 inputs[key] = inputs[key][0]
         return ParsedRequest(signature, inputs, len(instances), client_names)
 
@@ -260,9 +305,14 @@ class FlowersModel:
                 return _predict.DEFAULT_SIGNATURE
             if candidates:
                 return candidates[0]
-            raise RequestError(400, f"instance 0: fields {sorted(map(str, keys))[:10]} match no signature; "
-                                    f"inputs by signature: { {s: sorted(v) for s, v in self.served.items()} }")
-        raise RequestError(400, "instance 0: expected a file name string or an object of named inputs")
+            raise RequestError(
+                400,
+                f"instance 0: fields {sorted(map(str, keys))[:10]} match no signature; "
+                f"inputs by signature: { {s: sorted(v) for s, v in self.served.items()} }",
+            )
+        raise RequestError(
+            400, "instance 0: expected a file name string or an object of named inputs"
+        )
 
     def _convert(self, i: int, key: str, kind: str, spec, value: Any):
         where = f"instance {i}, field {key!r}"
@@ -274,8 +324,12 @@ class FlowersModel:
             except RequestError as err:
                 raise RequestError(err.status, f"{where}: {err.message}") from None
         if kind == "bytes":
-            if not (isinstance(value, dict) and set(value) == {"b64"} and isinstance(value["b64"], str)):
-                raise RequestError(400, f'{where}: bytes must be sent as {{"b64": "<base64 string>"}}')
+            if not (
+                isinstance(value, dict) and set(value) == {"b64"} and isinstance(value["b64"], str)
+            ):
+                raise RequestError(
+                    400, f'{where}: bytes must be sent as {{"b64": "<base64 string>"}}'
+                )
             try:
                 data = base64.b64decode(value["b64"], validate=True)
             except (binascii.Error, ValueError):
@@ -284,6 +338,7 @@ class FlowersModel:
                 raise RequestError(400, f"{where}: empty image bytes")
             return data
         import numpy as np  # kind == "number"
+
         if isinstance(value, (str, dict)) or value is None:
             raise RequestError(400, f"{where}: expected a number or nested list of numbers")
         try:
@@ -292,11 +347,15 @@ class FlowersModel:
             raise RequestError(400, f"{where}: not a {spec.dtype.name} value") from None
         expected = spec.shape[1:] if spec.shape.rank else spec.shape
         if not expected.is_compatible_with(array.shape):
-            raise RequestError(400, f"{where}: shape {list(array.shape)} does not fit {expected.as_list()}")
+            raise RequestError(
+                400, f"{where}: shape {list(array.shape)} does not fit {expected.as_list()}"
+            )
         return array
 
     # ---- running ---------------------------------------------------------------------
-    def run(self, signature: str, inputs: dict[str, Any], locate_errors: bool = True) -> dict[str, Any]:
+    def run(
+        self, signature: str, inputs: dict[str, Any], locate_errors: bool = True
+    ) -> dict[str, Any]:
         """Run a signature on parsed inputs; numpy outputs.
 
         An input the model cannot read (bytes that are not an image...) -> RequestError 400,
@@ -304,21 +363,29 @@ class FlowersModel:
         """
         import tensorflow as tf
 
-        client_errors = (tf.errors.InvalidArgumentError, tf.errors.FailedPreconditionError, tf.errors.NotFoundError)
+        client_errors = (
+            tf.errors.InvalidArgumentError,
+            tf.errors.FailedPreconditionError,
+            tf.errors.NotFoundError,
+        )
         try:
             return self.model.call(signature, **inputs)
-        except client_errors as err:
+        except client_errors:
             where = "an instance"
             lists = {k: v for k, v in inputs.items() if isinstance(v, list)}
             n = len(next(iter(lists.values()))) if lists else 0
             if locate_errors and n > 1:
                 for i in range(n):
                     try:
-                        self.model.call(signature, **{**inputs, **{k: v[i:i + 1] for k, v in lists.items()}})
+                        self.model.call(
+                            signature, **{**inputs, **{k: v[i : i + 1] for k, v in lists.items()}}
+                        )
                     except client_errors as one:
                         where, err = f"instance {i}", one
                         break
-            raise RequestError(400, f"the model could not read {where}: {_client_safe(err)}") from None
+            raise RequestError(
+                400, f"the model could not read {where}: {_client_safe(err)}"
+            ) from None
 
     def rows(self, parsed: ParsedRequest, outputs: dict[str, Any]) -> list[dict]:
         """Outputs as plain JSON rows; a passed-through file name is shown as the client sent it."""
@@ -340,10 +407,14 @@ class FlowersModel:
         try:
             from . import explain as _explain
         except ImportError as err:
-            raise RequestError(501, f"explanations are not available on this server ({err})") from None
+            raise RequestError(
+                501, f"explanations are not available on this server ({err})"
+            ) from None
         parsed = self.parse(body, max_instances=self.max_explain_instances, allow_signature=False)
         if parsed.signature not in ("serving_default", "from_bytes"):
-            raise RequestError(400, "explain takes file names or image bytes, one field per instance")
+            raise RequestError(
+                400, "explain takes file names or image bytes, one field per instance"
+            )
         options = body.get("parameters") or {}
         if not isinstance(options, dict):
             raise RequestError(400, "'parameters' must be an object")
@@ -357,16 +428,22 @@ class FlowersModel:
             if self._explainer is None:
                 self._explainer = _explain.ExplainableModel.from_saved_model(self.model_dir)
             try:
-                result = _explain.explain(images, targets, method=method, model=self._explainer, **options)
+                result = _explain.explain(
+                    images, targets, method=method, model=self._explainer, **options
+                )
                 probabilities = self._explainer.predict(images)
             except (ValueError, TypeError) as err:
                 raise RequestError(400, f"explain: {err}") from None
-        return {"predictions": self._prediction_rows(probabilities),
-                "explanations": self._explanation_rows(result, probabilities, targets, _explain)}
+        return {
+            "predictions": self._prediction_rows(probabilities),
+            "explanations": self._explanation_rows(result, probabilities, targets, _explain),
+        }
 
     def _target_indices(self, targets: Any, n: int) -> list[int]:
         if not isinstance(targets, list) or len(targets) != n:
-            raise RequestError(400, f"'target_classes' must be a list with one class per instance ({n})")
+            raise RequestError(
+                400, f"'target_classes' must be a list with one class per instance ({n})"
+            )
         out = []
         for t in targets:
             if isinstance(t, str) and t in self.model.labels:
@@ -374,7 +451,9 @@ class FlowersModel:
             elif isinstance(t, int) and not isinstance(t, bool) and 0 <= t < len(self.model.labels):
                 out.append(t)
             else:
-                raise RequestError(400, f"target class {t!r}: not a label {self.model.labels} or index")
+                raise RequestError(
+                    400, f"target class {t!r}: not a label {self.model.labels} or index"
+                )
         return out
 
     def _images(self, parsed: ParsedRequest):
@@ -382,15 +461,20 @@ class FlowersModel:
         import tensorflow as tf
 
         if parsed.signature == "serving_default":
-            return self.run("xai_preprocess", {"filenames": parsed.inputs["filenames"]})["input_images"]
+            return self.run("xai_preprocess", {"filenames": parsed.inputs["filenames"]})[
+                "input_images"
+            ]
         from .preprocess import preprocess_image  # the same function the from_bytes signature uses
+
         size = int(self.model.img_size)
         images = []
         for i, data in enumerate(parsed.inputs["img_bytes"]):
             try:
                 images.append(preprocess_image(tf.constant(data), size, size).numpy())
             except tf.errors.InvalidArgumentError:
-                raise RequestError(400, f"instance {i}: the bytes are not a decodable image") from None
+                raise RequestError(
+                    400, f"instance {i}: the bytes are not a decodable image"
+                ) from None
         return np.stack(images)
 
     def _prediction_rows(self, probabilities) -> list[dict]:
@@ -398,29 +482,52 @@ class FlowersModel:
         rows = []
         for p in probabilities:
             k = int(p.argmax())
-            rows.append({"probability": [float(v) for v in p], "flower_type_int": k,
-                         "flower_type_str": labels[k] if k < len(labels) else str(k)})
+            rows.append(
+                {
+                    "probability": [float(v) for v in p],
+                    "flower_type_int": k,
+                    "flower_type_str": labels[k] if k < len(labels) else str(k),
+                }
+            )
         return rows
 
     def _explanation_rows(self, result, probabilities, targets, explain_module) -> list[dict]:
         import numpy as np
 
-        chosen = targets if targets is not None else result.extra.get("target_classes",
-                                                                     probabilities.argmax(axis=1))
+        chosen = (
+            targets
+            if targets is not None
+            else result.extra.get("target_classes", probabilities.argmax(axis=1))
+        )
         out = []
         for i, attribution in enumerate(result.attributions):
             k = int(np.asarray(chosen)[i])
             error = None if result.approx_error is None else float(result.approx_error[i])
             a = np.ascontiguousarray(attribution, dtype="<f4")
-            out.append({"attributions": [{
-                "outputName": "probability", "outputIndex": [k],
-                "outputDisplayName": self.model.labels[k] if k < len(self.model.labels) else str(k),
-                "instanceOutputValue": float(probabilities[i, k]),
-                "approximationError": error, "method": result.method,
-                "featureAttributions": {"input_images": {
-                    "b64_png": explain_module.attribution_to_png_b64(a),
-                    "shape": list(a.shape), "dtype": "float32",
-                    "b64": base64.b64encode(a.tobytes()).decode("ascii")}}}]})
+            out.append(
+                {
+                    "attributions": [
+                        {
+                            "outputName": "probability",
+                            "outputIndex": [k],
+                            "outputDisplayName": self.model.labels[k]
+                            if k < len(self.model.labels)
+                            else str(k),
+                            "instanceOutputValue": float(probabilities[i, k]),
+                            "approximationError": error,
+                            "method": result.method,
+                            "featureAttributions": {
+                                "input_images": {
+                                    "b64_png": explain_module.attribution_to_png_b64(a),
+                                    "shape": list(a.shape),
+                                    "dtype": "float32",
+                                    "b64": base64.b64encode(a.tobytes()).decode("ascii"),
+                                }
+                            },
+                        }
+                    ]
+                }
+            )
         return out
 
     def warm_up(self) -> None:
@@ -446,7 +553,7 @@ class FlowersModel:
 
 def _client_safe(err: Exception) -> str:
     """A TensorFlow error reduced to its reason, without server paths."""
-    text = _predict._short(err)
+    text = safe_io.short_error(err)
     if "Is a directory" in text:
         return "a file name is a directory"
     if "No such file" in text or "not found" in text.lower():
@@ -458,6 +565,7 @@ def _client_safe(err: Exception) -> str:
 # Batching concurrent requests
 # --------------------------------------------------------------------------------------
 
+
 @dataclass
 class _Job:
     signature: str
@@ -468,7 +576,9 @@ class _Job:
 
     @property
     def key(self):  # jobs with the same key can be concatenated
-        scalars = tuple(sorted((k, repr(v)) for k, v in self.inputs.items() if not isinstance(v, list)))
+        scalars = tuple(
+            sorted((k, repr(v)) for k, v in self.inputs.items() if not isinstance(v, list))
+        )
         return self.signature, scalars
 
 
@@ -481,8 +591,12 @@ class MicroBatcher:
     model calls. A lone request never waits: nothing else is arriving.
     """
 
-    def __init__(self, model: FlowersModel, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
-                 max_wait_ms: float = DEFAULT_BATCH_WAIT_MS):
+    def __init__(
+        self,
+        model: PredictionService,
+        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+        max_wait_ms: float = DEFAULT_BATCH_WAIT_MS,
+    ):
         self.model, self.max_batch_size = model, int(max_batch_size)
         self.max_wait_s = max(0.0, float(max_wait_ms)) / 1000.0
         self._queue: queue.Queue = queue.Queue()
@@ -541,17 +655,31 @@ class MicroBatcher:
 
     def _run_group(self, jobs: list[_Job]) -> None:
         if len(jobs) > 1:
-            merged = {k: (sum((j.inputs[k] for j in jobs), []) if isinstance(jobs[0].inputs[k], list)
-                          else jobs[0].inputs[k]) for k in jobs[0].inputs}
+            merged = {
+                k: (
+                    sum((j.inputs[k] for j in jobs), [])
+                    if isinstance(jobs[0].inputs[k], list)
+                    else jobs[0].inputs[k]
+                )
+                for k in jobs[0].inputs
+            }
             try:
-                outputs = self._call(jobs[0].signature, merged, sum(j.n for j in jobs), locate_errors=False)
+                outputs = self._call(
+                    jobs[0].signature, merged, sum(j.n for j in jobs), locate_errors=False
+                )
             except Exception:  # one bad request must not fail the others: run each alone
                 for j in jobs:
                     self._run_group([j])
                 return
             offset = 0
             for j in jobs:
-                _resolve(j, {k: (v[offset:offset + j.n] if getattr(v, "ndim", 0) else v) for k, v in outputs.items()})
+                _resolve(
+                    j,
+                    {
+                        k: (v[offset : offset + j.n] if getattr(v, "ndim", 0) else v)
+                        for k, v in outputs.items()
+                    },
+                )
                 offset += j.n
             return
         job = jobs[0]
@@ -575,12 +703,14 @@ def _resolve(job: _Job, result=None, error: Exception | None = None) -> None:
             job.future.set_exception(error)
         else:
             job.future.set_result(result)
+
     job.loop.call_soon_threadsafe(settle)
 
 
 # --------------------------------------------------------------------------------------
 # The FastAPI app
 # --------------------------------------------------------------------------------------
+
 
 async def read_body(request, limit: int) -> bytes:
     """The request body, or RequestError 413 once it exceeds ``limit`` bytes."""
@@ -624,11 +754,18 @@ def parse_json(raw: bytes) -> Any:
         raise RequestError(400, "the request JSON is nested too deeply") from None
 
 
-def create_app(model_dir: str, model_name: str = DEFAULT_MODEL_NAME, allowed_roots: Sequence[str] = (),
-               max_instances: int = DEFAULT_MAX_INSTANCES, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-               max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS,
-               warm_up: bool = True,
-               extra_predict_routes: Sequence[str] = (), health_routes: Sequence[str] = ()):
+def create_app(
+    model_dir: str,
+    model_name: str = DEFAULT_MODEL_NAME,
+    allowed_roots: Sequence[str] = (),
+    max_instances: int = DEFAULT_MAX_INSTANCES,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+    batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS,
+    warm_up: bool = True,
+    extra_predict_routes: Sequence[str] = (),
+    health_routes: Sequence[str] = (),
+):
     """The ASGI app: loads the model (and warms it up) before it is returned."""
     import contextlib
 
@@ -637,7 +774,7 @@ def create_app(model_dir: str, model_name: str = DEFAULT_MODEL_NAME, allowed_roo
     from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
-    model = FlowersModel(model_dir, model_name, allowed_roots, max_instances)
+    model = PredictionService(model_dir, model_name, allowed_roots, max_instances)
     if warm_up:
         model.warm_up()
     batcher = MicroBatcher(model, max_batch_size, batch_wait_ms)
@@ -647,8 +784,13 @@ def create_app(model_dir: str, model_name: str = DEFAULT_MODEL_NAME, allowed_roo
         yield
         batcher.close()
 
-    app = FastAPI(title=f"{model_name} model server", docs_url=None, redoc_url=None, openapi_url=None,
-                  lifespan=lifespan)
+    app = FastAPI(
+        title=f"{model_name} model server",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
+    )
     app.state.model, app.state.batcher = model, batcher
 
     def error(status: int, message: str) -> JSONResponse:
@@ -704,21 +846,37 @@ def create_app(model_dir: str, model_name: str = DEFAULT_MODEL_NAME, allowed_roo
 # Command line
 # --------------------------------------------------------------------------------------
 
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     env = os.environ
-    ap = argparse.ArgumentParser(prog="python -m pmlv_utils.serving", description=__doc__.split("\n")[0])
-    ap.add_argument("--model_dir", default=env.get("AIP_STORAGE_URI"),
-                    help="exported SavedModel folder (default: $AIP_STORAGE_URI on Vertex)")
+    ap = argparse.ArgumentParser(
+        prog="python -m pmlv_utils.serving", description=__doc__.split("\n")[0]
+    )
+    ap.add_argument(
+        "--model_dir",
+        default=env.get("AIP_STORAGE_URI"),
+        help="exported SavedModel folder (default: $AIP_STORAGE_URI on Vertex)",
+    )
     ap.add_argument("--model_name", default=DEFAULT_MODEL_NAME)
-    ap.add_argument("--host", default=DEFAULT_HOST, help="127.0.0.1 by default; 0.0.0.0 only inside a container")
+    ap.add_argument(
+        "--host", default=DEFAULT_HOST, help="127.0.0.1 by default; 0.0.0.0 only inside a container"
+    )
     ap.add_argument("--port", type=int, default=int(env.get("AIP_HTTP_PORT", DEFAULT_PORT)))
-    ap.add_argument("--allowed_root", action="append", default=[],
-                    help="folder (or gs:// prefix) requests may read files from; repeatable")
+    ap.add_argument(
+        "--allowed_root",
+        action="append",
+        default=[],
+        help="folder (or gs:// prefix) requests may read files from; repeatable",
+    )
     ap.add_argument("--max_instances", type=int, default=DEFAULT_MAX_INSTANCES)
     ap.add_argument("--max_body_bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
     ap.add_argument("--max_batch_size", type=int, default=DEFAULT_MAX_BATCH_SIZE)
-    ap.add_argument("--batch_wait_ms", type=float, default=DEFAULT_BATCH_WAIT_MS,
-                    help="how long the model thread waits for requests already in progress (0: never)")
+    ap.add_argument(
+        "--batch_wait_ms",
+        type=float,
+        default=DEFAULT_BATCH_WAIT_MS,
+        help="how long the model thread waits for requests already in progress (0: never)",
+    )
     ap.add_argument("--log_level", default="warning")
     ap.add_argument("--access_log", action="store_true")
     args = ap.parse_args(argv)
@@ -733,15 +891,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     extra = [env_route for env_route in (os.environ.get("AIP_PREDICT_ROUTE"),) if env_route]
     health = [env_route for env_route in (os.environ.get("AIP_HEALTH_ROUTE"),) if env_route]
-    app = create_app(args.model_dir, args.model_name, args.allowed_root, args.max_instances,
-                     args.max_body_bytes, args.max_batch_size, args.batch_wait_ms,
-                     extra_predict_routes=extra, health_routes=health)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log)
+    app = create_app(
+        args.model_dir,
+        args.model_name,
+        args.allowed_root,
+        args.max_instances,
+        args.max_body_bytes,
+        args.max_batch_size,
+        args.batch_wait_ms,
+        extra_predict_routes=extra,
+        health_routes=health,
+    )
+    uvicorn.run(
+        app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log
+    )
 
 
 # --------------------------------------------------------------------------------------
 # Starting / stopping a server from a notebook or a test
 # --------------------------------------------------------------------------------------
+
 
 def free_port(host: str = DEFAULT_HOST) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -752,8 +921,16 @@ def free_port(host: str = DEFAULT_HOST) -> int:
 class ServerHandle:
     """A model server running as a subprocess: ``.url``, ``.predict(...)``, ``.stop()``."""
 
-    def __init__(self, process: subprocess.Popen, host: str, port: int, model_name: str, log_path: str):
-        self.process, self.host, self.port, self.model_name, self.log_path = process, host, port, model_name, log_path
+    def __init__(
+        self, process: subprocess.Popen, host: str, port: int, model_name: str, log_path: str
+    ):
+        self.process, self.host, self.port, self.model_name, self.log_path = (
+            process,
+            host,
+            port,
+            model_name,
+            log_path,
+        )
         self.url = f"http://{host}:{port}"
 
     @property
@@ -774,6 +951,7 @@ class ServerHandle:
     def post(self, route: str, body: Any, timeout: float = 120.0):
         """POST a JSON body to ``:predict`` / ``:explain``; returns the ``requests`` response."""
         import requests
+
         url = {"predict": self.predict_url, "explain": self.explain_url}.get(route, route)
         return requests.post(url, json=body, timeout=timeout)
 
@@ -784,7 +962,7 @@ class ServerHandle:
             body["signature_name"] = signature_name
         resp = self.post("predict", body)
         if resp.status_code != 200:
-            raise RuntimeError(f"HTTP {resp.status_code}: {_predict._error_text(resp)}")
+            raise RuntimeError(f"HTTP {resp.status_code}: {safe_io.http_error_text(resp)}")
         return resp.json()["predictions"]
 
     def log_tail(self, lines: int = 20) -> str:
@@ -812,30 +990,64 @@ class ServerHandle:
         return f"ServerHandle(url={self.url!r}, running={self.running()})"
 
 
-def start_server(model_dir: str | os.PathLike, allowed_roots: Sequence[str | os.PathLike] = (),
-                 port: int | None = None, host: str = DEFAULT_HOST, model_name: str = DEFAULT_MODEL_NAME,
-                 max_instances: int = DEFAULT_MAX_INSTANCES, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-                 extra_args: Sequence[str] = (), timeout: float = 180.0, env: dict | None = None) -> ServerHandle:
+def start_server(
+    model_dir: str | os.PathLike,
+    allowed_roots: Sequence[str | os.PathLike] = (),
+    port: int | None = None,
+    host: str = DEFAULT_HOST,
+    model_name: str = DEFAULT_MODEL_NAME,
+    max_instances: int = DEFAULT_MAX_INSTANCES,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    extra_args: Sequence[str] = (),
+    timeout: float = 180.0,
+    env: dict | None = None,
+) -> ServerHandle:
     """Start ``python -m pmlv_utils.serving`` on a free port and wait until it answers."""
     port = port or free_port(host)
-    cmd = [sys.executable, "-m", "pmlv_utils.serving", "--model_dir", str(model_dir), "--host", host,
-           "--port", str(port), "--model_name", model_name, "--max_instances", str(max_instances),
-           "--max_body_bytes", str(max_body_bytes), *extra_args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pmlv_utils.serving",
+        "--model_dir",
+        str(model_dir),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--model_name",
+        model_name,
+        "--max_instances",
+        str(max_instances),
+        "--max_body_bytes",
+        str(max_body_bytes),
+        *extra_args,
+    ]
     for root in allowed_roots:
         cmd += ["--allowed_root", str(root)]
     log = tempfile.NamedTemporaryFile(prefix="pmlv_server_", suffix=".log", delete=False)
     child_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     package_root = str(Path(__file__).resolve().parents[1])
-    child_env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, child_env.get("PYTHONPATH")) if p)
+    child_env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (package_root, child_env.get("PYTHONPATH")) if p
+    )
     process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=child_env)
     handle = ServerHandle(process, host, port, model_name, log.name)
     atexit.register(handle.stop)
-    wait_until_ready(process, handle.model_url, timeout, "the model server", handle.log_tail, handle.stop)
+    wait_until_ready(
+        process, handle.model_url, timeout, "the model server", handle.log_tail, handle.stop
+    )
     return handle
 
 
-def wait_until_ready(process: subprocess.Popen, url: str, timeout: float, name: str,
-                     log_tail: Callable[[], str], stop: Callable[[], None], poll_s: float = 0.3) -> None:
+def wait_until_ready(
+    process: subprocess.Popen,
+    url: str,
+    timeout: float,
+    name: str,
+    log_tail: Callable[[], str],
+    stop: Callable[[], None],
+    poll_s: float = 0.3,
+) -> None:
     """Poll ``url`` until it answers 200; raise (with the log's tail) if ``process`` exits or time runs out."""
     import requests
 
@@ -857,7 +1069,10 @@ def wait_until_ready(process: subprocess.Popen, url: str, timeout: float, name: 
 # Clients: load test and the bad-request battery
 # --------------------------------------------------------------------------------------
 
-def load_test(url: str, body: dict, clients: int, requests_total: int, timeout: float = 60.0) -> dict:
+
+def load_test(
+    url: str, body: dict, clients: int, requests_total: int, timeout: float = 60.0
+) -> dict:
     """POST ``body`` ``requests_total`` times from ``clients`` threads (keep-alive sessions).
 
     Returns requests/s, images/s (instances per request x requests/s), p50/p99 latency (ms)
@@ -868,7 +1083,10 @@ def load_test(url: str, body: dict, clients: int, requests_total: int, timeout: 
 
     data = json.dumps(body).encode()
     headers = {"Content-Type": "application/json"}
-    per_client = [requests_total // clients + (1 if i < requests_total % clients else 0) for i in range(clients)]
+    per_client = [
+        requests_total // clients + (1 if i < requests_total % clients else 0)
+        for i in range(clients)
+    ]
     barrier = threading.Barrier(clients + 1)
 
     def client(n):
@@ -891,16 +1109,27 @@ def load_test(url: str, body: dict, clients: int, requests_total: int, timeout: 
         seconds = time.perf_counter() - start
     latencies = np.array([x for lat, _ in results for x in lat]) * 1000
     instances = len(body.get("instances", []))
-    return {"clients": clients, "requests": int(latencies.size), "instances_per_request": instances,
-            "errors": int(sum(f for _, f in results)), "seconds": round(seconds, 3),
-            "requests_per_s": round(latencies.size / seconds, 1),
-            "images_per_s": round(latencies.size * instances / seconds, 1),
-            "p50_ms": round(float(np.percentile(latencies, 50)), 2),
-            "p99_ms": round(float(np.percentile(latencies, 99)), 2)}
+    return {
+        "clients": clients,
+        "requests": int(latencies.size),
+        "instances_per_request": instances,
+        "errors": int(sum(f for _, f in results)),
+        "seconds": round(seconds, 3),
+        "requests_per_s": round(latencies.size / seconds, 1),
+        "images_per_s": round(latencies.size * instances / seconds, 1),
+        "p50_ms": round(float(np.percentile(latencies, 50)), 2),
+        "p99_ms": round(float(np.percentile(latencies, 99)), 2),
+    }
 
 
-def predict_jsonl(predict_url: str, input_jsonl: str | os.PathLike, output_jsonl: str | os.PathLike,
-                  batch_size: int = 32, signature_name: str | None = None, timeout: float = 120.0) -> dict:
+def predict_jsonl(
+    predict_url: str,
+    input_jsonl: str | os.PathLike,
+    output_jsonl: str | os.PathLike,
+    batch_size: int = 32,
+    signature_name: str | None = None,
+    timeout: float = 120.0,
+) -> dict:
     """Batch prediction from a JSON-lines file of instances (Vertex batch prediction's input format).
 
     Posts ``batch_size`` instances per request and writes one ``{"instance", "prediction"}`` line
@@ -924,7 +1153,7 @@ def predict_jsonl(predict_url: str, input_jsonl: str | os.PathLike, output_jsonl
 
     with requests.Session() as session, open(output_jsonl, "w") as out:
         for i in range(0, len(instances), batch_size):
-            chunk = instances[i:i + batch_size]
+            chunk = instances[i : i + batch_size]
             resp = post(chunk)
             if resp.status_code == 200:
                 answers = [{"prediction": p} for p in resp.json()["predictions"]]
@@ -932,8 +1161,11 @@ def predict_jsonl(predict_url: str, input_jsonl: str | os.PathLike, output_jsonl
                 answers = []
                 for instance in chunk:
                     one = post([instance]) if len(chunk) > 1 else resp
-                    answers.append({"prediction": one.json()["predictions"][0]} if one.status_code == 200
-                                   else {"error": f"HTTP {one.status_code}: {_predict._error_text(one)}"})
+                    answers.append(
+                        {"prediction": one.json()["predictions"][0]}
+                        if one.status_code == 200
+                        else {"error": f"HTTP {one.status_code}: {safe_io.http_error_text(one)}"}
+                    )
             else:
                 resp.raise_for_status()
             for instance, answer in zip(chunk, answers):
@@ -943,7 +1175,9 @@ def predict_jsonl(predict_url: str, input_jsonl: str | os.PathLike, output_jsonl
     return counts
 
 
-def plot_load_test(rows: Sequence[dict], in_memory_images_per_s: float | None = None, title: str | None = None):
+def plot_load_test(
+    rows: Sequence[dict], in_memory_images_per_s: float | None = None, title: str | None = None
+):
     """Throughput (images/s) and p50/p99 latency against the number of concurrent clients."""
     import matplotlib.pyplot as plt
 
@@ -951,14 +1185,23 @@ def plot_load_test(rows: Sequence[dict], in_memory_images_per_s: float | None = 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
     left.plot(clients, [r["images_per_s"] for r in rows], "o-", label="REST server")
     if in_memory_images_per_s:
-        left.axhline(in_memory_images_per_s, color="gray", linestyle="--", label="in memory, batched")
-        left.axhline(0.7 * in_memory_images_per_s, color="gray", linestyle=":", label="goal: 0.7 x in memory")
+        left.axhline(
+            in_memory_images_per_s, color="gray", linestyle="--", label="in memory, batched"
+        )
+        left.axhline(
+            0.7 * in_memory_images_per_s, color="gray", linestyle=":", label="goal: 0.7 x in memory"
+        )
     left.set(xlabel="concurrent clients", ylabel="images / s", title="throughput", xticks=clients)
     left.set_ylim(bottom=0)
     left.legend(fontsize=8)
     right.plot(clients, [r["p50_ms"] for r in rows], "o-", label="p50")
     right.plot(clients, [r["p99_ms"] for r in rows], "s--", label="p99")
-    right.set(xlabel="concurrent clients", ylabel="latency per request (ms)", title="latency", xticks=clients)
+    right.set(
+        xlabel="concurrent clients",
+        ylabel="latency per request (ms)",
+        title="latency",
+        xticks=clients,
+    )
     right.set_ylim(bottom=0)
     right.legend(fontsize=8)
     if title:
@@ -977,14 +1220,19 @@ class BadRequest:
     headers: dict = field(default_factory=lambda: {"Content-Type": "application/json"})
 
 
-def bad_request_cases(inside_file: str, outside_file: str, symlink_out: str | None = None,
-                      max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, max_instances: int = DEFAULT_MAX_INSTANCES,
-                      ) -> list[BadRequest]:
+def bad_request_cases(
+    inside_file: str,
+    outside_file: str,
+    symlink_out: str | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_instances: int = DEFAULT_MAX_INSTANCES,
+) -> list[BadRequest]:
     """Malformed and hostile requests, with the status the server should answer.
 
     ``inside_file`` is a readable image under an allowed root; ``outside_file`` an image
     outside every root; ``symlink_out`` a symlink inside a root pointing outside.
     """
+
     def body(obj) -> bytes:
         return json.dumps(obj).encode()
 
@@ -999,25 +1247,39 @@ def bad_request_cases(inside_file: str, outside_file: str, symlink_out: str | No
         BadRequest("columnar 'inputs'", body({"inputs": {"filenames": [inside]}}), 400),
         BadRequest("wrong field name", body({"instances": [{"filename_typo": inside}]}), 400),
         BadRequest("number as file name", body({"instances": [{"filenames": 42}]}), 400),
-        BadRequest("unknown signature", body({"signature_name": "no_such_sig", "instances": [inside]}), 400),
-        BadRequest("bad base64", body({"instances": [{"img_bytes": {"b64": "@@not base64@@"}}]}), 400),
-        BadRequest("bytes not an image", body({"instances": [{"img_bytes": {"b64": b64_text}}]}), 400),
+        BadRequest(
+            "unknown signature", body({"signature_name": "no_such_sig", "instances": [inside]}), 400
+        ),
+        BadRequest(
+            "bad base64", body({"instances": [{"img_bytes": {"b64": "@@not base64@@"}}]}), 400
+        ),
+        BadRequest(
+            "bytes not an image", body({"instances": [{"img_bytes": {"b64": b64_text}}]}), 400
+        ),
         BadRequest("bytes without b64", body({"instances": [{"img_bytes": "raw string"}]}), 400),
         BadRequest("missing file", body({"instances": [inside + ".missing.jpg"]}), 404),
-        BadRequest("path traversal ../", body({"instances": [os.path.join(os.path.dirname(inside), up)]}), 403),
+        BadRequest(
+            "path traversal ../",
+            body({"instances": [os.path.join(os.path.dirname(inside), up)]}),
+            403,
+        ),
         BadRequest("absolute path outside", body({"instances": [str(outside_file)]}), 403),
         BadRequest("system file", body({"instances": ["/etc/passwd"]}), 403),
         BadRequest("gs:// not allowed", body({"instances": ["gs://some-bucket/flower.jpg"]}), 403),
         BadRequest("other URL scheme", body({"instances": ["ram://x/flower.jpg"]}), 403),
         BadRequest("NUL in file name", body({"instances": [inside + "\u0000.jpg"]}), 400),
         BadRequest("too many instances", body({"instances": [inside] * (max_instances + 1)}), 413),
-        BadRequest("body over size limit", b'{"instances": ["' + b"a" * (max_body_bytes + 10) + b'"]}', 413),
+        BadRequest(
+            "body over size limit", b'{"instances": ["' + b"a" * (max_body_bytes + 10) + b'"]}', 413
+        ),
         BadRequest("deeply nested JSON", b"[" * 5000 + b"]" * 5000, 400),
         BadRequest("unknown route", b"{}", 404, route="/v1/models/flowers:nothing"),
         BadRequest("GET on :predict", b"", 405, method="GET"),
     ]
     if symlink_out:
-        cases.insert(14, BadRequest("symlink out of root", body({"instances": [str(symlink_out)]}), 403))
+        cases.insert(
+            14, BadRequest("symlink out of root", body({"instances": [str(symlink_out)]}), 403)
+        )
     return cases
 
 
@@ -1028,21 +1290,40 @@ def run_request_battery(server: ServerHandle, cases: Sequence[BadRequest]) -> li
     rows = []
     for case in cases:
         route = case.route
-        url = {"predict": server.predict_url, "explain": server.explain_url}.get(route, server.url + route)
+        url = {"predict": server.predict_url, "explain": server.explain_url}.get(
+            route, server.url + route
+        )
         try:
-            resp = requests.request(case.method, url, data=case.body or None, headers=case.headers, timeout=60)
-            status, message = resp.status_code, _predict._error_text(resp)
+            resp = requests.request(
+                case.method, url, data=case.body or None, headers=case.headers, timeout=60
+            )
+            status, message = resp.status_code, safe_io.http_error_text(resp)
         except requests.RequestException as err:
             status, message = None, f"{type(err).__name__}"
-        rows.append({"case": case.case, "expected": case.expected, "status": status,
-                     "ok": status == case.expected, "error": message})
-    rows.append({"case": "server still up", "expected": 200, "status": _status_of(server),
-                 "ok": _status_of(server) == 200, "error": ""})
+        rows.append(
+            {
+                "case": case.case,
+                "expected": case.expected,
+                "status": status,
+                "ok": status == case.expected,
+                "error": message,
+            }
+        )
+    rows.append(
+        {
+            "case": "server still up",
+            "expected": 200,
+            "status": _status_of(server),
+            "ok": _status_of(server) == 200,
+            "error": "",
+        }
+    )
     return rows
 
 
 def _status_of(server: ServerHandle) -> int | None:
     import requests
+
     try:
         return requests.get(server.model_url, timeout=10).status_code
     except requests.RequestException:

@@ -43,6 +43,7 @@ CLI::
     python -m pmlv_utils.synthetic --output_dir DIR [--images_per_class N] [--seed S]
                                    [--background_bias P]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,6 +74,7 @@ Rng = np.random.Generator
 # ----------------------------------------------------------------------------------------
 # Colours
 # ----------------------------------------------------------------------------------------
+
 
 def _hsv(h: float, s: float, v: float, alpha: int = 255) -> tuple[int, int, int, int]:
     r, g, b = colorsys.hsv_to_rgb(h % 1.0, float(np.clip(s, 0, 1)), float(np.clip(v, 0, 1)))
@@ -112,7 +114,14 @@ PETAL_PALETTES = {
     "dandelion": {"yellow": 0.7, "golden": 0.25, "seed_white": 0.05},
     "roses": {"red": 0.35, "pink": 0.25, "yellow": 0.1, "white": 0.1, "salmon": 0.1, "orange": 0.1},
     "sunflowers": {"yellow": 0.55, "golden": 0.25, "orange": 0.1, "bronze": 0.1},
-    "tulips": {"red": 0.2, "pink": 0.15, "yellow": 0.25, "orange": 0.15, "purple": 0.15, "white": 0.1},
+    "tulips": {
+        "red": 0.2,
+        "pink": 0.15,
+        "yellow": 0.25,
+        "orange": 0.15,
+        "purple": 0.15,
+        "white": 0.1,
+    },
 }
 
 
@@ -128,7 +137,9 @@ def _petal_colour(rng: Rng, label: str) -> tuple[int, int, int, int]:
 
 
 def _green(rng: Rng, dark: float = 0.0) -> tuple[int, int, int, int]:
-    return _hsv(rng.uniform(0.22, 0.36), rng.uniform(0.45, 0.85), rng.uniform(0.35, 0.70) * (1 - dark))
+    return _hsv(
+        rng.uniform(0.22, 0.36), rng.uniform(0.45, 0.85), rng.uniform(0.35, 0.70) * (1 - dark)
+    )
 
 
 def _jitter(rng: Rng, colour: Sequence[int], amount: float = 0.12) -> tuple[int, ...]:
@@ -139,11 +150,20 @@ def _jitter(rng: Rng, colour: Sequence[int], amount: float = 0.12) -> tuple[int,
 # Drawing primitives (coordinates in pixels of the layer being drawn)
 # ----------------------------------------------------------------------------------------
 
-def _petal_polygon(cx: float, cy: float, angle: float, start: float, length: float, width: float,
-                   pointed: bool, n: int = 12) -> list[tuple[float, float]]:
+
+def _petal_polygon(
+    cx: float,
+    cy: float,
+    angle: float,
+    start: float,
+    length: float,
+    width: float,
+    pointed: bool,
+    n: int = 12,
+) -> list[tuple[float, float]]:
     """A petal from radius ``start`` to ``start + length`` along ``angle`` (radians)."""
     u = np.linspace(0.0, 1.0, n)
-    half = width / 2 * (np.sin(np.pi * u ** 0.7) ** 1.1 if pointed else np.sqrt(np.sin(np.pi * u)))
+    half = width / 2 * (np.sin(np.pi * u**0.7) ** 1.1 if pointed else np.sqrt(np.sin(np.pi * u)))
     along = start + u * length
     ca, sa = math.cos(angle), math.sin(angle)
     side_a = [(cx + a * ca - h * sa, cy + a * sa + h * ca) for a, h in zip(along, half)]
@@ -160,8 +180,11 @@ def _ellipse_polygon(cx, cy, rx, ry, angle=0.0, n=24) -> list[tuple[float, float
 
 def _leaf(draw: ImageDraw.ImageDraw, rng: Rng, x, y, angle, length, width, colour) -> None:
     """A long pointed leaf with a lighter midrib, starting at (x, y)."""
-    draw.polygon(_petal_polygon(x, y, angle, 0, length, width, pointed=True), fill=colour,
-                 outline=_shade(colour, 0.7))
+    draw.polygon(
+        _petal_polygon(x, y, angle, 0, length, width, pointed=True),
+        fill=colour,
+        outline=_shade(colour, 0.7),
+    )
     end = (x + 0.85 * length * math.cos(angle), y + 0.85 * length * math.sin(angle))
     draw.line([(x, y), end], fill=_shade(colour, 1.25), width=max(1, int(width / 10)))
 
@@ -169,7 +192,7 @@ def _leaf(draw: ImageDraw.ImageDraw, rng: Rng, x, y, angle, length, width, colou
 def _stem(draw, rng: Rng, x0, y0, length, width, colour, lean: float = 0.0) -> tuple[float, float]:
     """A slightly curved stem going down from (x0, y0); returns its lower end."""
     t = np.linspace(0, 1, 8)
-    xs = x0 + lean * length * t ** 2
+    xs = x0 + lean * length * t**2
     ys = y0 + length * t
     draw.line(list(zip(xs, ys)), fill=colour, width=max(1, int(width)), joint="curve")
     return float(xs[-1]), float(ys[-1])
@@ -178,6 +201,7 @@ def _stem(draw, rng: Rng, x0, y0, length, width, colour, lean: float = 0.0) -> t
 # ----------------------------------------------------------------------------------------
 # The five flowers. Each draws on an RGBA layer centred at (c, c) with head radius r.
 # ----------------------------------------------------------------------------------------
+
 
 def _draw_daisy(draw, rng: Rng, c: float, r: float) -> None:
     petal = _petal_colour(rng, "daisy")
@@ -190,10 +214,15 @@ def _draw_daisy(draw, rng: Rng, c: float, r: float) -> None:
             a = base + 2 * np.pi * (k + offset) / n + rng.normal(0, 0.04)
             length = r * rng.uniform(0.78, 1.0) - disc_r * 0.5
             col = _jitter(rng, _shade(petal, 0.9 if layer == 0 else 1.0), 0.06)
-            draw.polygon(_petal_polygon(c, c, a, disc_r * 0.5, length, width, pointed=False),
-                         fill=col, outline=_shade(col, 0.8))
+            draw.polygon(
+                _petal_polygon(c, c, a, disc_r * 0.5, length, width, pointed=False),
+                fill=col,
+                outline=_shade(col, 0.8),
+            )
     disc = _family_colour(rng, str(rng.choice(["yellow", "golden"])))
-    draw.ellipse([c - disc_r, c - disc_r, c + disc_r, c + disc_r], fill=disc, outline=_shade(disc, 0.7))
+    draw.ellipse(
+        [c - disc_r, c - disc_r, c + disc_r, c + disc_r], fill=disc, outline=_shade(disc, 0.7)
+    )
     for _ in range(int(disc_r * 2)):  # florets texture
         rr, a = disc_r * 0.85 * math.sqrt(rng.random()), rng.uniform(0, 2 * np.pi)
         x, y = c + rr * math.cos(a), c + rr * math.sin(a)
@@ -225,17 +254,27 @@ def _draw_rose(draw, rng: Rng, c: float, r: float) -> None:
     if rng.random() < 0.5:  # rose leaves peeking out from under the bloom
         for _ in range(int(rng.integers(2, 5))):
             a = rng.uniform(0, 2 * np.pi)
-            _leaf(draw, rng, c + 0.5 * r * math.cos(a), c + 0.5 * r * math.sin(a), a,
-                  r * rng.uniform(0.7, 0.95), r * rng.uniform(0.35, 0.5), _green(rng, 0.2))
+            _leaf(
+                draw,
+                rng,
+                c + 0.5 * r * math.cos(a),
+                c + 0.5 * r * math.sin(a),
+                a,
+                r * rng.uniform(0.7, 0.95),
+                r * rng.uniform(0.35, 0.5),
+                _green(rng, 0.2),
+            )
     layers = int(rng.integers(4, 7))
     spin = rng.uniform(0, 2 * np.pi)
     for k in range(layers):
-        frac = 1.0 - k / (layers + 0.6)            # outer layers first
+        frac = 1.0 - k / (layers + 0.6)  # outer layers first
         ring_r = r * frac
         n = int(rng.integers(5, 8)) if k < layers - 1 else 3
         petal_r = ring_r * rng.uniform(0.45, 0.55)
         dist = ring_r - petal_r
-        col = _jitter(rng, _shade(colour, 0.65 + 0.35 * (1 - k / layers) ** 0.5 if k else 0.95), 0.05)
+        col = _jitter(
+            rng, _shade(colour, 0.65 + 0.35 * (1 - k / layers) ** 0.5 if k else 0.95), 0.05
+        )
         spin += rng.uniform(0.4, 0.9)
         for j in range(n):
             a = spin + 2 * np.pi * j / n
@@ -243,14 +282,21 @@ def _draw_rose(draw, rng: Rng, c: float, r: float) -> None:
             poly = _ellipse_polygon(px, py, petal_r * 1.05, petal_r * 0.9, a)
             draw.polygon(poly, fill=col, outline=_shade(col, 0.4), width=max(1, int(r / 20)))
             # a lighter rim on the outer edge of each petal
-            draw.arc([px - petal_r, py - petal_r, px + petal_r, py + petal_r],
-                     math.degrees(a) - 50, math.degrees(a) + 50, fill=_shade(col, 1.3),
-                     width=max(1, int(r / 30)))
+            draw.arc(
+                [px - petal_r, py - petal_r, px + petal_r, py + petal_r],
+                math.degrees(a) - 50,
+                math.degrees(a) + 50,
+                fill=_shade(col, 1.3),
+                width=max(1, int(r / 30)),
+            )
     # the tight spiral of the bud in the centre
     t = np.linspace(0, 3.5 * np.pi, 40)
     rad = r * 0.2 * t / t[-1]
-    draw.line(list(zip(c + rad * np.cos(t + spin), c + rad * np.sin(t + spin))),
-              fill=_shade(colour, 0.4), width=max(1, int(r / 20)))
+    draw.line(
+        list(zip(c + rad * np.cos(t + spin), c + rad * np.sin(t + spin))),
+        fill=_shade(colour, 0.4),
+        width=max(1, int(r / 20)),
+    )
 
 
 def _draw_sunflower(draw, rng: Rng, c: float, r: float) -> None:
@@ -264,11 +310,19 @@ def _draw_sunflower(draw, rng: Rng, c: float, r: float) -> None:
             a = base + 2 * np.pi * (k + offset) / n + rng.normal(0, 0.05)
             length = (r - disc_r) * rng.uniform(0.85, 1.15)
             col = _jitter(rng, _shade(petal, 0.8 if layer == 0 else 1.0), 0.08)
-            draw.polygon(_petal_polygon(c, c, a, disc_r * 0.85, length, width, pointed=True),
-                         fill=col, outline=_shade(col, 0.7))
-    disc = _hsv(rng.uniform(0.05, 0.09), rng.uniform(0.5, 0.9), rng.uniform(0.12, 0.32)) \
-        if rng.random() < 0.85 else _hsv(rng.uniform(0.17, 0.24), rng.uniform(0.4, 0.7), rng.uniform(0.3, 0.5))
-    draw.ellipse([c - disc_r, c - disc_r, c + disc_r, c + disc_r], fill=disc, outline=_shade(disc, 0.6))
+            draw.polygon(
+                _petal_polygon(c, c, a, disc_r * 0.85, length, width, pointed=True),
+                fill=col,
+                outline=_shade(col, 0.7),
+            )
+    disc = (
+        _hsv(rng.uniform(0.05, 0.09), rng.uniform(0.5, 0.9), rng.uniform(0.12, 0.32))
+        if rng.random() < 0.85
+        else _hsv(rng.uniform(0.17, 0.24), rng.uniform(0.4, 0.7), rng.uniform(0.3, 0.5))
+    )
+    draw.ellipse(
+        [c - disc_r, c - disc_r, c + disc_r, c + disc_r], fill=disc, outline=_shade(disc, 0.6)
+    )
     # the seed spiral (phyllotaxis): lighter dots at golden-angle steps
     n_seeds = int(disc_r * 2.2)
     dot = max(1.0, disc_r / 14)
@@ -276,7 +330,9 @@ def _draw_sunflower(draw, rng: Rng, c: float, r: float) -> None:
         rr = disc_r * 0.92 * math.sqrt(k / n_seeds)
         a = k * 2.39996
         x, y = c + rr * math.cos(a), c + rr * math.sin(a)
-        draw.ellipse([x - dot, y - dot, x + dot, y + dot], fill=_shade(disc, 1.5 if k % 2 else 1.25))
+        draw.ellipse(
+            [x - dot, y - dot, x + dot, y + dot], fill=_shade(disc, 1.5 if k % 2 else 1.25)
+        )
 
 
 def _draw_tulip(draw, rng: Rng, c: float, r: float) -> None:
@@ -288,13 +344,23 @@ def _draw_tulip(draw, rng: Rng, c: float, r: float) -> None:
     bottom = c + cup_h / 2
     lean = rng.uniform(-0.3, 0.3)
     stem_len = r * rng.uniform(1.6, 2.2)
-    base_x, base_y = _stem(draw, rng, c, bottom - 0.1 * r, stem_len, r * rng.uniform(0.1, 0.14), green, lean)
+    base_x, base_y = _stem(
+        draw, rng, c, bottom - 0.1 * r, stem_len, r * rng.uniform(0.1, 0.14), green, lean
+    )
     for side in (-1, 1):
         if side == 1 and rng.random() < 0.3:
             continue
         a = -np.pi / 2 + side * rng.uniform(0.15, 0.5)
-        _leaf(draw, rng, base_x + side * 0.05 * r, base_y, a, stem_len * rng.uniform(0.7, 1.0),
-              r * rng.uniform(0.45, 0.6), _green(rng, 0.1))
+        _leaf(
+            draw,
+            rng,
+            base_x + side * 0.05 * r,
+            base_y,
+            a,
+            stem_len * rng.uniform(0.7, 1.0),
+            r * rng.uniform(0.45, 0.6),
+            _green(rng, 0.1),
+        )
     # three tall petals: back centre (darker), then left and right overlapping in front
     for dx, shade, h_scale in ((0.0, 0.7, 1.0), (-0.22, 0.92, 0.93), (0.22, 0.98, 0.95)):
         col = _jitter(rng, _shade(colour, shade), 0.05)
@@ -302,18 +368,34 @@ def _draw_tulip(draw, rng: Rng, c: float, r: float) -> None:
         pw = cup_w * (0.62 if dx == 0 else 0.58)
         ph = cup_h * h_scale
         # a petal: rounded at the bottom, widest low down, pointed at the top
-        left = [(cx - pw / 2 * math.sin(math.pi * u) ** 0.6 - pw * 0.02, bottom - ph * u)
-                for u in np.linspace(0.02, 0.98, 10)]
-        right = [(cx + pw / 2 * math.sin(math.pi * u) ** 0.6 + pw * 0.02, bottom - ph * u)
-                 for u in np.linspace(0.98, 0.02, 10)]
-        draw.polygon([(cx, bottom + 0.02 * cup_h)] + left + [(cx, bottom - ph)] + right,
-                     fill=col, outline=_shade(col, 0.6), width=max(1, int(r / 25)))
-        draw.line([(cx, bottom - 0.1 * ph), (cx, bottom - 0.8 * ph)], fill=_shade(col, 1.15),
-                  width=max(1, int(r / 35)))
+        left = [
+            (cx - pw / 2 * math.sin(math.pi * u) ** 0.6 - pw * 0.02, bottom - ph * u)
+            for u in np.linspace(0.02, 0.98, 10)
+        ]
+        right = [
+            (cx + pw / 2 * math.sin(math.pi * u) ** 0.6 + pw * 0.02, bottom - ph * u)
+            for u in np.linspace(0.98, 0.02, 10)
+        ]
+        draw.polygon(
+            [(cx, bottom + 0.02 * cup_h)] + left + [(cx, bottom - ph)] + right,
+            fill=col,
+            outline=_shade(col, 0.6),
+            width=max(1, int(r / 25)),
+        )
+        draw.line(
+            [(cx, bottom - 0.1 * ph), (cx, bottom - 0.8 * ph)],
+            fill=_shade(col, 1.15),
+            width=max(1, int(r / 35)),
+        )
 
 
-_DRAWERS = {"daisy": _draw_daisy, "dandelion": _draw_dandelion, "roses": _draw_rose,
-            "sunflowers": _draw_sunflower, "tulips": _draw_tulip}
+_DRAWERS = {
+    "daisy": _draw_daisy,
+    "dandelion": _draw_dandelion,
+    "roses": _draw_rose,
+    "sunflowers": _draw_sunflower,
+    "tulips": _draw_tulip,
+}
 
 
 def _flower_layer(rng: Rng, label: str, r: float) -> tuple[Image.Image, float]:
@@ -330,17 +412,39 @@ def _flower_layer(rng: Rng, label: str, r: float) -> tuple[Image.Image, float]:
     draw = ImageDraw.Draw(layer)
     if has_stem and label != "tulips":
         green = _green(rng)
-        end = _stem(draw, rng, c, c, r * rng.uniform(2.0, 3.2), r * rng.uniform(0.06, 0.1), green,
-                    rng.uniform(-0.3, 0.3))
+        end = _stem(
+            draw,
+            rng,
+            c,
+            c,
+            r * rng.uniform(2.0, 3.2),
+            r * rng.uniform(0.06, 0.1),
+            green,
+            rng.uniform(-0.3, 0.3),
+        )
         if rng.random() < 0.5:
-            _leaf(draw, rng, (c + end[0]) / 2, (c + end[1]) / 2 + r, -np.pi / 2 + rng.choice([-1, 1]) * 0.9,
-                  r * rng.uniform(0.8, 1.2), r * rng.uniform(0.3, 0.5), _green(rng, 0.1))
+            _leaf(
+                draw,
+                rng,
+                (c + end[0]) / 2,
+                (c + end[1]) / 2 + r,
+                -np.pi / 2 + rng.choice([-1, 1]) * 0.9,
+                r * rng.uniform(0.8, 1.2),
+                r * rng.uniform(0.3, 0.5),
+                _green(rng, 0.1),
+            )
     _DRAWERS[label](draw, rng, c, r)
     return layer, c
 
 
-def _place(layer: Image.Image, layer_centre: tuple[float, float], size: tuple[int, int],
-           centre: tuple[float, float], angle: float, squash: float) -> tuple[Image.Image, tuple[int, int]] | None:
+def _place(
+    layer: Image.Image,
+    layer_centre: tuple[float, float],
+    size: tuple[int, int],
+    centre: tuple[float, float],
+    angle: float,
+    squash: float,
+) -> tuple[Image.Image, tuple[int, int]] | None:
     """Squash ``layer`` vertically, rotate it, and put its ``layer_centre`` at ``centre`` of an
     image of ``size`` (width, height). Returns (RGBA patch, (x, y) of its top-left corner in the
     image), or None when the flower falls outside the image.
@@ -371,14 +475,16 @@ def _place(layer: Image.Image, layer_centre: tuple[float, float], size: tuple[in
     a, b, d, e = ca, sa, -sa / squash, ca / squash
     ox, oy = tx - x0, ty - y0
     data = (a, b, px - a * ox - b * oy, d, e, py - d * ox - e * oy)
-    patch = layer.transform((x1 - x0, y1 - y0), Image.Transform.AFFINE, data,
-                            resample=Image.Resampling.BILINEAR)
+    patch = layer.transform(
+        (x1 - x0, y1 - y0), Image.Transform.AFFINE, data, resample=Image.Resampling.BILINEAR
+    )
     return patch.reduce(ss), (x0 // ss, y0 // ss)
 
 
 # ----------------------------------------------------------------------------------------
 # Backgrounds (drawn at the output size)
 # ----------------------------------------------------------------------------------------
+
 
 def _random_colour(rng: Rng, s=(0.0, 0.7), v=(0.2, 0.95)) -> tuple[int, int, int, int]:
     return _hsv(rng.random(), rng.uniform(*s), rng.uniform(*v))
@@ -419,14 +525,29 @@ def _background_leaves(rng: Rng, w: int, h: int) -> Image.Image:
     for _ in range(int(rng.integers(25, 60))):
         col = _green(rng, rng.uniform(0, 0.4))
         rx = rng.uniform(0.05, 0.18) * max(w, h)
-        draw.polygon(_ellipse_polygon(rng.uniform(0, w), rng.uniform(0, h), rx, rx * rng.uniform(0.3, 0.5),
-                                      rng.uniform(0, np.pi), n=16), fill=col[:3], outline=_shade(col, 0.6)[:3])
+        draw.polygon(
+            _ellipse_polygon(
+                rng.uniform(0, w),
+                rng.uniform(0, h),
+                rx,
+                rx * rng.uniform(0.3, 0.5),
+                rng.uniform(0, np.pi),
+                n=16,
+            ),
+            fill=col[:3],
+            outline=_shade(col, 0.6)[:3],
+        )
     return img
 
 
 def _background_sky(rng: Rng, w: int, h: int) -> Image.Image:
-    top = np.array(_hsv(rng.uniform(0.55, 0.62), rng.uniform(0.55, 0.85), rng.uniform(0.65, 0.95))[:3], np.float32)
-    bottom = np.array(_hsv(rng.uniform(0.53, 0.6), rng.uniform(0.1, 0.35), rng.uniform(0.88, 1.0))[:3], np.float32)
+    top = np.array(
+        _hsv(rng.uniform(0.55, 0.62), rng.uniform(0.55, 0.85), rng.uniform(0.65, 0.95))[:3],
+        np.float32,
+    )
+    bottom = np.array(
+        _hsv(rng.uniform(0.53, 0.6), rng.uniform(0.1, 0.35), rng.uniform(0.88, 1.0))[:3], np.float32
+    )
     t = _linear_ramp(w, h, np.pi / 2 + rng.normal(0, 0.15))[..., None]
     img = Image.fromarray((top * (1 - t) + bottom * t).astype(np.uint8))
     clouds = Image.new("L", (w, h), 0)
@@ -435,30 +556,45 @@ def _background_sky(rng: Rng, w: int, h: int) -> Image.Image:
         cx, cy, rx = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0.1, 0.3) * w
         for _ in range(4):
             ox, oy = rng.normal(0, rx * 0.4), rng.normal(0, rx * 0.15)
-            draw.ellipse([cx + ox - rx / 2, cy + oy - rx / 4, cx + ox + rx / 2, cy + oy + rx / 4],
-                         fill=int(rng.uniform(150, 255)))
+            draw.ellipse(
+                [cx + ox - rx / 2, cy + oy - rx / 4, cx + ox + rx / 2, cy + oy + rx / 4],
+                fill=int(rng.uniform(150, 255)),
+            )
     clouds = clouds.filter(ImageFilter.GaussianBlur(max(w, h) / 40))
     return Image.composite(Image.new("RGB", (w, h), (250, 250, 252)), img, clouds)
 
 
 def _background_noise(rng: Rng, w: int, h: int) -> Image.Image:
     coarse = rng.uniform(0, 255, (int(rng.integers(3, 8)), int(rng.integers(3, 8)), 3))
-    coarse = (0.6 * coarse + 0.4 * coarse.mean(axis=2, keepdims=True)).astype(np.uint8)  # muted colours
+    coarse = (0.6 * coarse + 0.4 * coarse.mean(axis=2, keepdims=True)).astype(
+        np.uint8
+    )  # muted colours
     img = np.asarray(Image.fromarray(coarse).resize((w, h), Image.Resampling.BICUBIC), np.float32)
     img += rng.normal(0, rng.uniform(5, 25), (h, w, 1))
     return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
 
 
 def _background_soil(rng: Rng, w: int, h: int) -> Image.Image:
-    base = np.array(_hsv(rng.uniform(0.05, 0.1), rng.uniform(0.35, 0.7), rng.uniform(0.2, 0.5))[:3], np.float32)
+    base = np.array(
+        _hsv(rng.uniform(0.05, 0.1), rng.uniform(0.35, 0.7), rng.uniform(0.2, 0.5))[:3], np.float32
+    )
     grain = rng.normal(1.0, 0.18, (h, w, 1)).astype(np.float32)
     img = Image.fromarray(np.clip(base * grain, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(img)
     for _ in range(int(rng.integers(5, 25))):  # pebbles
         col = _hsv(rng.uniform(0.05, 0.12), rng.uniform(0.05, 0.4), rng.uniform(0.3, 0.8))
         rx = rng.uniform(0.01, 0.05) * w
-        draw.polygon(_ellipse_polygon(rng.uniform(0, w), rng.uniform(0, h), rx, rx * rng.uniform(0.5, 1),
-                                      rng.uniform(0, np.pi), n=10), fill=col[:3])
+        draw.polygon(
+            _ellipse_polygon(
+                rng.uniform(0, w),
+                rng.uniform(0, h),
+                rx,
+                rx * rng.uniform(0.5, 1),
+                rng.uniform(0, np.pi),
+                n=10,
+            ),
+            fill=col[:3],
+        )
     return img
 
 
@@ -468,14 +604,23 @@ def _background_bokeh(rng: Rng, w: int, h: int) -> Image.Image:
     draw = ImageDraw.Draw(img, "RGBA")
     for _ in range(int(rng.integers(8, 30))):
         x, y, rad = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0.03, 0.12) * max(w, h)
-        draw.ellipse([x - rad, y - rad, x + rad, y + rad], fill=_random_colour(rng, (0.2, 1.0), (0.5, 1.0))[:3]
-                     + (int(rng.uniform(90, 220)),))
+        draw.ellipse(
+            [x - rad, y - rad, x + rad, y + rad],
+            fill=_random_colour(rng, (0.2, 1.0), (0.5, 1.0))[:3] + (int(rng.uniform(90, 220)),),
+        )
     return img.filter(ImageFilter.GaussianBlur(max(w, h) / rng.uniform(25, 60)))
 
 
-_BACKGROUNDS = {"plain": _background_plain, "gradient": _background_gradient, "grass": _background_grass,
-                "leaves": _background_leaves, "sky": _background_sky, "noise": _background_noise,
-                "soil": _background_soil, "bokeh": _background_bokeh}
+_BACKGROUNDS = {
+    "plain": _background_plain,
+    "gradient": _background_gradient,
+    "grass": _background_grass,
+    "leaves": _background_leaves,
+    "sky": _background_sky,
+    "noise": _background_noise,
+    "soil": _background_soil,
+    "bokeh": _background_bokeh,
+}
 assert set(_BACKGROUNDS) == set(BACKGROUND_KINDS)
 
 
@@ -496,6 +641,7 @@ def background_for(label: str, rng_or_seed, background_bias: float = 0.0) -> str
 # One image
 # ----------------------------------------------------------------------------------------
 
+
 def _occluders(rng: Rng, w: int, h: int) -> Image.Image:
     """Grass blades or a leaf in front of the flower (RGBA, transparent elsewhere)."""
     layer = Image.new("RGBA", (w, h), (0, 0, 0, 0))
@@ -503,15 +649,35 @@ def _occluders(rng: Rng, w: int, h: int) -> Image.Image:
     if rng.random() < 0.6:
         for _ in range(int(rng.integers(2, 7))):
             x = rng.uniform(0, w)
-            _leaf(draw, rng, x, h + 2, -np.pi / 2 + rng.normal(0, 0.25), h * rng.uniform(0.3, 0.7),
-                  w * rng.uniform(0.02, 0.05), _green(rng, 0.2))
+            _leaf(
+                draw,
+                rng,
+                x,
+                h + 2,
+                -np.pi / 2 + rng.normal(0, 0.25),
+                h * rng.uniform(0.3, 0.7),
+                w * rng.uniform(0.02, 0.05),
+                _green(rng, 0.2),
+            )
     else:
         side = int(rng.integers(4))
-        x, y = [(rng.uniform(0, w), -2), (w + 2, rng.uniform(0, h)), (rng.uniform(0, w), h + 2),
-                (-2, rng.uniform(0, h))][side]
+        x, y = [
+            (rng.uniform(0, w), -2),
+            (w + 2, rng.uniform(0, h)),
+            (rng.uniform(0, w), h + 2),
+            (-2, rng.uniform(0, h)),
+        ][side]
         angle = [np.pi / 2, np.pi, -np.pi / 2, 0.0][side] + rng.normal(0, 0.4)
-        _leaf(draw, rng, x, y, angle, max(w, h) * rng.uniform(0.3, 0.5), min(w, h) * rng.uniform(0.15, 0.3),
-              _green(rng, 0.1))
+        _leaf(
+            draw,
+            rng,
+            x,
+            y,
+            angle,
+            max(w, h) * rng.uniform(0.3, 0.5),
+            min(w, h) * rng.uniform(0.15, 0.3),
+            _green(rng, 0.1),
+        )
     return layer
 
 
@@ -520,9 +686,11 @@ def _finish(rng: Rng, rgb: np.ndarray) -> np.ndarray:
     h, w, _ = rgb.shape
     img = rgb.astype(np.float32)
     grey = img.mean(axis=2, keepdims=True)
-    img = grey + (img - grey) * rng.uniform(0.65, 1.15)                # saturation
-    img *= rng.uniform(0.75, 1.15) * rng.uniform(0.86, 1.14, 3)        # exposure, white balance
-    img *= 1.0 + rng.uniform(-0.25, 0.25) * (_linear_ramp(w, h, rng.uniform(0, 2 * np.pi))[..., None] - 0.5)
+    img = grey + (img - grey) * rng.uniform(0.65, 1.15)  # saturation
+    img *= rng.uniform(0.75, 1.15) * rng.uniform(0.86, 1.14, 3)  # exposure, white balance
+    img *= 1.0 + rng.uniform(-0.25, 0.25) * (
+        _linear_ramp(w, h, rng.uniform(0, 2 * np.pi))[..., None] - 0.5
+    )
     mean = img.mean()
     img = (img - mean) * rng.uniform(0.8, 1.15) + mean
     img += rng.standard_normal(img.shape, dtype=np.float32) * rng.uniform(0, 6)
@@ -532,12 +700,19 @@ def _finish(rng: Rng, rgb: np.ndarray) -> np.ndarray:
 def _image_size(rng: Rng) -> tuple[int, int]:
     """(width, height): each side in [MIN_SIDE, MAX_SIDE], aspect ratio 0.6..1.6."""
     w = int(rng.integers(MIN_SIDE, MAX_SIDE + 1))
-    h = int(np.clip(round(w * math.exp(rng.uniform(math.log(0.6), math.log(1.6)))), MIN_SIDE, MAX_SIDE))
+    h = int(
+        np.clip(round(w * math.exp(rng.uniform(math.log(0.6), math.log(1.6)))), MIN_SIDE, MAX_SIDE)
+    )
     return w, h
 
 
-def render_flower(label: str, rng_or_seed, background: str | None = None,
-                  size: tuple[int, int] | None = None, return_info: bool = False):
+def render_flower(
+    label: str,
+    rng_or_seed,
+    background: str | None = None,
+    size: tuple[int, int] | None = None,
+    return_info: bool = False,
+):
     """Draw one image of ``label``; returns (RGB uint8 [H, W, 3], mask bool [H, W]).
 
     ``rng_or_seed``: a ``numpy.random.Generator`` or anything ``numpy.random.default_rng``
@@ -566,7 +741,10 @@ def render_flower(label: str, rng_or_seed, background: str | None = None,
     mask = np.zeros((h, w), dtype=bool)
 
     main_r = side * flower_rng.uniform(0.38, 0.48)
-    main_centre = (w / 2 + flower_rng.uniform(-0.06, 0.06) * side, h / 2 + flower_rng.uniform(-0.06, 0.06) * side)
+    main_centre = (
+        w / 2 + flower_rng.uniform(-0.06, 0.06) * side,
+        h / 2 + flower_rng.uniform(-0.06, 0.06) * side,
+    )
     # (label, radius, centre), drawn in this order: a smaller flower of ANOTHER class
     # sometimes (a mixed flower bed; it is background, not in the mask), smaller flowers of
     # the same class sometimes, the main flower last.
@@ -575,10 +753,17 @@ def render_flower(label: str, rng_or_seed, background: str | None = None,
         other = [c for c in CLASSES if c != label][int(flower_rng.integers(len(CLASSES) - 1))]
         r = main_r * flower_rng.uniform(0.3, 0.5)
         a, d = flower_rng.uniform(0, 2 * np.pi), main_r + r * flower_rng.uniform(0.3, 1.5)
-        flowers.append((other, r, (main_centre[0] + d * math.cos(a), main_centre[1] + d * math.sin(a))))
+        flowers.append(
+            (other, r, (main_centre[0] + d * math.cos(a), main_centre[1] + d * math.sin(a)))
+        )
     for _ in range(int(flower_rng.choice([0, 0, 0, 0, 1]))):
-        flowers.append((label, main_r * flower_rng.uniform(0.35, 0.65),
-                        (flower_rng.uniform(0, w), flower_rng.uniform(0, h))))
+        flowers.append(
+            (
+                label,
+                main_r * flower_rng.uniform(0.35, 0.65),
+                (flower_rng.uniform(0, w), flower_rng.uniform(0, h)),
+            )
+        )
     flowers.append((label, main_r, main_centre))
     info = {"background": background, "other_flower": None, "n_flowers": 0, "occluded": False}
     visible = 0.005 * w * h  # pixels a flower needs to count as visible
@@ -594,10 +779,10 @@ def render_flower(label: str, rng_or_seed, background: str | None = None,
         canvas.alpha_composite(patch, dest=(x, y))
         alpha = np.asarray(patch.getchannel("A")) > 127
         if kind == label:
-            mask[y:y + patch.height, x:x + patch.width] |= alpha
+            mask[y : y + patch.height, x : x + patch.width] |= alpha
             info["n_flowers"] += int(alpha.sum() >= visible)
         else:
-            mask[y:y + patch.height, x:x + patch.width] &= ~alpha
+            mask[y : y + patch.height, x : x + patch.width] &= ~alpha
             info["other_flower"] = kind if alpha.sum() >= visible else None
 
     if flower_rng.random() < 0.2:
@@ -614,6 +799,7 @@ def render_flower(label: str, rng_or_seed, background: str | None = None,
 # The data set
 # ----------------------------------------------------------------------------------------
 
+
 def image_seed(seed: int, label: str, index: int) -> tuple[int, int, int, int]:
     """The random seed of one image: it depends only on (seed, class, index)."""
     return (seed, CLASSES.index(label), index, 1)
@@ -628,8 +814,13 @@ def _check_arguments(images_per_class: int, seed: int, background_bias: float) -
         raise ValueError(f"background_bias must be in [0, 1], got {background_bias!r}")
 
 
-def generate_dataset(output_dir: str | os.PathLike, images_per_class: int = 200, seed: int = 42,
-                     background_bias: float = 0.0, progress: bool = True) -> dict:
+def generate_dataset(
+    output_dir: str | os.PathLike,
+    images_per_class: int = 200,
+    seed: int = 42,
+    background_bias: float = 0.0,
+    progress: bool = True,
+) -> dict:
     """Write the synthetic 5-flowers data set under ``output_dir`` (layout: module docstring).
 
     Returns a dict with the paths written (``flower_photos``, ``all_data_csv``, ``dict_txt``,
@@ -648,20 +839,34 @@ def generate_dataset(output_dir: str | os.PathLike, images_per_class: int = 200,
     rows, info = [], []
     background_counts = {label: dict.fromkeys(BACKGROUND_KINDS, 0) for label in CLASSES}
     jobs = [(label, i) for label in CLASSES for i in range(images_per_class)]
-    for label, index in tqdm(jobs, desc="drawing flowers", unit="img", mininterval=2, disable=not progress):
+    for label, index in tqdm(
+        jobs, desc="drawing flowers", unit="img", mininterval=2, disable=not progress
+    ):
         name = f"{label}_{index:04d}"
         ci = CLASSES.index(label)
         background = background_for(label, (seed, ci, index, 2), background_bias)
-        rgb, mask, scene = render_flower(label, image_seed(seed, label, index), background=background,
-                                         return_info=True)
+        rgb, mask, scene = render_flower(
+            label, image_seed(seed, label, index), background=background, return_info=True
+        )
         quality = int(np.random.default_rng((seed, ci, index, 3)).integers(72, 96))
         image_path = photos / label / f"{name}.jpg"
         Image.fromarray(rgb).save(image_path, "JPEG", quality=quality)
         Image.fromarray(mask).save(masks / label / f"{name}.png")  # mode "1": one bit a pixel
         rows.append((str(image_path), label))
-        info.append((f"flower_photos/{label}/{name}.jpg", label, background, rgb.shape[1], rgb.shape[0],
-                     quality, round(float(mask.mean()), 4), scene["other_flower"] or "",
-                     scene["n_flowers"], int(scene["occluded"])))
+        info.append(
+            (
+                f"flower_photos/{label}/{name}.jpg",
+                label,
+                background,
+                rgb.shape[1],
+                rgb.shape[0],
+                quality,
+                round(float(mask.mean()), 4),
+                scene["other_flower"] or "",
+                scene["n_flowers"],
+                int(scene["occluded"]),
+            )
+        )
         background_counts[label][background] += 1
 
     all_data = photos / "all_data.csv"
@@ -672,14 +877,33 @@ def generate_dataset(output_dir: str | os.PathLike, images_per_class: int = 200,
     info_csv = root / "image_info.csv"
     with open(info_csv, "w", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(["image", "label", "background", "width", "height", "jpeg_quality", "flower_fraction",
-                         "other_flower", "n_flowers", "occluded"])
+        writer.writerow(
+            [
+                "image",
+                "label",
+                "background",
+                "width",
+                "height",
+                "jpeg_quality",
+                "flower_fraction",
+                "other_flower",
+                "n_flowers",
+                "occluded",
+            ]
+        )
         writer.writerows(info)
     return {
-        "output_dir": root, "flower_photos": photos, "all_data_csv": all_data, "dict_txt": dict_txt,
-        "masks_dir": masks, "image_info_csv": info_csv,
-        "counts": {label: images_per_class for label in CLASSES}, "n_images": len(rows),
-        "background_counts": background_counts, "seed": seed, "background_bias": background_bias,
+        "output_dir": root,
+        "flower_photos": photos,
+        "all_data_csv": all_data,
+        "dict_txt": dict_txt,
+        "masks_dir": masks,
+        "image_info_csv": info_csv,
+        "counts": {label: images_per_class for label in CLASSES},
+        "n_images": len(rows),
+        "background_counts": background_counts,
+        "seed": seed,
+        "background_bias": background_bias,
         "biased_class": BIASED_CLASS if background_bias > 0 else None,
         "generator_version": GENERATOR_VERSION,
     }
@@ -689,8 +913,10 @@ def mask_path(image_path: str | os.PathLike) -> Path:
     """``.../flower_photos/<class>/<name>.jpg`` -> ``.../flower_masks/<class>/<name>.png``."""
     p = Path(image_path)
     if p.parent.parent.name != "flower_photos":
-        raise ValueError(f"{image_path}: not an image of a generated data set "
-                         "(expected .../flower_photos/<class>/<name>.jpg)")
+        raise ValueError(
+            f"{image_path}: not an image of a generated data set "
+            "(expected .../flower_photos/<class>/<name>.jpg)"
+        )
     return p.parent.parent.parent / "flower_masks" / p.parent.name / f"{p.stem}.png"
 
 
@@ -698,24 +924,33 @@ def load_mask(image_path: str | os.PathLike) -> np.ndarray:
     """The stored flower mask (bool [H, W]) of an image of a generated data set."""
     path = mask_path(image_path)
     if not path.exists():
-        raise FileNotFoundError(f"no flower mask for {image_path}: {path} does not exist "
-                                "(masks exist only for images made by generate_dataset)")
+        raise FileNotFoundError(
+            f"no flower mask for {image_path}: {path} does not exist "
+            "(masks exist only for images made by generate_dataset)"
+        )
     with Image.open(path) as m:
         return np.asarray(m.convert("L")) > 127
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pmlv_utils.synthetic",
-                                     description="Write the synthetic 5-flowers data set.")
+    parser = argparse.ArgumentParser(
+        prog="python -m pmlv_utils.synthetic", description="Write the synthetic 5-flowers data set."
+    )
     parser.add_argument("--output_dir", required=True, help="folder to write flower_photos/ into")
     parser.add_argument("--images_per_class", type=int, default=200)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--background_bias", type=float, default=0.0,
-                        help=f"0..1: how often {BIASED_CLASS} get the '{BIAS_BACKGROUND}' background "
-                             "and the other classes never do")
+    parser.add_argument(
+        "--background_bias",
+        type=float,
+        default=0.0,
+        help=f"0..1: how often {BIASED_CLASS} get the '{BIAS_BACKGROUND}' background "
+        "and the other classes never do",
+    )
     args = parser.parse_args(argv)
     try:
-        result = generate_dataset(args.output_dir, args.images_per_class, args.seed, args.background_bias)
+        result = generate_dataset(
+            args.output_dir, args.images_per_class, args.seed, args.background_bias
+        )
     except ValueError as err:
         parser.error(str(err))
     print(f"wrote {result['n_images']} images: {result['all_data_csv']}")

@@ -17,6 +17,7 @@ The int8 model is fully quantised (int8 weights and activations, integer-only op
 Route used (see PLATFORM_NOTES): ``tf.saved_model.load`` + ``from_concrete_functions``
 on the signature; it gives correct float and int8 models for a Keras 3 export.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -38,24 +39,16 @@ OUTPUT_NAME = "probability"
 # The exported model
 # --------------------------------------------------------------------------------------
 
+
 def check_export_dir(export_dir: str | os.PathLike) -> Path:
     """The SavedModel folder, or a FileNotFoundError that says what is missing."""
     folder = Path(export_dir)
     if not (folder / "saved_model.pb").is_file():
         raise FileNotFoundError(
             f"no SavedModel in {folder}: expected {folder / 'saved_model.pb'} "
-            "(make one with pmlv_utils.workspace.ensure_exported_model)")
+            "(make one with pmlv_utils.workspace.ensure_exported_model)"
+        )
     return folder
-
-
-def read_labels(export_dir: str | os.PathLike) -> list[str]:
-    """Class names of a model written by :func:`pmlv_utils.export.export_model` ([] if unknown)."""
-    from . import export
-
-    try:
-        return list(export.read_model_info(str(export_dir)).get("labels", []))
-    except FileNotFoundError:
-        return []
 
 
 def model_signature(export_dir: str | os.PathLike, signature: str = MODEL_SIGNATURE):
@@ -69,19 +62,27 @@ def model_signature(export_dir: str | os.PathLike, signature: str = MODEL_SIGNAT
     folder = check_export_dir(export_dir)
     loaded = tf.saved_model.load(str(folder))
     if signature not in loaded.signatures:
-        raise KeyError(f"{folder} has no signature {signature!r}; it has {sorted(loaded.signatures)}")
+        raise KeyError(
+            f"{folder} has no signature {signature!r}; it has {sorted(loaded.signatures)}"
+        )
     fn = loaded.signatures[signature]
     _, inputs = fn.structured_input_signature
     if len(inputs) != 1:
-        raise ValueError(f"signature {signature!r} must take one image input, it takes {sorted(inputs)}")
-    (input_name, spec), = inputs.items()
+        raise ValueError(
+            f"signature {signature!r} must take one image input, it takes {sorted(inputs)}"
+        )
+    ((input_name, spec),) = inputs.items()
     if spec.dtype != tf.float32 or spec.shape.rank != 4 or None in spec.shape[1:]:
-        raise ValueError(f"signature {signature!r} input {input_name!r} must be float32 [None, H, W, 3], "
-                         f"it is {spec.dtype.name} {spec.shape}")
+        raise ValueError(
+            f"signature {signature!r} input {input_name!r} must be float32 [None, H, W, 3], "
+            f"it is {spec.dtype.name} {spec.shape}"
+        )
     outputs = fn.structured_outputs
     if OUTPUT_NAME not in outputs or outputs[OUTPUT_NAME].shape.rank != 2:
-        raise ValueError(f"signature {signature!r} must return {OUTPUT_NAME!r} [None, classes]; "
-                         f"it returns {dict((k, str(v.shape)) for k, v in outputs.items())}")
+        raise ValueError(
+            f"signature {signature!r} must return {OUTPUT_NAME!r} [None, classes]; "
+            f"it returns {dict((k, str(v.shape)) for k, v in outputs.items())}"
+        )
     return loaded, fn, input_name, tuple(int(d) for d in spec.shape[1:])
 
 
@@ -94,28 +95,37 @@ def savedmodel_size_bytes(export_dir: str | os.PathLike) -> int:
 # Conversion
 # --------------------------------------------------------------------------------------
 
+
 def _check_images(images, image_shape: Sequence[int], what: str = "images") -> np.ndarray:
     """A float32 batch [N, H, W, 3] in [0, 1], or a ValueError saying what is wrong."""
     arr = np.asarray(images)
     if arr.dtype == np.uint8:
-        raise ValueError(f"{what}: got uint8 pixels; pass preprocessed float images in [0, 1] "
-                         "(pmlv_utils.preprocess.preprocess_image); int8 models quantise them themselves")
+        raise ValueError(
+            f"{what}: got uint8 pixels; pass preprocessed float images in [0, 1] "
+            "(pmlv_utils.preprocess.preprocess_image); int8 models quantise them themselves"
+        )
     if not np.issubdtype(arr.dtype, np.floating):
         raise ValueError(f"{what}: expected float images, got dtype {arr.dtype}")
     if arr.ndim == 3:
         arr = arr[None]
     if arr.ndim != 4 or tuple(arr.shape[1:]) != tuple(image_shape):
-        raise ValueError(f"{what}: expected shape [N, {', '.join(map(str, image_shape))}] "
-                         f"(or one image [{', '.join(map(str, image_shape))}]), got {list(np.shape(images))}")
+        raise ValueError(
+            f"{what}: expected shape [N, {', '.join(map(str, image_shape))}] "
+            f"(or one image [{', '.join(map(str, image_shape))}]), got {list(np.shape(images))}"
+        )
     if arr.size and (np.nanmin(arr) < -1e-3 or np.nanmax(arr) > 1 + 1e-3 or np.isnan(arr).any()):
-        raise ValueError(f"{what}: pixel values must lie in [0, 1] (preprocess_image's range), "
-                         f"got min {np.nanmin(arr):.3g}, max {np.nanmax(arr):.3g}")
+        raise ValueError(
+            f"{what}: pixel values must lie in [0, 1] (preprocess_image's range), "
+            f"got min {np.nanmin(arr):.3g}, max {np.nanmax(arr):.3g}"
+        )
     return arr.astype(np.float32, copy=False)
 
 
 def _calibration_images(representative_images, image_shape, limit: int) -> np.ndarray:
     if representative_images is None:
-        raise ValueError("int8 needs representative_images: preprocessed training images [N, H, W, 3]")
+        raise ValueError(
+            "int8 needs representative_images: preprocessed training images [N, H, W, 3]"
+        )
     images = _check_images(representative_images, image_shape, "representative_images")[:limit]
     if len(images) == 0:
         raise ValueError("representative_images is empty")
@@ -135,8 +145,9 @@ def _one_image_function(export_dir, signature: str):
     return loaded, one_image.get_concrete_function(), image_shape
 
 
-def _converter(loaded, concrete, kind: str, calibration: np.ndarray | None = None,
-               integer_io: bool = True):
+def _converter(
+    loaded, concrete, kind: str, calibration: np.ndarray | None = None, integer_io: bool = True
+):
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], loaded)
@@ -153,9 +164,14 @@ def _converter(loaded, concrete, kind: str, calibration: np.ndarray | None = Non
     return converter
 
 
-def convert(export_dir: str | os.PathLike, out_dir: str | os.PathLike, kinds: Iterable[str] = KINDS,
-            representative_images=None, signature: str = MODEL_SIGNATURE,
-            max_calibration_images: int = 100) -> dict[str, Path]:
+def convert(
+    export_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    kinds: Iterable[str] = KINDS,
+    representative_images=None,
+    signature: str = MODEL_SIGNATURE,
+    max_calibration_images: int = 100,
+) -> dict[str, Path]:
     """Convert the model signature of ``export_dir`` to ``<out_dir>/model_<kind>.tflite``.
 
     kinds: any of ``float32`` (plain), ``float16`` (weights stored as float16), ``int8``
@@ -171,7 +187,9 @@ def convert(export_dir: str | os.PathLike, out_dir: str | os.PathLike, kinds: It
     loaded, concrete, image_shape = _one_image_function(export_dir, signature)
     calibration = None
     if "int8" in kinds:
-        calibration = _calibration_images(representative_images, image_shape, max_calibration_images)
+        calibration = _calibration_images(
+            representative_images, image_shape, max_calibration_images
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
@@ -179,14 +197,21 @@ def convert(export_dir: str | os.PathLike, out_dir: str | os.PathLike, kinds: It
         path = out / f"model_{kind}.tflite"
         path.write_bytes(_convert_quietly(_converter(loaded, concrete, kind, calibration)))
         paths[kind] = path
-    labels = read_labels(export_dir)
+    from . import export
+
+    labels = export.model_labels(export_dir)
     if labels:
         (out / "labels.txt").write_text("\n".join(labels) + "\n")
     return paths
 
 
-def quantization_error_by_layer(export_dir: str | os.PathLike, representative_images, debug_images,
-                                signature: str = MODEL_SIGNATURE, max_calibration_images: int = 100):
+def quantization_error_by_layer(
+    export_dir: str | os.PathLike,
+    representative_images,
+    debug_images,
+    signature: str = MODEL_SIGNATURE,
+    max_calibration_images: int = 100,
+):
     """Where int8 loses precision: TFLite's QuantizationDebugger, one row per quantised layer.
 
     ``rmse_in_steps`` is the RMS difference between the float and the int8 output of the layer
@@ -205,16 +230,30 @@ def quantization_error_by_layer(export_dir: str | os.PathLike, representative_im
     converter = _converter(loaded, concrete, "int8", calibration, integer_io=False)
     with _quiet_tensorflow():
         debugger = tf.lite.experimental.QuantizationDebugger(
-            converter=converter, debug_dataset=lambda: ([img[None]] for img in debug))
+            converter=converter, debug_dataset=lambda: ([img[None]] for img in debug)
+        )
         debugger.run()
     buffer = io.StringIO()
     debugger.layer_statistics_dump(buffer)
     buffer.seek(0)
     stats = pd.read_csv(buffer)
-    layer = stats["tensor_name"].str.split(";").str[0].str.split("/").str[1].fillna(stats["tensor_name"])
-    return pd.DataFrame({"op": stats["op_name"], "layer": layer,
-                         "elements": stats["num_elements"].astype(int), "step": stats["scale"],
-                         "rmse_in_steps": np.sqrt(stats["mean_squared_error"]) / stats["scale"]})
+    layer = (
+        stats["tensor_name"]
+        .str.split(";")
+        .str[0]
+        .str.split("/")
+        .str[1]
+        .fillna(stats["tensor_name"])
+    )
+    return pd.DataFrame(
+        {
+            "op": stats["op_name"],
+            "layer": layer,
+            "elements": stats["num_elements"].astype(int),
+            "step": stats["scale"],
+            "rmse_in_steps": np.sqrt(stats["mean_squared_error"]) / stats["scale"],
+        }
+    )
 
 
 @contextlib.contextmanager
@@ -245,6 +284,7 @@ def _convert_quietly(converter) -> bytes:
 # Inference with LiteRT
 # --------------------------------------------------------------------------------------
 
+
 class TFLiteClassifier:
     """A .tflite classifier run with LiteRT, one image per invoke (as on a device).
 
@@ -254,22 +294,33 @@ class TFLiteClassifier:
     time of each invoke (including quantisation) of the last ``predict`` call.
     """
 
-    def __init__(self, path: str | os.PathLike, labels: Sequence[str] | None = None,
-                 num_threads: int | None = 1):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        labels: Sequence[str] | None = None,
+        num_threads: int | None = 1,
+    ):
         from ai_edge_litert.interpreter import Interpreter
 
         self.path = Path(path)
         if not self.path.is_file():
-            raise FileNotFoundError(f"no TFLite model at {self.path} (make one with pmlv_utils.tflite.convert)")
+            raise FileNotFoundError(
+                f"no TFLite model at {self.path} (make one with pmlv_utils.tflite.convert)"
+            )
         try:
             self.interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads)
         except ValueError as err:
             raise ValueError(f"{self.path} is not a valid TFLite model: {err}") from err
         self.interpreter.allocate_tensors()
-        inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
+        inputs, outputs = (
+            self.interpreter.get_input_details(),
+            self.interpreter.get_output_details(),
+        )
         if len(inputs) != 1 or len(outputs) != 1:
-            raise ValueError(f"{self.path}: expected one input and one output, "
-                             f"got {len(inputs)} and {len(outputs)}")
+            raise ValueError(
+                f"{self.path}: expected one input and one output, "
+                f"got {len(inputs)} and {len(outputs)}"
+            )
         self._input, self._output = inputs[0], outputs[0]
         self.image_shape = tuple(int(d) for d in self._input["shape"][1:])
         self.input_dtype = np.dtype(self._input["dtype"])
@@ -282,10 +333,12 @@ class TFLiteClassifier:
 
     def describe(self) -> dict:
         """Input and output type, shape and quantisation (real = scale * (q - zero_point))."""
+
         def one(d):
             scale, zero_point = d["quantization"]
             quant = f"scale {scale:.6g}, zero point {zero_point}" if scale else "none"
             return f"{np.dtype(d['dtype']).name} {list(map(int, d['shape']))}", quant
+
         (inp, inq), (out, outq) = one(self._input), one(self._output)
         return {"input": inp, "input quantisation": inq, "output": out, "output quantisation": outq}
 
@@ -315,7 +368,9 @@ class TFLiteClassifier:
             start = time.perf_counter()
             self.interpreter.set_tensor(self._input["index"], self._quantize(image))
             self.interpreter.invoke()
-            probabilities[i] = self._dequantize(self.interpreter.get_tensor(self._output["index"]))[0]
+            probabilities[i] = self._dequantize(self.interpreter.get_tensor(self._output["index"]))[
+                0
+            ]
             self.last_latencies_s.append(time.perf_counter() - start)
         return probabilities
 
@@ -339,8 +394,10 @@ def op_summary(path: str | os.PathLike):
     dtypes = {t["index"]: np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()}
     rows: dict[str, dict] = {}
     for op in interpreter._get_ops_details():  # noqa: SLF001 - no public equivalent
-        row = rows.setdefault(op["op_name"], {"op": op["op_name"], "count": 0, "input_types": set(),
-                                              "output_types": set()})
+        row = rows.setdefault(
+            op["op_name"],
+            {"op": op["op_name"], "count": 0, "input_types": set(), "output_types": set()},
+        )
         row["count"] += 1
         row["input_types"].update(dtypes.get(i, "?") for i in op["inputs"] if i >= 0)
         row["output_types"].update(dtypes.get(i, "?") for i in op["outputs"] if i >= 0)
@@ -354,19 +411,39 @@ def op_summary(path: str | os.PathLike):
 # Evaluation: accuracy, latency, size (and agreement with the SavedModel)
 # --------------------------------------------------------------------------------------
 
-def _summary(name: str, probabilities: np.ndarray, labels, latencies_s: list[float], size_bytes: int,
-             reference_probabilities=None) -> dict:
+
+def _summary(
+    name: str,
+    probabilities: np.ndarray,
+    labels,
+    latencies_s: list[float],
+    size_bytes: int,
+    reference_probabilities=None,
+) -> dict:
     predicted = probabilities.argmax(axis=1)
-    row = dict(model=name, size_bytes=int(size_bytes),
-               accuracy=float(np.mean(predicted == np.asarray(labels))) if len(predicted) else float("nan"),
-               latency_ms_median=1000 * statistics.median(latencies_s) if latencies_s else float("nan"))
+    row = dict(
+        model=name,
+        size_bytes=int(size_bytes),
+        accuracy=float(np.mean(predicted == np.asarray(labels)))
+        if len(predicted)
+        else float("nan"),
+        latency_ms_median=1000 * statistics.median(latencies_s) if latencies_s else float("nan"),
+    )
     if reference_probabilities is not None:
-        row["agreement"] = float(np.mean(predicted == np.asarray(reference_probabilities).argmax(axis=1)))
+        row["agreement"] = float(
+            np.mean(predicted == np.asarray(reference_probabilities).argmax(axis=1))
+        )
     return row
 
 
-def evaluate_tflite(path: str | os.PathLike, images, labels, reference_probabilities=None,
-                    num_threads: int | None = 1, warmup: int = 3) -> dict:
+def evaluate_tflite(
+    path: str | os.PathLike,
+    images,
+    labels,
+    reference_probabilities=None,
+    num_threads: int | None = 1,
+    warmup: int = 3,
+) -> dict:
     """Run a .tflite model on every image, one at a time.
 
     Returns {model, size_bytes, accuracy, latency_ms_median, agreement (if
@@ -380,14 +457,21 @@ def evaluate_tflite(path: str | os.PathLike, images, labels, reference_probabili
     if warmup and len(batch):
         clf.predict(batch[:warmup])
     probabilities = clf.predict(batch)
-    row = _summary(Path(path).stem.replace("model_", "tflite_"), probabilities, labels,
-                   clf.last_latencies_s, Path(path).stat().st_size, reference_probabilities)
+    row = _summary(
+        Path(path).stem.replace("model_", "tflite_"),
+        probabilities,
+        labels,
+        clf.last_latencies_s,
+        Path(path).stat().st_size,
+        reference_probabilities,
+    )
     row["probabilities"] = probabilities
     return row
 
 
-def evaluate_savedmodel(export_dir: str | os.PathLike, images, labels, signature: str = MODEL_SIGNATURE,
-                        warmup: int = 3) -> dict:
+def evaluate_savedmodel(
+    export_dir: str | os.PathLike, images, labels, signature: str = MODEL_SIGNATURE, warmup: int = 3
+) -> dict:
     """The same measurements for the SavedModel's model signature (one image per call)."""
     import tensorflow as tf
 
@@ -397,19 +481,28 @@ def evaluate_savedmodel(export_dir: str | os.PathLike, images, labels, signature
         raise ValueError(f"{len(batch)} images but {len(labels)} labels")
     for image in batch[:warmup]:
         fn(**{input_name: tf.constant(image[None])})
-    probabilities = np.empty((len(batch), int(fn.structured_outputs[OUTPUT_NAME].shape[-1] or 0)), np.float32)
+    probabilities = np.empty(
+        (len(batch), int(fn.structured_outputs[OUTPUT_NAME].shape[-1] or 0)), np.float32
+    )
     latencies = []
     for i, image in enumerate(batch):
         start = time.perf_counter()
         probabilities[i] = fn(**{input_name: tf.constant(image[None])})[OUTPUT_NAME].numpy()[0]
         latencies.append(time.perf_counter() - start)
-    row = _summary("savedmodel", probabilities, labels, latencies, savedmodel_size_bytes(export_dir))
+    row = _summary(
+        "savedmodel", probabilities, labels, latencies, savedmodel_size_bytes(export_dir)
+    )
     row["probabilities"] = probabilities
     return row
 
 
-def compare_with_savedmodel(export_dir: str | os.PathLike, tflite_paths: dict[str, os.PathLike],
-                            images, labels, num_threads: int | None = 1):
+def compare_with_savedmodel(
+    export_dir: str | os.PathLike,
+    tflite_paths: dict[str, os.PathLike],
+    images,
+    labels,
+    num_threads: int | None = 1,
+):
     """A pandas table: one row for the SavedModel and one per TFLite model.
 
     Columns: size (MB and as a fraction of float32 TFLite), test accuracy, accuracy change vs the
@@ -418,8 +511,10 @@ def compare_with_savedmodel(export_dir: str | os.PathLike, tflite_paths: dict[st
     import pandas as pd
 
     reference = evaluate_savedmodel(export_dir, images, labels)
-    rows = [reference] + [evaluate_tflite(p, images, labels, reference["probabilities"], num_threads)
-                          for p in tflite_paths.values()]
+    rows = [reference] + [
+        evaluate_tflite(p, images, labels, reference["probabilities"], num_threads)
+        for p in tflite_paths.values()
+    ]
     table = pd.DataFrame([{k: v for k, v in r.items() if k != "probabilities"} for r in rows])
     table.loc[0, "agreement"] = 1.0
     table["size_mb"] = table["size_bytes"] / 1e6
@@ -427,8 +522,15 @@ def compare_with_savedmodel(export_dir: str | os.PathLike, tflite_paths: dict[st
     if len(float_size):
         table["size_vs_float32_tflite"] = table["size_bytes"] / float(float_size.iloc[0])
     table["accuracy_change_points"] = 100 * (table["accuracy"] - reference["accuracy"])
-    columns = ["model", "size_mb", "size_vs_float32_tflite", "accuracy", "accuracy_change_points",
-               "agreement", "latency_ms_median"]
+    columns = [
+        "model",
+        "size_mb",
+        "size_vs_float32_tflite",
+        "accuracy",
+        "accuracy_change_points",
+        "agreement",
+        "latency_ms_median",
+    ]
     return table[[c for c in columns if c in table]].set_index("model")
 
 
@@ -436,8 +538,10 @@ def compare_with_savedmodel(export_dir: str | os.PathLike, tflite_paths: dict[st
 # Images of a split (for calibration and evaluation)
 # --------------------------------------------------------------------------------------
 
-def load_split_images(tfrecord_dir: str | os.PathLike, split: str, img_size: int,
-                      limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+
+def load_split_images(
+    tfrecord_dir: str | os.PathLike, split: str, img_size: int, limit: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(images float32 [N, S, S, 3] in [0, 1], label ids [N]) of one TFRecord split, in file order.
 
     Read with :func:`pmlv_utils.ingest.make_dataset` (evaluation mode: deterministic order),
@@ -445,8 +549,9 @@ def load_split_images(tfrecord_dir: str | os.PathLike, split: str, img_size: int
     """
     from . import ingest
 
-    ds = ingest.make_dataset(str(Path(tfrecord_dir) / f"{split}-*"), batch_size=None,
-                             img_size=img_size, training=False)
+    ds = ingest.make_dataset(
+        str(Path(tfrecord_dir) / f"{split}-*"), batch_size=None, img_size=img_size, training=False
+    )
     if limit:
         ds = ds.take(limit)
     images, labels = [], []

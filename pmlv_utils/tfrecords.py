@@ -23,6 +23,7 @@ labels file with fewer than two labels stop it, before it starts, with a ValueEr
 The split is :func:`pmlv_utils.dataset_files.split_for` (a hash of ``<class>/<file>``), so it is
 the same on every run and every worker, with any runner.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -51,8 +52,17 @@ EMPTY_FILE = "empty file"
 NOT_AN_IMAGE = "not an image"
 CORRUPT_IMAGE = "corrupt image"
 IMAGE_TOO_LARGE = "image too large"
-REJECT_REASONS = (EMPTY_LINE, MALFORMED_LINE, UNKNOWN_LABEL, MISSING_FILE, READ_ERROR, EMPTY_FILE,
-                  NOT_AN_IMAGE, CORRUPT_IMAGE, IMAGE_TOO_LARGE)
+REJECT_REASONS = (
+    EMPTY_LINE,
+    MALFORMED_LINE,
+    UNKNOWN_LABEL,
+    MISSING_FILE,
+    READ_ERROR,
+    EMPTY_FILE,
+    NOT_AN_IMAGE,
+    CORRUPT_IMAGE,
+    IMAGE_TOO_LARGE,
+)
 
 ERRORS_PREFIX = "errors"
 METRICS_NAMESPACE = "pmlv_tfrecords"
@@ -70,6 +80,7 @@ BOOK_FLOAT32_OVER_JPEG = 17
 # Records
 # --------------------------------------------------------------------------------------
 
+
 def make_example(image: bytes, shape: Sequence[int], label: str, label_int: int, path: str):
     """A ``tf.train.Example`` in the course's schema (call ``.SerializeToString()`` to write)."""
     import tensorflow as tf
@@ -80,13 +91,17 @@ def make_example(image: bytes, shape: Sequence[int], label: str, label_int: int,
     def _ints(values):
         return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
 
-    return tf.train.Example(features=tf.train.Features(feature={
-        "image": _bytes([image]),
-        "shape": _ints(shape),
-        "label": _bytes([label.encode("utf-8")]),
-        "label_int": _ints([label_int]),
-        "path": _bytes([path.encode("utf-8")]),
-    }))
+    return tf.train.Example(
+        features=tf.train.Features(
+            feature={
+                "image": _bytes([image]),
+                "shape": _ints(shape),
+                "label": _bytes([label.encode("utf-8")]),
+                "label_int": _ints([label_int]),
+                "path": _bytes([path.encode("utf-8")]),
+            }
+        )
+    )
 
 
 def feature_spec() -> dict:
@@ -120,6 +135,7 @@ def decode_image(image_bytes):
 # One image: check, and convert to an RGB JPEG only when needed
 # --------------------------------------------------------------------------------------
 
+
 class ImageRejected(Exception):
     """An input that cannot become a record; ``reason`` is one of :data:`REJECT_REASONS`."""
 
@@ -144,7 +160,9 @@ def _as_rgb(img):
     return img.convert("RGB")
 
 
-def to_rgb_jpeg(data: bytes, quality: int = REENCODE_QUALITY) -> tuple[bytes, tuple[int, int, int], str | None]:
+def to_rgb_jpeg(
+    data: bytes, quality: int = REENCODE_QUALITY
+) -> tuple[bytes, tuple[int, int, int], str | None]:
     """``(jpeg_bytes, (h, w, 3), converted_from)`` for the bytes of an image file.
 
     An RGB JPEG is returned unchanged (``converted_from`` None). Anything else PIL can decode
@@ -203,12 +221,19 @@ def error_record(row: CsvRow, reason: str, detail: str = "") -> dict:
     """One dead-letter line. Malformed lines keep their raw text in ``detail``."""
     if not detail and reason == MALFORMED_LINE:
         detail = row.text.strip()[:500]
-    return {"line": row.line, "path": row.path, "label": row.label, "reason": reason, "detail": detail}
+    return {
+        "line": row.line,
+        "path": row.path,
+        "label": row.label,
+        "reason": reason,
+        "detail": detail,
+    }
 
 
 # --------------------------------------------------------------------------------------
 # The Beam pipeline
 # --------------------------------------------------------------------------------------
+
 
 def _read_csv(path: str) -> Iterable[CsvRow]:
     return dataset_files.iter_all_data(path)
@@ -229,7 +254,9 @@ def _make_convert_fn(labels: Sequence[str], fractions: Sequence[float]):
 
         def _reject(self, row, reason, detail=""):
             Metrics.counter(METRICS_NAMESPACE, f"rejected/{reason}").inc()
-            return beam.pvalue.TaggedOutput(ERRORS_PREFIX, json.dumps(error_record(row, reason, detail)))
+            return beam.pvalue.TaggedOutput(
+                ERRORS_PREFIX, json.dumps(error_record(row, reason, detail))
+            )
 
         def process(self, row: CsvRow):
             if row.problem:
@@ -262,8 +289,9 @@ def count_csv_lines(all_data: str) -> int:
     return n
 
 
-def shard_counts(num_shards: int | dict | None, n_lines: int,
-                 fractions: Sequence[float] = DEFAULT_FRACTIONS) -> dict[str, int]:
+def shard_counts(
+    num_shards: int | dict | None, n_lines: int, fractions: Sequence[float] = DEFAULT_FRACTIONS
+) -> dict[str, int]:
     """Shards per split. None: about 200 records a train shard (1..16), valid/test 1/8 of that
     (at least 1), the book's 16/2/2 for its 3,670 images. An int sets train, a dict each split."""
     if isinstance(num_shards, dict):
@@ -272,7 +300,9 @@ def shard_counts(num_shards: int | dict | None, n_lines: int,
             raise ValueError(f"num_shards dict lacks {missing}")
         counts = {s: int(num_shards[s]) for s in SPLITS}
     else:
-        train = int(num_shards) if num_shards else min(16, max(1, round(n_lines * fractions[0] / 200)))
+        train = (
+            int(num_shards) if num_shards else min(16, max(1, round(n_lines * fractions[0] / 200)))
+        )
         counts = {"train": train, "valid": max(1, train // 8), "test": max(1, train // 8)}
     if any(n < 1 for n in counts.values()):
         raise ValueError(f"every split needs at least one shard, got {counts}")
@@ -286,9 +316,18 @@ def requirements_for_workers() -> list[str]:
     return [f"tensorflow=={version('tensorflow')}", f"pillow=={version('pillow')}"]
 
 
-def build_pipeline_options(runner: str = "DirectRunner", output_dir: str = "", project_id=None,
-                           region=None, job_name=None, num_workers=None, direct_num_workers=None,
-                           direct_running_mode=None, extra_args=None, requirements_dir=None):
+def build_pipeline_options(
+    runner: str = "DirectRunner",
+    output_dir: str = "",
+    project_id=None,
+    region=None,
+    job_name=None,
+    num_workers=None,
+    direct_num_workers=None,
+    direct_running_mode=None,
+    extra_args=None,
+    requirements_dir=None,
+):
     """PipelineOptions for a local run or a Dataflow submission (validated, with clear errors).
 
     Dataflow: project and region are required; ``output_dir`` must be ``gs://`` (temp and
@@ -302,13 +341,22 @@ def build_pipeline_options(runner: str = "DirectRunner", output_dir: str = "", p
         if not project_id or not region:
             raise ValueError("DataflowRunner needs --project_id and --region")
         if not str(output_dir).startswith("gs://"):
-            raise ValueError(f"DataflowRunner writes from cloud workers: --output_dir must be gs://, got {output_dir}")
+            raise ValueError(
+                f"DataflowRunner writes from cloud workers: --output_dir must be gs://, got {output_dir}"
+            )
         if direct_num_workers or direct_running_mode:
-            raise ValueError("direct_num_workers / direct_running_mode only apply to the DirectRunner")
+            raise ValueError(
+                "direct_num_workers / direct_running_mode only apply to the DirectRunner"
+            )
         out = str(output_dir).rstrip("/")
         job_name = job_name or "flowers-tfrecords-" + time.strftime("%Y%m%d-%H%M%S")
-        args += [f"--project={project_id}", f"--region={region}", f"--job_name={job_name}",
-                 f"--temp_location={out}/tmp", f"--staging_location={out}/staging"]
+        args += [
+            f"--project={project_id}",
+            f"--region={region}",
+            f"--job_name={job_name}",
+            f"--temp_location={out}/tmp",
+            f"--staging_location={out}/staging",
+        ]
         req_dir = Path(requirements_dir or os.environ.get("TMPDIR", "/tmp"))
         req_dir.mkdir(parents=True, exist_ok=True)
         req_file = req_dir / "dataflow_requirements.txt"
@@ -323,12 +371,16 @@ def build_pipeline_options(runner: str = "DirectRunner", output_dir: str = "", p
             raise ValueError("num_workers is for Dataflow; use direct_num_workers locally")
         if direct_running_mode is not None:
             if direct_running_mode not in RUNNING_MODES:
-                raise ValueError(f"direct_running_mode must be one of {RUNNING_MODES}, got {direct_running_mode!r}")
+                raise ValueError(
+                    f"direct_running_mode must be one of {RUNNING_MODES}, got {direct_running_mode!r}"
+                )
             args.append(f"--direct_running_mode={direct_running_mode}")
         if direct_num_workers:
             args.append(f"--direct_num_workers={int(direct_num_workers)}")
     else:
-        raise ValueError(f"runner must be one of {LOCAL_RUNNERS + ('DataflowRunner',)}, got {runner!r}")
+        raise ValueError(
+            f"runner must be one of {LOCAL_RUNNERS + ('DataflowRunner',)}, got {runner!r}"
+        )
     args += list(extra_args or [])
     return PipelineOptions(args)
 
@@ -366,11 +418,24 @@ def _quiet_worker_warnings():
         logger.setLevel(level)
 
 
-def run_pipeline(all_data: str, labels_file: str, output_dir: str, runner: str = "DirectRunner",
-                 project_id=None, region=None, num_shards=None, direct_num_workers=None,
-                 direct_running_mode=None, extra_args=None, *, num_workers=None,
-                 fractions: Sequence[float] = DEFAULT_FRACTIONS, job_name=None, wait=None,
-                 verbose: bool = True) -> dict:
+def run_pipeline(
+    all_data: str,
+    labels_file: str,
+    output_dir: str,
+    runner: str = "DirectRunner",
+    project_id=None,
+    region=None,
+    num_shards=None,
+    direct_num_workers=None,
+    direct_running_mode=None,
+    extra_args=None,
+    *,
+    num_workers=None,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    job_name=None,
+    wait=None,
+    verbose: bool = True,
+) -> dict:
     """Run the CSV -> TFRecords job; return its counts.
 
     Returns ``{"written": {split: n}, "rejected": {reason: n}, "converted": {"JPEG/L": n, ...},
@@ -388,8 +453,17 @@ def run_pipeline(all_data: str, labels_file: str, output_dir: str, runner: str =
     n_lines = count_csv_lines(all_data)
     shards = shard_counts(num_shards, n_lines, fractions)
     dataset_files.split_for("a/b", fractions)  # validates the fractions
-    options = build_pipeline_options(runner, output_dir, project_id, region, job_name, num_workers,
-                                     direct_num_workers, direct_running_mode, extra_args)
+    options = build_pipeline_options(
+        runner,
+        output_dir,
+        project_id,
+        region,
+        job_name,
+        num_workers,
+        direct_num_workers,
+        direct_running_mode,
+        extra_args,
+    )
     local = runner in LOCAL_RUNNERS
     if local:
         os.makedirs(output_dir, exist_ok=True)
@@ -404,18 +478,24 @@ def run_pipeline(all_data: str, labels_file: str, output_dir: str, runner: str =
     out = str(output_dir).rstrip("/")
     start = time.perf_counter()
     pipeline = beam.Pipeline(options=options)
-    parts = (pipeline
-             | "csv path" >> beam.Create([str(all_data)])
-             | "read csv lines" >> beam.FlatMap(_read_csv)
-             | "spread over workers" >> beam.Reshuffle()
-             | "to records" >> beam.ParDo(_make_convert_fn(labels, fractions)).with_outputs(
-                 *SPLITS, ERRORS_PREFIX))
+    parts = (
+        pipeline
+        | "csv path" >> beam.Create([str(all_data)])
+        | "read csv lines" >> beam.FlatMap(_read_csv)
+        | "spread over workers" >> beam.Reshuffle()
+        | "to records"
+        >> beam.ParDo(_make_convert_fn(labels, fractions)).with_outputs(*SPLITS, ERRORS_PREFIX)
+    )
     for split in SPLITS:
         _ = parts[split] | f"write {split}" >> beam.io.WriteToTFRecord(
-            f"{out}/{split}", file_name_suffix=".gz", num_shards=shards[split],
-            compression_type=CompressionTypes.GZIP)
+            f"{out}/{split}",
+            file_name_suffix=".gz",
+            num_shards=shards[split],
+            compression_type=CompressionTypes.GZIP,
+        )
     _ = parts[ERRORS_PREFIX] | "write errors" >> beam.io.WriteToText(
-        f"{out}/{ERRORS_PREFIX}", file_name_suffix=".jsonl", num_shards=1)
+        f"{out}/{ERRORS_PREFIX}", file_name_suffix=".jsonl", num_shards=1
+    )
 
     if wait is None:
         wait = local
@@ -424,8 +504,12 @@ def run_pipeline(all_data: str, labels_file: str, output_dir: str, runner: str =
         if wait:
             result.wait_until_finish()
     if not wait:
-        info = {"runner": runner, "job_id": getattr(result, "job_id", lambda: None)(),
-                "state": str(result.state), "shards": shards}
+        info = {
+            "runner": runner,
+            "job_id": getattr(result, "job_id", lambda: None)(),
+            "state": str(result.state),
+            "shards": shards,
+        }
         if verbose:
             print(f"submitted {runner} job {info['job_id']} ({info['state']}); output: {out}")
         return info
@@ -433,8 +517,12 @@ def run_pipeline(all_data: str, labels_file: str, output_dir: str, runner: str =
     metrics = _metric_counts(result)
     counts = {
         "written": {s: metrics.get(f"written/{s}", 0) for s in SPLITS},
-        "rejected": {k.split("/", 1)[1]: v for k, v in sorted(metrics.items()) if k.startswith("rejected/")},
-        "converted": {k.split("/", 1)[1]: v for k, v in sorted(metrics.items()) if k.startswith("converted/")},
+        "rejected": {
+            k.split("/", 1)[1]: v for k, v in sorted(metrics.items()) if k.startswith("rejected/")
+        },
+        "converted": {
+            k.split("/", 1)[1]: v for k, v in sorted(metrics.items()) if k.startswith("converted/")
+        },
         "shards": shards,
         "seconds": round(seconds, 2),
         "runner": runner,
@@ -449,22 +537,23 @@ def run_pipeline(all_data: str, labels_file: str, output_dir: str, runner: str =
 def format_counts(counts: dict) -> str:
     """A short human-readable summary of :func:`run_pipeline`'s counts."""
     written = ", ".join(f"{s} {n}" for s, n in counts["written"].items())
-    lines = [f"written {counts['total_written']} records ({written}) in {counts['seconds']:.1f} s "
-             f"with {counts['runner']}",
-             f"rejected {counts['total_rejected']} line(s)"
-             + ("".join(f"\n  {reason}: {n}" for reason, n in counts["rejected"].items()))]
+    lines = [
+        f"written {counts['total_written']} records ({written}) in {counts['seconds']:.1f} s "
+        f"with {counts['runner']}",
+        f"rejected {counts['total_rejected']} line(s)"
+        + ("".join(f"\n  {reason}: {n}" for reason, n in counts["rejected"].items())),
+    ]
     if counts.get("converted"):
-        lines.append("converted to RGB JPEG: " + ", ".join(f"{k} {v}" for k, v in counts["converted"].items()))
+        lines.append(
+            "converted to RGB JPEG: "
+            + ", ".join(f"{k} {v}" for k, v in counts["converted"].items())
+        )
     return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------
 # Reading the output back
 # --------------------------------------------------------------------------------------
-
-def split_pattern(output_dir: str, split: str) -> str:
-    """The glob of one split's shards, e.g. ``<dir>/train-*-of-*.gz``."""
-    return f"{str(output_dir).rstrip('/')}/{split}-*-of-*.gz"
 
 
 def _dataset(pattern):
@@ -482,8 +571,9 @@ def count_records(pattern: str) -> int:
     return int(_dataset(pattern).reduce(0, lambda n, _: n + 1).numpy())
 
 
-def read_records(pattern: str, limit: int | None = None, decode: bool = False,
-                 max_side: int | None = None) -> list[dict]:
+def read_records(
+    pattern: str, limit: int | None = None, decode: bool = False, max_side: int | None = None
+) -> list[dict]:
     """Records as Python dicts (``image`` bytes, ``shape`` tuple, ``label`` str, ``label_int``,
     ``path`` str; with ``decode``, ``pixels``: uint8 array [h, w, 3], shrunk to at most
     ``max_side`` pixels a side when given)."""
@@ -494,9 +584,13 @@ def read_records(pattern: str, limit: int | None = None, decode: bool = False,
         ds = ds.take(limit)
     records = []
     for ex in ds:
-        rec = {"image": ex["image"].numpy(), "shape": tuple(int(v) for v in ex["shape"].numpy()),
-               "label": ex["label"].numpy().decode(), "label_int": int(ex["label_int"].numpy()),
-               "path": ex["path"].numpy().decode()}
+        rec = {
+            "image": ex["image"].numpy(),
+            "shape": tuple(int(v) for v in ex["shape"].numpy()),
+            "label": ex["label"].numpy().decode(),
+            "label_int": int(ex["label_int"].numpy()),
+            "path": ex["path"].numpy().decode(),
+        }
         if decode:
             rec["pixels"] = decode_image(rec["image"]).numpy()
             if max_side and max(rec["pixels"].shape[:2]) > max_side:
@@ -537,7 +631,9 @@ def size_report(all_data: str, output_dir: str, gzip_sample: int = 5) -> dict:
     if not records:
         raise ValueError(f"no records in {output_dir}")
     jpeg_bytes = sum(tf.io.gfile.stat(r["path"]).length for r in records)
-    shards = [f for s in SPLITS for f in tf.io.gfile.glob(split_pattern(output_dir, s))]
+    shards = [
+        f for s in SPLITS for f in tf.io.gfile.glob(dataset_files.split_pattern(output_dir, s))
+    ]
     tfrecord_bytes = sum(tf.io.gfile.stat(f).length for f in shards)
     float32_bytes = sum(h * w * c * 4 for h, w, c in (r["shape"] for r in records))
     raw, packed = 0, 0
@@ -559,8 +655,10 @@ def size_report(all_data: str, output_dir: str, gzip_sample: int = 5) -> dict:
 # A small bad-input set, to see the dead-letter output at work
 # --------------------------------------------------------------------------------------
 
-def write_bad_input_demo(folder: str, good_rows: Sequence[tuple[str, str]], labels: Sequence[str]
-                         ) -> tuple[str, str, dict[int, str]]:
+
+def write_bad_input_demo(
+    folder: str, good_rows: Sequence[tuple[str, str]], labels: Sequence[str]
+) -> tuple[str, str, dict[int, str]]:
     """Write a CSV mixing ``good_rows`` ((path, label), at least one) with one line of every
     problem kind, plus the files those lines point to, under the local ``folder``.
 

@@ -5,6 +5,7 @@ the same two numbers, repeated, and keeps the median: CPU time is the process's 
 its threads (``time.process_time``), so ``cpu_s / wall_s`` says how many cores were busy on
 average. Speed targets are shown as ratios measured in one run, never as assertions.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -14,8 +15,14 @@ from typing import Any, Callable, Mapping
 __all__ = ["time_it", "timing_table", "plot_speedups", "plot_rates"]
 
 
-def time_it(fn: Callable[..., Any], repeats: int = 3, setup: Callable[[], Any] | None = None,
-            warmup: int = 0, label: str | None = None, progress: bool = True) -> dict:
+def time_it(
+    fn: Callable[..., Any],
+    repeats: int = 3,
+    setup: Callable[[], Any] | None = None,
+    warmup: int = 0,
+    label: str | None = None,
+    progress: bool = True,
+) -> dict:
     """Run ``fn`` ``repeats`` times; return the medians ``{"cpu_s", "wall_s"}`` and the runs.
 
     setup: called (untimed) before every run; its result is passed to ``fn``. Use it to
@@ -37,18 +44,30 @@ def time_it(fn: Callable[..., Any], repeats: int = 3, setup: Callable[[], Any] |
     for _ in range(warmup):
         run_once()
     cpu_runs, wall_runs, value = [], [], None
-    for _ in tqdm(range(repeats), desc=label or getattr(fn, "__name__", "run"), leave=False,
-                  disable=not progress):
+    for _ in tqdm(
+        range(repeats),
+        desc=label or getattr(fn, "__name__", "run"),
+        leave=False,
+        disable=not progress,
+    ):
         cpu, wall, value = run_once()
         cpu_runs.append(cpu)
         wall_runs.append(wall)
-    return dict(cpu_s=statistics.median(cpu_runs), wall_s=statistics.median(wall_runs),
-                cpu_runs=cpu_runs, wall_runs=wall_runs, value=value)
+    return dict(
+        cpu_s=statistics.median(cpu_runs),
+        wall_s=statistics.median(wall_runs),
+        cpu_runs=cpu_runs,
+        wall_runs=wall_runs,
+        value=value,
+    )
 
 
-def timing_table(results: Mapping[str, Mapping[str, float]], baseline: str | None = None,
-                 book: Mapping[str, Mapping[str, float] | float] | None = None,
-                 items: int | None = None):
+def timing_table(
+    results: Mapping[str, Mapping[str, float]],
+    baseline: str | None = None,
+    book: Mapping[str, Mapping[str, float] | float] | None = None,
+    items: int | None = None,
+):
     """A pandas DataFrame of timings, one row per variant, with ratio columns.
 
     results: ``{name: time_it(...) result}`` (only ``cpu_s``/``wall_s`` are used).
@@ -68,8 +87,13 @@ def timing_table(results: Mapping[str, Mapping[str, float]], baseline: str | Non
     baseline = baseline if baseline is not None else names[0]
     if baseline not in results:
         raise KeyError(f"baseline {baseline!r} is not one of {names}")
-    df = pd.DataFrame({"cpu_s": [float(results[n]["cpu_s"]) for n in names],
-                       "wall_s": [float(results[n]["wall_s"]) for n in names]}, index=names)
+    df = pd.DataFrame(
+        {
+            "cpu_s": [float(results[n]["cpu_s"]) for n in names],
+            "wall_s": [float(results[n]["wall_s"]) for n in names],
+        },
+        index=names,
+    )
     df.index.name = "variant"
     df["speedup"] = df.loc[baseline, "wall_s"] / df["wall_s"]
     df["cpu_ratio"] = df["cpu_s"] / df.loc[baseline, "cpu_s"]
@@ -77,8 +101,10 @@ def timing_table(results: Mapping[str, Mapping[str, float]], baseline: str | Non
     if items:
         df["items_per_s"] = items / df["wall_s"]
     if book:
+
         def wall(v):
             return float(v["wall_s"] if isinstance(v, Mapping) else v)
+
         book_wall = {n: wall(v) for n, v in book.items()}
         df["book_wall_s"] = [book_wall.get(n, float("nan")) for n in names]
         base = book_wall.get(baseline, float("nan"))
@@ -86,9 +112,15 @@ def timing_table(results: Mapping[str, Mapping[str, float]], baseline: str | Non
     return df
 
 
-def plot_speedups(tables: Mapping[str, Any], column: str = "speedup", book_column: str | None = "book_speedup",
-                  reference: Mapping[str, float] | None = None, title: str = "Speed-up over the plain version",
-                  ax=None, log: bool = False):
+def plot_speedups(
+    tables: Mapping[str, Any],
+    column: str = "speedup",
+    book_column: str | None = "book_speedup",
+    reference: Mapping[str, float] | None = None,
+    title: str = "Speed-up over the plain version",
+    ax=None,
+    log: bool = False,
+):
     """Horizontal bars of ``column`` (ours) and ``book_column`` (the book's) for each table.
 
     tables: ``{panel title: timing_table DataFrame}``; one panel per table.
@@ -100,8 +132,12 @@ def plot_speedups(tables: Mapping[str, Any], column: str = "speedup", book_colum
     import numpy as np
 
     if ax is None:
-        fig, axes = plt.subplots(1, len(tables), figsize=(6 * len(tables), 0.5 * max(len(t) for t in tables.values()) + 1.8),
-                                 squeeze=False)
+        fig, axes = plt.subplots(
+            1,
+            len(tables),
+            figsize=(6 * len(tables), 0.5 * max(len(t) for t in tables.values()) + 1.8),
+            squeeze=False,
+        )
         axes = axes[0]
     else:
         axes = np.atleast_1d(ax)
@@ -114,8 +150,13 @@ def plot_speedups(tables: Mapping[str, Any], column: str = "speedup", book_colum
         for yi, v in zip(y, df[column]):
             axis.text(v, yi - (h / 2 if has_book else 0), f" {v:.1f}×", va="center", fontsize=8)
         if has_book:
-            axis.barh(y + h / 2, df[book_column].fillna(0 if not log else float("nan")), height=h,
-                      label="book", alpha=0.6)
+            axis.barh(
+                y + h / 2,
+                df[book_column].fillna(0 if not log else float("nan")),
+                height=h,
+                label="book",
+                alpha=0.6,
+            )
         for label, x in (reference or {}).items():
             axis.axvline(x, linestyle="--", color="gray")
             axis.text(x, -0.55, f" {label}", fontsize=8, color="gray", va="bottom")
@@ -131,8 +172,13 @@ def plot_speedups(tables: Mapping[str, Any], column: str = "speedup", book_colum
     return fig
 
 
-def plot_rates(tables: Mapping[str, Any], ceiling: float, fraction: float | None = 0.8,
-               column: str = "items_per_s", title: str = "Images per second against the ceiling"):
+def plot_rates(
+    tables: Mapping[str, Any],
+    ceiling: float,
+    fraction: float | None = 0.8,
+    column: str = "items_per_s",
+    title: str = "Images per second against the ceiling",
+):
     """Horizontal bars of each row's rate, grouped by table, with the ceiling (and a
     ``fraction`` of it) as vertical lines. Returns the matplotlib Figure."""
     import matplotlib.pyplot as plt
@@ -151,7 +197,15 @@ def plot_rates(tables: Mapping[str, Any], ceiling: float, fraction: float | None
     ax.text(ceiling, -0.6, " ceiling", color="gray", fontsize=8, va="bottom")
     if fraction:
         ax.axvline(fraction * ceiling, color="gray", linestyle=":")
-        ax.text(fraction * ceiling, -0.6, f"{fraction:g}× ", color="gray", fontsize=8, va="bottom", ha="right")
+        ax.text(
+            fraction * ceiling,
+            -0.6,
+            f"{fraction:g}× ",
+            color="gray",
+            fontsize=8,
+            va="bottom",
+            ha="right",
+        )
     ax.set_yticks(y, labels)
     ax.invert_yaxis()
     ax.set_xlabel("images per second (wall)")

@@ -9,6 +9,7 @@ Runs :func:`pmlv_utils.training.train_and_export` and prints the metrics as JSON
 last line. The same module is the ``pythonModule`` of the Vertex job specs in
 ``07_training/vertex/``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,47 +37,86 @@ def default_labels_file(input_topdir: str) -> str:
     """``dict.txt`` in the TFRecord folder, or else in its parent's ``flower_photos/``."""
     import tensorflow as tf  # tf.io.gfile: local or gs://
 
-    candidates = [os.path.join(input_topdir, "dict.txt"),
-                  os.path.join(os.path.dirname(input_topdir.rstrip("/")), "flower_photos", "dict.txt"),
-                  os.path.join(os.path.dirname(input_topdir.rstrip("/")), "dict.txt")]
+    candidates = [
+        os.path.join(input_topdir, "dict.txt"),
+        os.path.join(os.path.dirname(input_topdir.rstrip("/")), "flower_photos", "dict.txt"),
+        os.path.join(os.path.dirname(input_topdir.rstrip("/")), "dict.txt"),
+    ]
     for path in candidates:
         if tf.io.gfile.exists(path):
             return path
-    raise FileNotFoundError(f"no dict.txt next to {input_topdir} (looked at {candidates}); "
-                            f"pass --labels_file")
+    raise FileNotFoundError(
+        f"no dict.txt next to {input_topdir} (looked at {candidates}); pass --labels_file"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m pmlv_utils.train", description=__doc__.split("\n")[0])
-    p.add_argument("--job-dir", "--job_dir", dest="job_dir",
-                   default=os.environ.get("AIP_MODEL_DIR"),
-                   help="output folder (checkpoints, export, metrics); default on Vertex: "
-                        "$AIP_MODEL_DIR")
+    p = argparse.ArgumentParser(
+        prog="python -m pmlv_utils.train", description=__doc__.split("\n")[0]
+    )
+    p.add_argument(
+        "--job-dir",
+        "--job_dir",
+        dest="job_dir",
+        default=os.environ.get("AIP_MODEL_DIR"),
+        help="output folder (checkpoints, export, metrics); default on Vertex: $AIP_MODEL_DIR",
+    )
     p.add_argument("--input_topdir", required=True, help="folder of the train/valid/test TFRecords")
-    p.add_argument("--labels_file", default=None,
-                   help="dict.txt (default: in input_topdir, or ../flower_photos/dict.txt)")
-    p.add_argument("--pattern", default="-*", type=lambda s: s.strip("\"'"),
-                   help="shard pattern after the split name; write it as --pattern=-*")
+    p.add_argument(
+        "--labels_file",
+        default=None,
+        help="dict.txt (default: in input_topdir, or ../flower_photos/dict.txt)",
+    )
+    p.add_argument(
+        "--pattern",
+        default="-*",
+        type=lambda s: s.strip("\"'"),
+        help="shard pattern after the split name; write it as --pattern=-*",
+    )
     p.add_argument("--num_epochs", type=int, default=15)
     p.add_argument("--batch_size", type=int, default=32)
-    p.add_argument("--lrate", type=float, default=2e-3,
-                   help="Adam learning rate at the start of its cosine decay (book: 1e-3, constant)")
+    p.add_argument(
+        "--lrate",
+        type=float,
+        default=2e-3,
+        help="Adam learning rate at the start of its cosine decay (book: 1e-3, constant)",
+    )
     p.add_argument("--num_hidden", type=int, default=16, help="units of the last-but-one layer")
-    p.add_argument("--crop_ratio", type=float, default=DEFAULT_CROP_RATIO,
-                   help="side of the (random in training, centre at inference) crop, as a fraction")
-    p.add_argument("--with_color_distort", type=str_to_bool, nargs="?", const=True, default=True,
-                   help="True or False (random brightness and contrast in training)")
-    p.add_argument("--augment", type=str_to_bool, default=True,
-                   help="False: no random crop/flip/colour (centre crop only), e.g. to compare "
-                        "distributed runs step by step")
+    p.add_argument(
+        "--crop_ratio",
+        type=float,
+        default=DEFAULT_CROP_RATIO,
+        help="side of the (random in training, centre at inference) crop, as a fraction",
+    )
+    p.add_argument(
+        "--with_color_distort",
+        type=str_to_bool,
+        nargs="?",
+        const=True,
+        default=True,
+        help="True or False (random brightness and contrast in training)",
+    )
+    p.add_argument(
+        "--augment",
+        type=str_to_bool,
+        default=True,
+        help="False: no random crop/flip/colour (centre crop only), e.g. to compare "
+        "distributed runs step by step",
+    )
     p.add_argument("--l2", type=float, default=0.0, help="L2 regularisation of the dense layers")
     p.add_argument("--distribute", default="cpu", choices=MODES)
-    p.add_argument("--resume", action="store_true",
-                   help="continue from checkpoints/last.keras in job-dir at the saved epoch")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from checkpoints/last.keras in job-dir at the saved epoch",
+    )
     p.add_argument("--img_size", type=int, default=64, help="preprocessed image side (pixels)")
     p.add_argument("--model_kind", default="small_cnn", choices=MODEL_KINDS)
-    p.add_argument("--weights", default=None,
-                   help="mobilenetv2 only: a local no-top weights file, or 'imagenet' (network)")
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="mobilenetv2 only: a local no-top weights file, or 'imagenet' (network)",
+    )
     p.add_argument("--patience", type=int, default=5, help="early stopping patience (epochs)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--no_export", action="store_true", help="skip the SavedModel export")
@@ -89,13 +129,16 @@ def local_job_dir(job_dir: str) -> str:
     if not job_dir.startswith("gs://"):
         return job_dir
     if os.path.isdir("/gcs"):
-        return "/gcs/" + job_dir[len("gs://"):]
-    raise ValueError(f"--job-dir {job_dir}: a gs:// output folder needs the /gcs FUSE mount "
-                     f"(Vertex training); elsewhere give a local folder")
+        return "/gcs/" + job_dir[len("gs://") :]
+    raise ValueError(
+        f"--job-dir {job_dir}: a gs:// output folder needs the /gcs FUSE mount "
+        f"(Vertex training); elsewhere give a local folder"
+    )
 
 
-VERTEX_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                          "07_training", "vertex")
+VERTEX_DIR = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "07_training", "vertex"
+)
 VERTEX_CONFIGS = ("cpu", "gpus_one_machine", "gpus_multiple_machines", "tpu", "hparam")
 
 
@@ -112,16 +155,33 @@ def render_vertex_config(name: str, bucket: str, out_path: str) -> str:
     return out_path
 
 
-def vertex_submit_command(name: str, config_path: str, project: str, region: str,
-                          display_name: str | None = None, max_trials: int = 20,
-                          parallel_trials: int = 2) -> list[str]:
+def vertex_submit_command(
+    name: str,
+    config_path: str,
+    project: str,
+    region: str,
+    display_name: str | None = None,
+    max_trials: int = 20,
+    parallel_trials: int = 2,
+) -> list[str]:
     """The ``gcloud`` command that submits a rendered config (custom job or tuning job)."""
     display_name = display_name or f"flowers_{name}"
-    common = [f"--region={region}", f"--project={project}", f"--display-name={display_name}",
-              f"--config={config_path}"]
+    common = [
+        f"--region={region}",
+        f"--project={project}",
+        f"--display-name={display_name}",
+        f"--config={config_path}",
+    ]
     if name == "hparam":
-        return ["gcloud", "ai", "hp-tuning-jobs", "create", *common,
-                f"--max-trial-count={max_trials}", f"--parallel-trial-count={parallel_trials}"]
+        return [
+            "gcloud",
+            "ai",
+            "hp-tuning-jobs",
+            "create",
+            *common,
+            f"--max-trial-count={max_trials}",
+            f"--parallel-trial-count={parallel_trials}",
+        ]
     return ["gcloud", "ai", "custom-jobs", "create", *common]
 
 
@@ -133,22 +193,46 @@ def main(argv=None) -> int:
     args.job_dir = local_job_dir(args.job_dir)
     # The strategy first: MultiWorkerMirroredStrategy must exist before TF starts up.
     from .distribute import create_strategy
+
     strategy = create_strategy(args.distribute)
     from .training import train_and_export
 
     labels_file = args.labels_file or default_labels_file(args.input_topdir)
     print(f"job parameters: {json.dumps({**vars(args), 'labels_file': labels_file})}", flush=True)
     metrics = train_and_export(
-        job_dir=args.job_dir, input_topdir=args.input_topdir, labels_file=labels_file,
-        img_size=args.img_size, num_epochs=args.num_epochs, batch_size=args.batch_size,
-        lrate=args.lrate, num_hidden=args.num_hidden, crop_ratio=args.crop_ratio,
-        with_color_distort=args.with_color_distort, model_kind=args.model_kind,
-        pattern=args.pattern, distribute=args.distribute, resume=args.resume, seed=args.seed,
-        patience=args.patience, l2=args.l2, weights=args.weights, augment=args.augment,
+        job_dir=args.job_dir,
+        input_topdir=args.input_topdir,
+        labels_file=labels_file,
+        img_size=args.img_size,
+        num_epochs=args.num_epochs,
+        batch_size=args.batch_size,
+        lrate=args.lrate,
+        num_hidden=args.num_hidden,
+        crop_ratio=args.crop_ratio,
+        with_color_distort=args.with_color_distort,
+        model_kind=args.model_kind,
+        pattern=args.pattern,
+        distribute=args.distribute,
+        resume=args.resume,
+        seed=args.seed,
+        patience=args.patience,
+        l2=args.l2,
+        weights=args.weights,
+        augment=args.augment,
         export=not args.no_export,
-        strategy=strategy)
-    summary = {k: metrics[k] for k in ("train_accuracy", "val_accuracy", "test_accuracy",
-                                       "best_epoch", "epochs_run", "seconds")}
+        strategy=strategy,
+    )
+    summary = {
+        k: metrics[k]
+        for k in (
+            "train_accuracy",
+            "val_accuracy",
+            "test_accuracy",
+            "best_epoch",
+            "epochs_run",
+            "seconds",
+        )
+    }
     print(json.dumps(summary), flush=True)
     return 0
 

@@ -17,6 +17,7 @@ checkpoint (the book exported the last epoch), and ``resume=True`` continues fro
 ``last.keras`` at the saved epoch with the early-stopping state (the book's ``--resume``
 reloaded nothing).
 """
+
 from __future__ import annotations
 
 import json
@@ -27,6 +28,8 @@ import tempfile
 import time
 
 import numpy as np
+
+from . import safe_io
 
 TRAINER_VERSION = "4"
 
@@ -40,19 +43,24 @@ BOOK_SEARCH_SPACE = {
 }
 
 # Settings that must match for resume=True to continue a run.
-RESUME_KEYS = ("model_kind", "img_size", "num_hidden", "crop_ratio", "with_color_distort",
-               "augment", "l2", "seed", "labels")
+RESUME_KEYS = (
+    "model_kind",
+    "img_size",
+    "num_hidden",
+    "crop_ratio",
+    "with_color_distort",
+    "augment",
+    "l2",
+    "seed",
+    "labels",
+)
 CACHE_LIMIT_BYTES = 1 << 30  # cache decoded images in memory below this size
-
-
-def split_pattern(input_topdir: str, split: str, pattern: str = "-*") -> str:
-    """The glob of one split's shards, as the book's trainer builds it."""
-    return os.path.join(str(input_topdir), split + pattern)
 
 
 # --------------------------------------------------------------------------------------
 # Checkpoints, early stopping and resume state
 # --------------------------------------------------------------------------------------
+
 
 def _checkpoint_callback():
     import keras
@@ -81,21 +89,26 @@ def _checkpoint_callback():
             # Better: higher val_accuracy, or the same with a lower val_loss (small
             # validation sets tie often, and a tie should not count as "no progress").
             if s["best_val_accuracy"] is None or (val, -val_loss) > (
-                    s["best_val_accuracy"], -s.get("best_val_loss", float("inf"))):
-                s.update(best_val_accuracy=val, best_val_loss=val_loss, best_epoch=epoch + 1,
-                         wait=0)
+                s["best_val_accuracy"],
+                -s.get("best_val_loss", float("inf")),
+            ):
+                s.update(
+                    best_val_accuracy=val, best_val_loss=val_loss, best_epoch=epoch + 1, wait=0
+                )
                 _save_atomic(self.model, os.path.join(self.ckpt_dir, "best.keras"))
             else:
                 s["wait"] += 1
             if s["wait"] >= self.patience:
                 s["stopped_early"] = True
                 self.model.stop_training = True
-                self.log(f"early stop after epoch {epoch + 1}: no better val_accuracy than "
-                         f"{s['best_val_accuracy']:.4f} (epoch {s['best_epoch']}) for "
-                         f"{self.patience} epochs")
+                self.log(
+                    f"early stop after epoch {epoch + 1}: no better val_accuracy than "
+                    f"{s['best_val_accuracy']:.4f} (epoch {s['best_epoch']}) for "
+                    f"{self.patience} epochs"
+                )
             # last.keras before state.json: the state never points past the saved model
             _save_atomic(self.model, os.path.join(self.ckpt_dir, "last.keras"))
-            _write_json(os.path.join(self.ckpt_dir, "state.json"), s)
+            safe_io.write_json(os.path.join(self.ckpt_dir, "state.json"), s)
 
     return CheckpointAndEarlyStop
 
@@ -104,23 +117,6 @@ def _save_atomic(model, path: str) -> None:
     tmp = path + ".tmp.keras"
     model.save(tmp)
     os.replace(tmp, path)
-
-
-def _write_json(path: str, obj) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, default=_json_default)
-    os.replace(tmp, path)
-
-
-def _json_default(o):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
 
 
 def load_state(job_dir: str) -> dict | None:
@@ -136,8 +132,10 @@ def load_state(job_dir: str) -> dict | None:
 # Evaluation
 # --------------------------------------------------------------------------------------
 
-def evaluate(model, pattern: str, img_size: int, labels: list[str] | None = None,
-             batch_size: int = 64) -> dict:
+
+def evaluate(
+    model, pattern: str, img_size: int, labels: list[str] | None = None, batch_size: int = 64
+) -> dict:
     """Accuracy and confusion matrix of ``model`` on the TFRecords matching ``pattern``.
 
     model: a Keras model, or the folder of an exported SavedModel (its ``xai_model``
@@ -145,10 +143,12 @@ def evaluate(model, pattern: str, img_size: int, labels: list[str] | None = None
     Returns ``{"accuracy", "n", "confusion_matrix" (rows: true, cols: predicted), "labels"}``.
     """
     import tensorflow as tf
+
     from . import ingest
 
     if isinstance(model, (str, os.PathLike)):
         from .export import load_signatures, read_model_info
+
         info = read_model_info(model)
         labels = labels or info["labels"]
         signature = load_signatures(model)["xai_model"]
@@ -163,12 +163,17 @@ def evaluate(model, pattern: str, img_size: int, labels: list[str] | None = None
     true, pred = np.concatenate(true), np.concatenate(pred)
     num_classes = len(labels) if labels else int(max(true.max(), pred.max()) + 1)
     cm = tf.math.confusion_matrix(true, pred, num_classes=num_classes).numpy()
-    return {"accuracy": float(np.mean(true == pred)), "n": int(len(true)),
-            "confusion_matrix": cm.tolist(), "labels": list(labels) if labels else None}
+    return {
+        "accuracy": float(np.mean(true == pred)),
+        "n": int(len(true)),
+        "confusion_matrix": cm.tolist(),
+        "labels": list(labels) if labels else None,
+    }
 
 
-def plot_training_curves(history: dict, best_epoch: int | None = None, path: str | None = None,
-                         title: str | None = None):
+def plot_training_curves(
+    history: dict, best_epoch: int | None = None, path: str | None = None, title: str | None = None
+):
     """Loss and accuracy per epoch (train and validation); returns the matplotlib Figure."""
     from matplotlib.figure import Figure
 
@@ -197,30 +202,43 @@ def list_artifacts(job_dir: str) -> list[dict]:
     for root, _, files in os.walk(str(job_dir)):
         for name in sorted(files):
             path = os.path.join(root, name)
-            rows.append({"file": os.path.relpath(path, str(job_dir)),
-                         "KiB": round(os.path.getsize(path) / 1024, 1)})
+            rows.append(
+                {
+                    "file": os.path.relpath(path, str(job_dir)),
+                    "KiB": round(os.path.getsize(path) / 1024, 1),
+                }
+            )
     return sorted(rows, key=lambda r: r["file"])
 
 
-def report_tuning_metric(value: float, global_step: int, job_dir: str,
-                         tag: str = "accuracy") -> str:
+def report_tuning_metric(
+    value: float, global_step: int, job_dir: str, tag: str = "accuracy"
+) -> str:
     """Report the hyperparameter-tuning metric to Vertex (cloudml-hypertune) if installed,
     else write ``<job_dir>/hypertune.json``. Returns where it went."""
     try:
         import hypertune  # cloudml-hypertune, present in Vertex training containers
     except ImportError:
         path = os.path.join(str(job_dir), "hypertune.json")
-        _write_json(path, {"hyperparameter_metric_tag": tag, "metric_value": float(value),
-                           "global_step": int(global_step)})
+        safe_io.write_json(
+            path,
+            {
+                "hyperparameter_metric_tag": tag,
+                "metric_value": float(value),
+                "global_step": int(global_step),
+            },
+        )
         return path
     hypertune.HyperTune().report_hyperparameter_tuning_metric(
-        hyperparameter_metric_tag=tag, metric_value=float(value), global_step=int(global_step))
+        hyperparameter_metric_tag=tag, metric_value=float(value), global_step=int(global_step)
+    )
     return "cloudml-hypertune"
 
 
 # --------------------------------------------------------------------------------------
 # The trainer
 # --------------------------------------------------------------------------------------
+
 
 def _enable_op_determinism():
     """Turn on TF op determinism (process-wide); return a function that turns it back off
@@ -229,6 +247,7 @@ def _enable_op_determinism():
 
     try:
         from tensorflow.python.framework import config as tf_config
+
         was_on = tf_config.is_op_determinism_enabled()
         switch_off = tf_config.disable_op_determinism
     except (ImportError, AttributeError):
@@ -247,15 +266,33 @@ def _is_chief(strategy) -> bool:
     return resolver.task_type == "worker" and int(resolver.task_id) == 0
 
 
-def train_and_export(job_dir: str, input_topdir: str, labels_file: str, img_size: int = 64,
-                     num_epochs: int = 15, batch_size: int = 32, lrate: float = 2e-3,
-                     num_hidden: int = 16, crop_ratio: float | None = None,
-                     with_color_distort: bool = True, model_kind: str = "small_cnn",
-                     pattern: str = "-*", distribute: str = "cpu", resume: bool = False,
-                     seed: int = 42, patience: int = 5, l2: float = 0.0, weights=None,
-                     augment: bool = True, export: bool = True, strategy=None,
-                     deterministic: bool = True, training_loop: str = "auto",
-                     verbose: int = 2, log=print) -> dict:
+def train_and_export(
+    job_dir: str,
+    input_topdir: str,
+    labels_file: str,
+    img_size: int = 64,
+    num_epochs: int = 15,
+    batch_size: int = 32,
+    lrate: float = 2e-3,
+    num_hidden: int = 16,
+    crop_ratio: float | None = None,
+    with_color_distort: bool = True,
+    model_kind: str = "small_cnn",
+    pattern: str = "-*",
+    distribute: str = "cpu",
+    resume: bool = False,
+    seed: int = 42,
+    patience: int = 5,
+    l2: float = 0.0,
+    weights=None,
+    augment: bool = True,
+    export: bool = True,
+    strategy=None,
+    deterministic: bool = True,
+    training_loop: str = "auto",
+    verbose: int = 2,
+    log=print,
+) -> dict:
     """Train on ``<input_topdir>/train<pattern>``, early-stop on ``valid<pattern>``, test on
     ``test<pattern>``, export the best weights; return (and write) the metrics dict.
 
@@ -276,19 +313,35 @@ def train_and_export(job_dir: str, input_topdir: str, labels_file: str, img_size
     strategy = strategy or dist.create_strategy(distribute)
 
     import keras
+
     from . import dataset_files
 
     start_time = time.perf_counter()
     crop_ratio = DEFAULT_CROP_RATIO if crop_ratio is None else float(crop_ratio)
     labels = dataset_files.read_labels(str(labels_file))
-    settings = dict(model_kind=model_kind, img_size=int(img_size), num_epochs=int(num_epochs),
-                    batch_size=int(batch_size), lrate=float(lrate), num_hidden=int(num_hidden),
-                    crop_ratio=crop_ratio, with_color_distort=bool(with_color_distort),
-                    augment=bool(augment), l2=float(l2), seed=int(seed), patience=int(patience),
-                    pattern=pattern, distribute=distribute, weights=weights, labels=labels,
-                    num_replicas=int(strategy.num_replicas_in_sync),
-                    trainer_version=TRAINER_VERSION)
-    patterns = {s: split_pattern(input_topdir, s, pattern) for s in ("train", "valid", "test")}
+    settings = dict(
+        model_kind=model_kind,
+        img_size=int(img_size),
+        num_epochs=int(num_epochs),
+        batch_size=int(batch_size),
+        lrate=float(lrate),
+        num_hidden=int(num_hidden),
+        crop_ratio=crop_ratio,
+        with_color_distort=bool(with_color_distort),
+        augment=bool(augment),
+        l2=float(l2),
+        seed=int(seed),
+        patience=int(patience),
+        pattern=pattern,
+        distribute=distribute,
+        weights=weights,
+        labels=labels,
+        num_replicas=int(strategy.num_replicas_in_sync),
+        trainer_version=TRAINER_VERSION,
+    )
+    patterns = {
+        s: dataset_files.split_pattern(input_topdir, s, pattern) for s in ("train", "valid", "test")
+    }
     counts = count_split_records(patterns, log)
 
     chief = _is_chief(strategy)
@@ -302,9 +355,21 @@ def train_and_export(job_dir: str, input_topdir: str, labels_file: str, img_size
     restore_determinism = _enable_op_determinism() if deterministic else None
     try:
         if training_loop not in ("auto", "fit", "custom"):
-            raise ValueError(f"training_loop must be 'auto', 'fit' or 'custom', got {training_loop!r}")
-        state = _fit(strategy, settings, patterns, counts, ckpt_dir, resume, weights, verbose, log,
-                     training_loop)
+            raise ValueError(
+                f"training_loop must be 'auto', 'fit' or 'custom', got {training_loop!r}"
+            )
+        state = _fit(
+            strategy,
+            settings,
+            patterns,
+            counts,
+            ckpt_dir,
+            resume,
+            weights,
+            verbose,
+            log,
+            training_loop,
+        )
         metrics = _evaluate_and_export(state, settings, patterns, counts, out_dir, export)
     finally:
         if restore_determinism:
@@ -313,13 +378,16 @@ def train_and_export(job_dir: str, input_topdir: str, labels_file: str, img_size
             shutil.rmtree(out_dir, ignore_errors=True)
     metrics["seconds"] = round(time.perf_counter() - start_time, 2)
     if chief:
-        _write_json(os.path.join(out_dir, "metrics.json"), metrics)
-        metrics["hypertune"] = report_tuning_metric(state["best_val_accuracy"],
-                                                    state["epochs_done"], out_dir)
+        safe_io.write_json(os.path.join(out_dir, "metrics.json"), metrics)
+        metrics["hypertune"] = report_tuning_metric(
+            state["best_val_accuracy"], state["epochs_done"], out_dir
+        )
     test = metrics["test_accuracy"]
-    log(f"best epoch {state['best_epoch']}/{state['epochs_done']}: "
+    log(
+        f"best epoch {state['best_epoch']}/{state['epochs_done']}: "
         f"train {metrics['train_accuracy']:.4f}, val {metrics['val_accuracy']:.4f}, "
-        f"test {'-' if test is None else f'{test:.4f}'} ({metrics['seconds']:.0f} s)")
+        f"test {'-' if test is None else f'{test:.4f}'} ({metrics['seconds']:.0f} s)"
+    )
     return metrics
 
 
@@ -345,11 +413,22 @@ def count_split_records(patterns: dict, log=print) -> dict:
     return counts
 
 
-def _fit(strategy, settings, patterns, counts, ckpt_dir, resume, weights, verbose, log,
-         training_loop="auto") -> dict:
+def _fit(
+    strategy,
+    settings,
+    patterns,
+    counts,
+    ckpt_dir,
+    resume,
+    weights,
+    verbose,
+    log,
+    training_loop="auto",
+) -> dict:
     """Build (or reload for resume) and fit the model; returns the training state."""
     import keras
     import tensorflow as tf
+
     from . import ingest
     from .model import build_model
     from .preprocess import RandomCropOrCenter  # noqa: F401  (registers it for loading)
@@ -357,10 +436,18 @@ def _fit(strategy, settings, patterns, counts, ckpt_dir, resume, weights, verbos
     img_size, num_epochs, seed = settings["img_size"], settings["num_epochs"], settings["seed"]
     batch = {s: settings["batch_size"] for s in ("train", "valid")}
     cache = counts["train"] * img_size * img_size * 3 * 4 < CACHE_LIMIT_BYTES
-    train_ds = ingest.make_dataset(patterns["train"], batch["train"], img_size, training=True,
-                                   shuffle_seed=seed, cache=cache, validate=False)
-    valid_ds = ingest.make_dataset(patterns["valid"], batch["valid"], img_size, training=False,
-                                   cache=cache, validate=False)
+    train_ds = ingest.make_dataset(
+        patterns["train"],
+        batch["train"],
+        img_size,
+        training=True,
+        shuffle_seed=seed,
+        cache=cache,
+        validate=False,
+    )
+    valid_ds = ingest.make_dataset(
+        patterns["valid"], batch["valid"], img_size, training=False, cache=cache, validate=False
+    )
     steps = {s: math.ceil(counts[s] / batch[s]) for s in batch}
     if cache:  # one pass fills the caches: Keras, knowing the length, never reads to the end
         for ds in (train_ds, valid_ds):
@@ -374,34 +461,55 @@ def _fit(strategy, settings, patterns, counts, ckpt_dir, resume, weights, verbos
         # the batches are those of a one-machine run (FILE sharding would need at least
         # one shard per worker and changes the order).
         options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.DATA
+        )
         train_ds, valid_ds = train_ds.with_options(options), valid_ds.with_options(options)
 
     state = load_state(os.path.dirname(ckpt_dir)) if resume else None
     last_path = os.path.join(ckpt_dir, "last.keras")
     with strategy.scope():
         if state and os.path.exists(last_path):
-            changed = {k: (state["settings"].get(k), settings[k]) for k in RESUME_KEYS
-                       if state["settings"].get(k) != settings[k]}
+            changed = {
+                k: (state["settings"].get(k), settings[k])
+                for k in RESUME_KEYS
+                if state["settings"].get(k) != settings[k]
+            }
             if changed:
-                raise ValueError(f"cannot resume from {ckpt_dir}: settings differ "
-                                 f"(saved, now): {changed}")
+                raise ValueError(
+                    f"cannot resume from {ckpt_dir}: settings differ (saved, now): {changed}"
+                )
             model = keras.models.load_model(last_path)
-            log(f"resuming after epoch {state['epochs_done']} (best so far: epoch "
-                f"{state['best_epoch']}, val_accuracy {state['best_val_accuracy']:.4f})")
+            log(
+                f"resuming after epoch {state['epochs_done']} (best so far: epoch "
+                f"{state['best_epoch']}, val_accuracy {state['best_val_accuracy']:.4f})"
+            )
         else:
             if resume:
                 log(f"nothing to resume in {ckpt_dir}: starting from epoch 0")
             state = None
-            model = build_model(settings["model_kind"], num_classes=len(settings["labels"]),
-                                img_size=img_size, num_hidden=settings["num_hidden"],
-                                crop_ratio=settings["crop_ratio"],
-                                with_color_distort=settings["with_color_distort"],
-                                weights=weights, lrate=settings["lrate"], seed=seed,
-                                l2=settings["l2"], augment=settings["augment"],
-                                decay_steps=steps["train"] * num_epochs)
-    state = state or dict(epochs_done=0, best_epoch=None, best_val_accuracy=None, wait=0,
-                          stopped_early=False, history={})
+            model = build_model(
+                settings["model_kind"],
+                num_classes=len(settings["labels"]),
+                img_size=img_size,
+                num_hidden=settings["num_hidden"],
+                crop_ratio=settings["crop_ratio"],
+                with_color_distort=settings["with_color_distort"],
+                weights=weights,
+                lrate=settings["lrate"],
+                seed=seed,
+                l2=settings["l2"],
+                augment=settings["augment"],
+                decay_steps=steps["train"] * num_epochs,
+            )
+    state = state or dict(
+        epochs_done=0,
+        best_epoch=None,
+        best_val_accuracy=None,
+        wait=0,
+        stopped_early=False,
+        history={},
+    )
     state["settings"] = settings
 
     start = time.perf_counter()
@@ -411,19 +519,42 @@ def _fit(strategy, settings, patterns, counts, ckpt_dir, resume, weights, verbos
         callback = _checkpoint_callback()(ckpt_dir, settings["patience"], state, log=log)
         several = strategy.num_replicas_in_sync > 1 or getattr(strategy, "cluster_resolver", None)
         if training_loop == "custom" or (training_loop == "auto" and several):
-            fit_distributed(model, strategy, train_ds, valid_ds, num_epochs,
-                            state["epochs_done"], callback, log if verbose else None,
-                            batch_size=batch["train"])
+            fit_distributed(
+                model,
+                strategy,
+                train_ds,
+                valid_ds,
+                num_epochs,
+                state["epochs_done"],
+                callback,
+                log if verbose else None,
+                batch_size=batch["train"],
+            )
         else:
-            model.fit(train_ds, validation_data=valid_ds, epochs=num_epochs,
-                      initial_epoch=state["epochs_done"], callbacks=[callback],
-                      verbose=verbose, shuffle=False)  # the dataset shuffles itself
+            model.fit(
+                train_ds,
+                validation_data=valid_ds,
+                epochs=num_epochs,
+                initial_epoch=state["epochs_done"],
+                callbacks=[callback],
+                verbose=verbose,
+                shuffle=False,
+            )  # the dataset shuffles itself
     state["fit_seconds"] = round(time.perf_counter() - start, 2)
     return state
 
 
-def fit_distributed(model, strategy, train_ds, valid_ds, num_epochs: int, initial_epoch: int,
-                    callback, log=print, batch_size: int | None = None) -> dict:
+def fit_distributed(
+    model,
+    strategy,
+    train_ds,
+    valid_ds,
+    num_epochs: int,
+    initial_epoch: int,
+    callback,
+    log=print,
+    batch_size: int | None = None,
+) -> dict:
     """``model.fit`` for several replicas (Mirrored, MultiWorkerMirrored, TPU), as a custom loop.
 
     Keras 3.15's ``fit`` under a strategy first iterates the dataset once more to peek at a
@@ -450,12 +581,17 @@ def fit_distributed(model, strategy, train_ds, valid_ds, num_epochs: int, initia
     def sums(labels, probs):
         per_example = loss_fn(labels, probs)
         correct = tf.cast(tf.equal(tf.argmax(probs, axis=1), tf.cast(labels, tf.int64)), tf.float32)
-        return (tf.reduce_sum(per_example), tf.reduce_sum(correct),
-                tf.cast(tf.shape(labels)[0], tf.float32), None)
+        return (
+            tf.reduce_sum(per_example),
+            tf.reduce_sum(correct),
+            tf.cast(tf.shape(labels)[0], tf.float32),
+            None,
+        )
 
     def train_replica(images, labels):
         n_global = tf.distribute.get_replica_context().all_reduce(
-            tf.distribute.ReduceOp.SUM, tf.cast(tf.shape(labels)[0], tf.float32))
+            tf.distribute.ReduceOp.SUM, tf.cast(tf.shape(labels)[0], tf.float32)
+        )
         with tf.GradientTape() as tape:
             probs = model(images, training=True)
             loss_sum, correct, n, _ = sums(labels, probs)
@@ -477,20 +613,27 @@ def fit_distributed(model, strategy, train_ds, valid_ds, num_epochs: int, initia
         def step(batch):
             per_replica = strategy.run(fn, args=batch)
             return [strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for v in per_replica]
+
         return step
 
     train_step, eval_step = reduced(train_replica), reduced(eval_replica)
     if batch_size:  # full batches only, with the batch size in the static shape
         train_ds = train_ds.filter(lambda images, labels: tf.shape(labels)[0] == batch_size).map(
-            lambda images, labels: (tf.ensure_shape(images, [batch_size, *images.shape[1:]]),
-                                    tf.ensure_shape(labels, [batch_size])))
+            lambda images, labels: (
+                tf.ensure_shape(images, [batch_size, *images.shape[1:]]),
+                tf.ensure_shape(labels, [batch_size]),
+            )
+        )
     dist_train = strategy.experimental_distribute_dataset(train_ds)
     dist_valid = strategy.experimental_distribute_dataset(valid_ds)
     history: dict = {}
     for epoch in range(initial_epoch, num_epochs):
         start = time.perf_counter()
         logs = {}
-        for prefix, dataset, step in (("", dist_train, train_step), ("val_", dist_valid, eval_step)):
+        for prefix, dataset, step in (
+            ("", dist_train, train_step),
+            ("val_", dist_valid, eval_step),
+        ):
             totals = np.zeros(3)
             for batch in dataset:
                 totals += [float(v) for v in step(batch)]
@@ -499,8 +642,10 @@ def fit_distributed(model, strategy, train_ds, valid_ds, num_epochs: int, initia
         for key, value in logs.items():
             history.setdefault(key, []).append(value)
         if log:
-            log(f"Epoch {epoch + 1}/{num_epochs} - {time.perf_counter() - start:.0f}s - "
-                + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
+            log(
+                f"Epoch {epoch + 1}/{num_epochs} - {time.perf_counter() - start:.0f}s - "
+                + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
+            )
         callback.on_epoch_end(epoch, logs)
         if model.stop_training:
             break
@@ -510,7 +655,8 @@ def fit_distributed(model, strategy, train_ds, valid_ds, num_epochs: int, initia
 def _evaluate_and_export(state, settings, patterns, counts, out_dir, export) -> dict:
     """Metrics of the BEST checkpoint on every split, the curves plot, and the export."""
     import keras
-    from .export import export_model
+
+    from .export import export_saved_model
     from .model import count_params
 
     img_size, labels = settings["img_size"], settings["labels"]
@@ -532,23 +678,33 @@ def _evaluate_and_export(state, settings, patterns, counts, out_dir, export) -> 
         "history": state["history"],
         "labels": labels,
     }
-    plot_training_curves(state["history"], state["best_epoch"],
-                         os.path.join(out_dir, "training_curves.png"),
-                         title=f"{settings['model_kind']}, {img_size}px, "
-                               f"best epoch {state['best_epoch']}")
+    plot_training_curves(
+        state["history"],
+        state["best_epoch"],
+        os.path.join(out_dir, "training_curves.png"),
+        title=f"{settings['model_kind']}, {img_size}px, best epoch {state['best_epoch']}",
+    )
     if export:
-        export_model(best, os.path.join(out_dir, "export"), labels, img_size,
-                     settings["model_kind"],
-                     extra_info={"best_epoch": state["best_epoch"],
-                                 "val_accuracy": metrics["val_accuracy"],
-                                 "test_accuracy": metrics["test_accuracy"],
-                                 "trainer_version": TRAINER_VERSION})
+        export_saved_model(
+            best,
+            os.path.join(out_dir, "export"),
+            labels,
+            img_size,
+            settings["model_kind"],
+            extra_info={
+                "best_epoch": state["best_epoch"],
+                "val_accuracy": metrics["val_accuracy"],
+                "test_accuracy": metrics["test_accuracy"],
+                "trainer_version": TRAINER_VERSION,
+            },
+        )
     return metrics
 
 
 # --------------------------------------------------------------------------------------
 # Local hyperparameter search
 # --------------------------------------------------------------------------------------
+
 
 def sample_hparams(search_space: dict, rng: np.random.Generator) -> dict:
     """One random draw from a search space like :data:`BOOK_SEARCH_SPACE`."""
@@ -563,9 +719,16 @@ def sample_hparams(search_space: dict, rng: np.random.Generator) -> dict:
     return params
 
 
-def hparam_search(job_dir: str, input_topdir: str, labels_file: str, num_trials: int = 4,
-                  search_space: dict | None = None, seed: int = 42, log=print,
-                  **fixed) -> list[dict]:
+def hparam_search(
+    job_dir: str,
+    input_topdir: str,
+    labels_file: str,
+    num_trials: int = 4,
+    search_space: dict | None = None,
+    seed: int = 42,
+    log=print,
+    **fixed,
+) -> list[dict]:
     """Random search over ``search_space`` (default: the book's), one trainer run per trial
     in ``<job_dir>/trial_<k>`` (no export); trials ranked by val_accuracy (never by test).
 
@@ -578,13 +741,26 @@ def hparam_search(job_dir: str, input_topdir: str, labels_file: str, num_trials:
     for k in range(num_trials):
         params = sample_hparams(space, rng)
         log(f"trial {k}: {params}")
-        m = train_and_export(job_dir=os.path.join(str(job_dir), f"trial_{k}"),
-                             input_topdir=input_topdir, labels_file=labels_file, export=False,
-                             seed=seed, verbose=0, log=lambda *a, **kw: None,
-                             **{**fixed, **params})
-        trials.append({"trial": k, **params, "val_accuracy": m["val_accuracy"],
-                       "test_accuracy": m["test_accuracy"], "best_epoch": m["best_epoch"],
-                       "seconds": m["seconds"]})
+        m = train_and_export(
+            job_dir=os.path.join(str(job_dir), f"trial_{k}"),
+            input_topdir=input_topdir,
+            labels_file=labels_file,
+            export=False,
+            seed=seed,
+            verbose=0,
+            log=lambda *a, **kw: None,
+            **{**fixed, **params},
+        )
+        trials.append(
+            {
+                "trial": k,
+                **params,
+                "val_accuracy": m["val_accuracy"],
+                "test_accuracy": m["test_accuracy"],
+                "best_epoch": m["best_epoch"],
+                "seconds": m["seconds"],
+            }
+        )
     trials.sort(key=lambda t: -t["val_accuracy"])
-    _write_json(os.path.join(str(job_dir), "hparam_trials.json"), trials)
+    safe_io.write_json(os.path.join(str(job_dir), "hparam_trials.json"), trials)
     return trials

@@ -9,17 +9,21 @@ environment variable, or ``<repo>/workspace`` (git-ignored). Each artifact lives
 folder whose name includes a short hash of the settings that made it, and is only
 reused when its ``_COMPLETE.json`` marker exists (a build that was interrupted is redone).
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Callable
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MARKER = "_COMPLETE.json"
+# An absolute path of a build machine, as it must never appear in a committed output.
+MACHINE_PATH = re.compile(r"/(?:work|root|tmp|home/[a-z]+)/")
 
 # Defaults shared by the notebooks, `make run` and the tests (learner-sized).
 DEFAULT_IMAGES_PER_CLASS = 200
@@ -50,8 +54,14 @@ def is_complete(folder: Path) -> bool:
     return (Path(folder) / MARKER).exists()
 
 
-def build_or_reuse(kind: str, settings: dict[str, Any], build: Callable[[Path], Any],
-                   workspace=None, rebuild: bool = False, verbose: bool = True) -> Path:
+def build_or_reuse(
+    kind: str,
+    settings: dict[str, Any],
+    build: Callable[[Path], Any],
+    workspace=None,
+    rebuild: bool = False,
+    verbose: bool = True,
+) -> Path:
     """Return the artifact folder for ``settings``, calling ``build(folder)`` if needed.
 
     ``build`` writes into the (empty) folder; the marker is written only after it
@@ -92,8 +102,14 @@ def display_path(path: str | os.PathLike) -> str:
 # The artifact chain: dataset -> TFRecords -> exported model.
 # --------------------------------------------------------------------------------------
 
-def ensure_dataset(images_per_class: int = DEFAULT_IMAGES_PER_CLASS, seed: int = DEFAULT_SEED,
-                   background_bias: float = 0.0, workspace=None, rebuild: bool = False) -> Path:
+
+def ensure_dataset(
+    images_per_class: int = DEFAULT_IMAGES_PER_CLASS,
+    seed: int = DEFAULT_SEED,
+    background_bias: float = 0.0,
+    workspace=None,
+    rebuild: bool = False,
+) -> Path:
     """The synthetic 5-flowers data set; returns the folder holding ``flower_photos/``.
 
     ``<returned>/flower_photos/all_data.csv`` and ``<returned>/flower_photos/dict.txt``
@@ -101,23 +117,35 @@ def ensure_dataset(images_per_class: int = DEFAULT_IMAGES_PER_CLASS, seed: int =
     """
     from . import synthetic
 
-    settings = dict(images_per_class=images_per_class, seed=seed, background_bias=background_bias,
-                    generator=synthetic.GENERATOR_VERSION)
+    settings = dict(
+        images_per_class=images_per_class,
+        seed=seed,
+        background_bias=background_bias,
+        generator=synthetic.GENERATOR_VERSION,
+    )
 
     def build(folder: Path) -> None:
-        synthetic.generate_dataset(folder, images_per_class=images_per_class, seed=seed,
-                                   background_bias=background_bias)
+        synthetic.generate_dataset(
+            folder, images_per_class=images_per_class, seed=seed, background_bias=background_bias
+        )
 
     return build_or_reuse("flowers", settings, build, workspace, rebuild)
 
 
 def dataset_files(data_dir: Path) -> tuple[Path, Path]:
     """(all_data.csv, dict.txt) of a data folder made by :func:`ensure_dataset`."""
-    return Path(data_dir) / "flower_photos" / "all_data.csv", Path(data_dir) / "flower_photos" / "dict.txt"
+    return Path(data_dir) / "flower_photos" / "all_data.csv", Path(
+        data_dir
+    ) / "flower_photos" / "dict.txt"
 
 
-def ensure_tfrecords(images_per_class: int = DEFAULT_IMAGES_PER_CLASS, seed: int = DEFAULT_SEED,
-                     background_bias: float = 0.0, workspace=None, rebuild: bool = False) -> Path:
+def ensure_tfrecords(
+    images_per_class: int = DEFAULT_IMAGES_PER_CLASS,
+    seed: int = DEFAULT_SEED,
+    background_bias: float = 0.0,
+    workspace=None,
+    rebuild: bool = False,
+) -> Path:
     """TFRecords (train/valid/test shards) of :func:`ensure_dataset`'s data; returns their folder."""
     from . import tfrecords
 
@@ -126,15 +154,23 @@ def ensure_tfrecords(images_per_class: int = DEFAULT_IMAGES_PER_CLASS, seed: int
     settings = dict(data=data_dir.name, schema=tfrecords.SCHEMA_VERSION)
 
     def build(folder: Path) -> None:
-        tfrecords.run_pipeline(all_data=str(all_data), labels_file=str(labels), output_dir=str(folder))
+        tfrecords.run_pipeline(
+            all_data=str(all_data), labels_file=str(labels), output_dir=str(folder)
+        )
 
     return build_or_reuse("tfrecords", settings, build, workspace, rebuild)
 
 
-def ensure_trained_model(images_per_class: int = DEFAULT_IMAGES_PER_CLASS, seed: int = DEFAULT_SEED,
-                         img_size: int = DEFAULT_IMG_SIZE, epochs: int = DEFAULT_EPOCHS,
-                         model_kind: str = "small_cnn", background_bias: float = 0.0,
-                         workspace=None, rebuild: bool = False) -> Path:
+def ensure_trained_model(
+    images_per_class: int = DEFAULT_IMAGES_PER_CLASS,
+    seed: int = DEFAULT_SEED,
+    img_size: int = DEFAULT_IMG_SIZE,
+    epochs: int = DEFAULT_EPOCHS,
+    model_kind: str = "small_cnn",
+    background_bias: float = 0.0,
+    workspace=None,
+    rebuild: bool = False,
+) -> Path:
     """A trainer job directory (checkpoints, exported model, plot, metrics).
 
     The exported SavedModel is ``<returned>/export`` (see :func:`ensure_exported_model`).
@@ -143,13 +179,25 @@ def ensure_trained_model(images_per_class: int = DEFAULT_IMAGES_PER_CLASS, seed:
 
     tfrecord_dir = ensure_tfrecords(images_per_class, seed, background_bias, workspace)
     _, labels = dataset_files(ensure_dataset(images_per_class, seed, background_bias, workspace))
-    settings = dict(tfrecords=tfrecord_dir.name, img_size=img_size, epochs=epochs,
-                    model_kind=model_kind, seed=seed, trainer=training.TRAINER_VERSION)
+    settings = dict(
+        tfrecords=tfrecord_dir.name,
+        img_size=img_size,
+        epochs=epochs,
+        model_kind=model_kind,
+        seed=seed,
+        trainer=training.TRAINER_VERSION,
+    )
 
     def build(folder: Path) -> None:
-        training.train_and_export(job_dir=str(folder), input_topdir=str(tfrecord_dir),
-                                  labels_file=str(labels), img_size=img_size, num_epochs=epochs,
-                                  model_kind=model_kind, seed=seed)
+        training.train_and_export(
+            job_dir=str(folder),
+            input_topdir=str(tfrecord_dir),
+            labels_file=str(labels),
+            img_size=img_size,
+            num_epochs=epochs,
+            model_kind=model_kind,
+            seed=seed,
+        )
 
     return build_or_reuse("trained", settings, build, workspace, rebuild)
 

@@ -14,13 +14,13 @@ integrate. It is written with Google's explainable-ai-sdk, as the book does:
 :func:`vertex_explanation_metadata` gives the same content in the shape of Vertex AI's
 ``ExplanationMetadata`` (for ``gcloud ai models upload --explanation-metadata-file``).
 """
+
 from __future__ import annotations
 
 import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -41,19 +41,30 @@ def _signature_input(model_dir: Path, signature: str) -> tuple[str, tuple[int, .
 
     loaded = tf.saved_model.load(str(model_dir))
     if signature not in loaded.signatures:
-        raise KeyError(f"{model_dir} has no signature {signature!r}; it has {sorted(loaded.signatures)}")
+        raise KeyError(
+            f"{model_dir} has no signature {signature!r}; it has {sorted(loaded.signatures)}"
+        )
     _, inputs = loaded.signatures[signature].structured_input_signature
     if len(inputs) != 1:
-        raise ValueError(f"signature {signature!r} must take one image input, it takes {sorted(inputs)}")
-    (name, spec), = inputs.items()
+        raise ValueError(
+            f"signature {signature!r} must take one image input, it takes {sorted(inputs)}"
+        )
+    ((name, spec),) = inputs.items()
     if spec.shape.rank != 4 or None in spec.shape[1:]:
-        raise ValueError(f"signature {signature!r} input {name!r} must be [None, H, W, 3], it is {spec.shape}")
+        raise ValueError(
+            f"signature {signature!r} input {name!r} must be [None, H, W, 3], it is {spec.shape}"
+        )
     return name, tuple(int(d) for d in spec.shape[1:])
 
 
-def write_explanation_metadata(model_dir, baseline: str | np.ndarray = "random", seed: int = 42,
-                               signature: str = "xai_model", output_to_explain: str = "probability",
-                               decimals: int = 4) -> Path:
+def write_explanation_metadata(
+    model_dir,
+    baseline: str | np.ndarray = "random",
+    seed: int = 42,
+    signature: str = "xai_model",
+    output_to_explain: str = "probability",
+    decimals: int = 4,
+) -> Path:
     """Write ``<model_dir>/explanation_metadata.json`` with explainable-ai-sdk; return its path.
 
     baseline: ``random`` / ``black`` / ``white`` (:func:`pmlv_utils.explain.make_baseline`,
@@ -67,8 +78,9 @@ def write_explanation_metadata(model_dir, baseline: str | np.ndarray = "random",
     folder = _check_model_dir(model_dir)
     input_name, image_shape = _signature_input(folder, signature)
     baseline = explain.make_baseline(baseline, image_shape, seed)  # validates kind and shape
-    builder = SavedModelMetadataBuilder(str(folder), signature_name=signature,
-                                        outputs_to_explain=[output_to_explain])
+    builder = SavedModelMetadataBuilder(
+        str(folder), signature_name=signature, outputs_to_explain=[output_to_explain]
+    )
     builder.set_image_metadata(input_name, input_baselines=[np.round(baseline, decimals).tolist()])
     builder.save_metadata(str(folder))
     return folder / METADATA_FILE
@@ -77,12 +89,13 @@ def write_explanation_metadata(model_dir, baseline: str | np.ndarray = "random",
 @dataclass
 class ExplanationConfig:
     """What an explanation service needs from ``explanation_metadata.json``."""
+
     input_name: str
     input_tensor_name: str
     output_name: str
     output_tensor_name: str
     modality: str
-    baseline: np.ndarray | None          # [H, W, 3], or None: the service's default (zeros)
+    baseline: np.ndarray | None  # [H, W, 3], or None: the service's default (zeros)
     framework: str | None = None
     source: str = ""
     extra: dict = field(default_factory=dict)
@@ -90,11 +103,16 @@ class ExplanationConfig:
     def summary(self) -> dict:
         """The fields without the baseline pixels (for display)."""
         b = self.baseline
-        return dict(input=self.input_name, input_tensor_name=self.input_tensor_name,
-                    output=self.output_name, output_tensor_name=self.output_tensor_name,
-                    modality=self.modality, framework=self.framework,
-                    baseline_shape=None if b is None else list(b.shape),
-                    baseline_mean=None if b is None else round(float(b.mean()), 3))
+        return dict(
+            input=self.input_name,
+            input_tensor_name=self.input_tensor_name,
+            output=self.output_name,
+            output_tensor_name=self.output_tensor_name,
+            modality=self.modality,
+            framework=self.framework,
+            baseline_shape=None if b is None else list(b.shape),
+            baseline_mean=None if b is None else round(float(b.mean()), 3),
+        )
 
 
 def read_explanation_metadata(path) -> ExplanationConfig:
@@ -109,29 +127,46 @@ def read_explanation_metadata(path) -> ExplanationConfig:
     if path.is_dir():
         path = path / METADATA_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"no explanation metadata at {path} (write it with write_explanation_metadata)")
+        raise FileNotFoundError(
+            f"no explanation metadata at {path} (write it with write_explanation_metadata)"
+        )
     try:
         md = ExplainMetadata.from_json(path.read_text())
     except (ValueError, KeyError, TypeError) as err:
         raise ValueError(f"{path}: not valid explanation metadata: {err}") from err
     if len(md.inputs) != 1:
-        raise ValueError(f"{path}: 'inputs' must hold exactly one image input, it has {len(md.inputs)}")
+        raise ValueError(
+            f"{path}: 'inputs' must hold exactly one image input, it has {len(md.inputs)}"
+        )
     if len(md.outputs) != 1:
-        raise ValueError(f"{path}: 'outputs' must hold exactly one output to explain, it has {len(md.outputs)}")
+        raise ValueError(
+            f"{path}: 'outputs' must hold exactly one output to explain, it has {len(md.outputs)}"
+        )
     inp, out = md.inputs[0], md.outputs[0]
     if inp.modality != "image":
-        raise ValueError(f"{path}: inputs.{inp.name}.modality is {inp.modality!r}, expected 'image'")
+        raise ValueError(
+            f"{path}: inputs.{inp.name}.modality is {inp.modality!r}, expected 'image'"
+        )
     baselines = inp.input_baselines or []
     baseline = None
     if baselines:
         baseline = np.asarray(baselines[0], np.float32)
         if baseline.ndim != 3 or baseline.shape[-1] != 3:
-            raise ValueError(f"{path}: inputs.{inp.name}.input_baselines[0] has shape {baseline.shape}, "
-                             "expected [H, W, 3]")
-    return ExplanationConfig(input_name=inp.name, input_tensor_name=inp.input_tensor_name,
-                             output_name=out.name, output_tensor_name=out.output_tensor_name,
-                             modality=inp.modality, baseline=baseline, framework=md.framework,
-                             source=str(path), extra=dict(baselines=len(baselines)))
+            raise ValueError(
+                f"{path}: inputs.{inp.name}.input_baselines[0] has shape {baseline.shape}, "
+                "expected [H, W, 3]"
+            )
+    return ExplanationConfig(
+        input_name=inp.name,
+        input_tensor_name=inp.input_tensor_name,
+        output_name=out.name,
+        output_tensor_name=out.output_tensor_name,
+        modality=inp.modality,
+        baseline=baseline,
+        framework=md.framework,
+        source=str(path),
+        extra=dict(baselines=len(baselines)),
+    )
 
 
 def explainable_model(model_dir, config: ExplanationConfig, signature: str = "xai_model"):
@@ -144,14 +179,24 @@ def explainable_model(model_dir, config: ExplanationConfig, signature: str = "xa
     folder = _check_model_dir(model_dir)
     input_name, _ = _signature_input(folder, signature)
     if input_name != config.input_tensor_name:
-        raise ValueError(f"{config.source}: input_tensor_name {config.input_tensor_name!r} is not the "
-                         f"input of signature {signature!r} ({input_name!r})")
-    return explain.ExplainableModel.from_saved_model(folder, signature=signature,
-                                                     output_key=config.output_tensor_name)
+        raise ValueError(
+            f"{config.source}: input_tensor_name {config.input_tensor_name!r} is not the "
+            f"input of signature {signature!r} ({input_name!r})"
+        )
+    return explain.ExplainableModel.from_saved_model(
+        folder, signature=signature, output_key=config.output_tensor_name
+    )
 
 
-def explain_with_metadata(images, model_dir, target_classes=None, steps: int = 25, method: str = "ig",
-                          config: ExplanationConfig | None = None, model=None):
+def explain_with_metadata(
+    images,
+    model_dir,
+    target_classes=None,
+    steps: int = 25,
+    method: str = "ig",
+    config: ExplanationConfig | None = None,
+    model=None,
+):
     """IG (or XRAI) as the deployed service would run it: input, output and baseline from the metadata.
 
     Returns :class:`pmlv_utils.explain.Explanation`. With no baseline in the metadata the
@@ -165,12 +210,21 @@ def explain_with_metadata(images, model_dir, target_classes=None, steps: int = 2
     model = model or explainable_model(model_dir, config)
     baseline = "black" if config.baseline is None else config.baseline
     if method == "ig":
-        return explain.explain(images, target_classes, method="ig", model=model, steps=steps, baseline=baseline)
-    return explain.explain(images, target_classes, method="xrai", model=model, steps=steps, baselines=(baseline,))
+        return explain.explain(
+            images, target_classes, method="ig", model=model, steps=steps, baseline=baseline
+        )
+    return explain.explain(
+        images, target_classes, method="xrai", model=model, steps=steps, baselines=(baseline,)
+    )
 
 
-def explain_request_body(instances: list, config: ExplanationConfig, steps: int = 25, method: str = "ig",
-                         target_classes: list | None = None) -> dict:
+def explain_request_body(
+    instances: list,
+    config: ExplanationConfig,
+    steps: int = 25,
+    method: str = "ig",
+    target_classes: list | None = None,
+) -> dict:
     """A ``:explain`` request for the local server (pmlv_utils.serving) with the metadata's settings.
 
     A managed service reads the baseline from the deployed metadata; our local server takes it
@@ -193,8 +247,10 @@ def vertex_explanation_metadata(config: ExplanationConfig) -> dict:
     inp = {"inputTensorName": config.input_tensor_name, "modality": config.modality}
     if config.baseline is not None:
         inp["inputBaselines"] = [config.baseline.tolist()]
-    return {"inputs": {config.input_name: inp},
-            "outputs": {config.output_name: {"outputTensorName": config.output_tensor_name}}}
+    return {
+        "inputs": {config.input_name: inp},
+        "outputs": {config.output_name: {"outputTensorName": config.output_tensor_name}},
+    }
 
 
 def write_vertex_metadata(config: ExplanationConfig, path) -> Path:
@@ -203,10 +259,17 @@ def write_vertex_metadata(config: ExplanationConfig, path) -> Path:
     return path
 
 
-def vertex_upload_commands(model_uri: str, metadata_file: str, project: str | None, region: str,
-                           display_name: str = "flowers-ig", method: str = "integrated-gradients",
-                           steps: int = 25, image: str = VERTEX_TF_IMAGE,
-                           local_dir: str = "<local model folder>") -> list[str]:
+def vertex_upload_commands(
+    model_uri: str,
+    metadata_file: str,
+    project: str | None,
+    region: str,
+    display_name: str = "flowers-ig",
+    method: str = "integrated-gradients",
+    steps: int = 25,
+    image: str = VERTEX_TF_IMAGE,
+    local_dir: str = "<local model folder>",
+) -> list[str]:
     """The gcloud commands that deploy the model with IG (or XRAI) explanations on Vertex AI.
 
     Printed by the notebooks (never run there); not tested against a live project.
@@ -216,21 +279,45 @@ def vertex_upload_commands(model_uri: str, metadata_file: str, project: str | No
     project_flag = f"--project={project or '$PROJECT'}"
     return [
         f"gcloud storage cp -r {local_dir}/* {model_uri}/",
-        " \\\n    ".join([
-            "gcloud ai models upload", f"--region={region}", project_flag,
-            f"--display-name={display_name}", f"--artifact-uri={model_uri}",
-            f"--container-image-uri={image}",
-            f"--explanation-method={method}", f"--explanation-step-count={steps}",
-            f"--explanation-metadata-file={metadata_file}"]),
-        " \\\n    ".join([
-            "gcloud ai endpoints create", f"--region={region}", project_flag,
-            f"--display-name={display_name}-endpoint"]),
-        " \\\n    ".join([
-            "gcloud ai endpoints deploy-model ENDPOINT_ID", f"--region={region}", project_flag,
-            "--model=MODEL_ID", f"--display-name={display_name}", "--machine-type=n1-standard-2"]),
-        " \\\n    ".join([
-            "gcloud ai endpoints explain ENDPOINT_ID", f"--region={region}", project_flag,
-            "--json-request=request.json"]),
+        " \\\n    ".join(
+            [
+                "gcloud ai models upload",
+                f"--region={region}",
+                project_flag,
+                f"--display-name={display_name}",
+                f"--artifact-uri={model_uri}",
+                f"--container-image-uri={image}",
+                f"--explanation-method={method}",
+                f"--explanation-step-count={steps}",
+                f"--explanation-metadata-file={metadata_file}",
+            ]
+        ),
+        " \\\n    ".join(
+            [
+                "gcloud ai endpoints create",
+                f"--region={region}",
+                project_flag,
+                f"--display-name={display_name}-endpoint",
+            ]
+        ),
+        " \\\n    ".join(
+            [
+                "gcloud ai endpoints deploy-model ENDPOINT_ID",
+                f"--region={region}",
+                project_flag,
+                "--model=MODEL_ID",
+                f"--display-name={display_name}",
+                "--machine-type=n1-standard-2",
+            ]
+        ),
+        " \\\n    ".join(
+            [
+                "gcloud ai endpoints explain ENDPOINT_ID",
+                f"--region={region}",
+                project_flag,
+                "--json-request=request.json",
+            ]
+        ),
     ]
 
 

@@ -1,10 +1,12 @@
 """Test harness plumbing: per-notebook timeouts, a shared workspace, and the timing table."""
+
 from __future__ import annotations
 
 import os
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from notebook_tools import REPO
@@ -21,8 +23,13 @@ def pytest_configure(config):
 
 def pytest_collection_modifyitems(config, items):
     # Unit tests first (fast failures), then the notebooks, then what reads their results.
-    order = lambda item: (2 if item.get_closest_marker("benchmark") or item.get_closest_marker("browser")  # noqa: E731
-                          else 1 if item.get_closest_marker("notebook") else 0)
+    order = lambda item: (
+        2
+        if item.get_closest_marker("benchmark") or item.get_closest_marker("browser")  # noqa: E731
+        else 1
+        if item.get_closest_marker("notebook")
+        else 0
+    )
     items.sort(key=order)
     for item in items:
         timeout = getattr(item, "callspec", None) and item.callspec.params.get("timeout_s")
@@ -36,14 +43,18 @@ def pytest_runtest_call(item):
     outcome = yield
     if item.get_closest_marker("notebook"):
         status = "failed" if outcome.excinfo else "passed"
-        TIMINGS.append((item.callspec.params.get("nb_id", item.name), status, time.perf_counter() - start))
+        TIMINGS.append(
+            (item.callspec.params.get("nb_id", item.name), status, time.perf_counter() - start)
+        )
         _write_timings()  # kept current, so later tests (the benchmarks' P8) can read it
 
 
 def _write_timings() -> None:
     out = BUILD / "notebook_timings.tsv"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("notebook\tstatus\tseconds\n" + "".join(f"{n}\t{st}\t{s:.1f}\n" for n, st, s in TIMINGS))
+    out.write_text(
+        "notebook\tstatus\tseconds\n" + "".join(f"{n}\t{st}\t{s:.1f}\n" for n, st, s in TIMINGS)
+    )
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -56,3 +67,69 @@ def pytest_terminal_summary(terminalreporter):
         tr.write_line(f"{name:<{width}}  {status:<7} {secs:8.1f} s")
     tr.write_line(f"{'total':<{width}}  {'':<7} {sum(s for _, _, s in TIMINGS):8.1f} s")
     _write_timings()
+
+
+# --------------------------------------------------------------------------------------
+# Shared fixtures (test files never import each other)
+# --------------------------------------------------------------------------------------
+
+TINY_LABELS = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
+TINY_SIZE = 32
+
+
+def _make_tiny_assets(base: Path) -> dict:
+    """A tiny untrained exported model and a few images (built once, reused by every file).
+
+    Paths: ``export``, ``images`` (folder of good JPEG/PNG files), ``good`` (list), ``corrupt``
+    (a .jpg that is not an image), ``outside`` (an image outside ``images``).
+    """
+    base.mkdir(parents=True, exist_ok=True)
+    images, export_dir = base / "images", base / "export"
+    good = [images / f"flower_{i:02d}.{'png' if i % 5 == 4 else 'jpg'}" for i in range(12)]
+    corrupt = images / "corrupt.jpg"
+    outside = base / "outside" / "secret.jpg"
+    if not (export_dir / "saved_model.pb").exists():
+        from PIL import Image
+
+        from pmlv_utils import export, model
+
+        rng = np.random.default_rng(0)
+        images.mkdir(exist_ok=True)
+        outside.parent.mkdir(exist_ok=True)
+        for i, path in enumerate(good + [outside]):
+            pixels = rng.integers(0, 256, (24 + 3 * i, 40, 3), dtype=np.uint8)  # varied sizes
+            Image.fromarray(pixels).save(path)
+        corrupt.write_bytes(b"\xff\xd8 this is not really a JPEG")
+        tiny = model.build_model(
+            "small_cnn", num_classes=len(TINY_LABELS), img_size=TINY_SIZE, compile=False
+        )
+        export.export_saved_model(tiny, str(export_dir), TINY_LABELS, TINY_SIZE)
+    return {
+        "export": export_dir,
+        "images": images,
+        "good": [str(p) for p in good],
+        "corrupt": str(corrupt),
+        "outside": str(outside),
+        "labels": list(TINY_LABELS),
+        "img_size": TINY_SIZE,
+    }
+
+
+@pytest.fixture(scope="session")
+def tiny_assets(tmp_path_factory):
+    """The tiny exported model and images of :func:`_make_tiny_assets` (one per session)."""
+    return _make_tiny_assets(tmp_path_factory.getbasetemp() / "pmlv_tiny_serving")
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline_settings():
+    """Tiny pipeline settings shared by test_pipeline.py and test_course.py (same kfp cache)."""
+    return dict(images_per_class=20, seed=42, img_size=32, epochs=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_ws(tmp_path_factory):
+    """The workspace test_pipeline.py and test_course.py share."""
+    folder = tmp_path_factory.getbasetemp() / "pipeline-shared-ws"
+    folder.mkdir(exist_ok=True)
+    return folder

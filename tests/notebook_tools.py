@@ -1,23 +1,26 @@
 """Shared by the notebook harness and the structure check: finding and reading course notebooks."""
+
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import nbformat
+
+from pmlv_utils.workspace import MACHINE_PATH  # noqa: F401 (used by the structure check)
 
 REPO = Path(__file__).resolve().parents[1]
 CHAPTER_DIRS = ("05_create_dataset", "07_training", "09_deploying", "10_mlops")
 DEFAULT_TIMEOUT = 600
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
-MACHINE_PATH = re.compile(r"/(?:work|root|tmp|home/[a-z]+)/")
 
 
 def course_notebooks() -> list[Path]:
     """Every notebook of the course, in chapter order (new ones are picked up automatically)."""
     found = []
     for d in CHAPTER_DIRS:
-        found += [p for p in sorted((REPO / d).rglob("*.ipynb")) if ".ipynb_checkpoints" not in p.parts]
+        found += [
+            p for p in sorted((REPO / d).rglob("*.ipynb")) if ".ipynb_checkpoints" not in p.parts
+        ]
     return found
 
 

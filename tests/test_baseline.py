@@ -1,4 +1,5 @@
 """The colour-histogram baseline: features, fit, evaluation, errors (tiny data, fast)."""
+
 from __future__ import annotations
 
 import csv
@@ -17,7 +18,9 @@ def _solid(rgb, size=(40, 30)):
 def test_features_are_normalised_colour_histograms():
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)
-    feats = baseline.colour_histogram_features([image, image[:, ::-1], image.astype(np.float32) / 255])
+    feats = baseline.colour_histogram_features(
+        [image, image[:, ::-1], image.astype(np.float32) / 255]
+    )
     assert feats.shape == (3, 8 * 4 * 4) and feats.dtype == np.float32
     np.testing.assert_allclose(feats.sum(axis=1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(feats[0], feats[1])  # where a colour is does not matter
@@ -44,14 +47,19 @@ def test_bad_inputs(tmp_path):
     with pytest.raises(ValueError, match="2 images but 1 labels"):
         baseline.fit_colour_baseline([_solid((1, 2, 3))] * 2, ["a"])
     with pytest.raises(ValueError, match="unknown baseline kind"):
-        baseline.fit_colour_baseline([_solid((1, 2, 3)), _solid((200, 2, 3))], ["a", "b"], kind="svm")
+        baseline.fit_colour_baseline(
+            [_solid((1, 2, 3)), _solid((200, 2, 3))], ["a", "b"], kind="svm"
+        )
 
 
 @pytest.mark.parametrize("kind", ["logistic", "forest"])
 def test_separates_classes_that_differ_by_colour(kind):
     rng = np.random.default_rng(1)
-    images = [_solid(np.clip(np.array(c) + rng.integers(-15, 15, 3), 0, 255))
-              for c in [(200, 30, 30), (30, 30, 200)] for _ in range(6)]
+    images = [
+        _solid(np.clip(np.array(c) + rng.integers(-15, 15, 3), 0, 255))
+        for c in [(200, 30, 30), (30, 30, 200)]
+        for _ in range(6)
+    ]
     labels = ["red"] * 6 + ["blue"] * 6
     model = baseline.fit_colour_baseline(images, labels, seed=0, kind=kind)
     accuracy, confusion = baseline.evaluate_colour_baseline(model, images, labels)

@@ -1,4 +1,5 @@
 """`make bench` in quick mode: every benchmark produces a number (no speed is asserted here)."""
+
 import math
 import re
 
@@ -21,5 +22,7 @@ def test_quick_benchmarks_produce_numbers(tmp_path):
         number = re.match(r"\s*([-0-9.e+]+|nan)\s", row.split("|", 3)[3])
         assert number and math.isfinite(float(number.group(1))), row
     p8 = next(line for line in text.splitlines() if line.startswith("| P8 |"))
-    if (REPO / "build" / "notebook_timings.tsv").exists():  # written by the notebook harness (run before)
+    if (
+        REPO / "build" / "notebook_timings.tsv"
+    ).exists():  # written by the notebook harness (run before)
         assert re.match(r"\s*[0-9.]+\s", p8.split("|", 3)[3]), p8

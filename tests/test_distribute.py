@@ -1,4 +1,5 @@
 """pmlv_utils.distribute: the strategy factory, logical CPUs, local multi-worker launching."""
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,9 @@ def test_one_machine_is_mirrored_and_created_once():
     strategy = distribute.create_strategy("gpus_one_machine")
     assert isinstance(strategy, tf.distribute.MirroredStrategy)
     assert distribute.create_strategy("gpus_one_machine") is strategy
-    assert strategy.num_replicas_in_sync == len(tf.config.list_logical_devices("GPU")) or \
-        strategy.num_replicas_in_sync == len(tf.config.list_logical_devices("CPU"))
+    assert strategy.num_replicas_in_sync == len(
+        tf.config.list_logical_devices("GPU")
+    ) or strategy.num_replicas_in_sync == len(tf.config.list_logical_devices("CPU"))
 
 
 def test_unknown_mode_is_a_value_error():
@@ -54,18 +56,22 @@ def test_local_cluster_configs():
 
 def test_launch_local_workers_gives_each_its_tf_config(tmp_path):
     script = "import json, os; print(json.dumps(json.loads(os.environ['TF_CONFIG'])['task']))"
-    results = distribute.launch_local_workers(["-c", script], num_workers=2, timeout=60,
-                                              log_dir=str(tmp_path))
+    results = distribute.launch_local_workers(
+        ["-c", script], num_workers=2, timeout=60, log_dir=str(tmp_path)
+    )
     tasks = [json.loads(open(r["log"]).read().strip().splitlines()[-1]) for r in results]
     assert tasks == [{"type": "worker", "index": 0}, {"type": "worker", "index": 1}]
 
 
 def test_a_failing_worker_is_reported_with_its_log(tmp_path):
-    script = ("import json, os, sys; i = json.loads(os.environ['TF_CONFIG'])['task']['index'];"
-              "print('boom from', i); sys.exit(3 if i == 1 else 0)")
+    script = (
+        "import json, os, sys; i = json.loads(os.environ['TF_CONFIG'])['task']['index'];"
+        "print('boom from', i); sys.exit(3 if i == 1 else 0)"
+    )
     with pytest.raises(RuntimeError, match=r"worker 1 exited with 3(.|\n)*boom from 1"):
-        distribute.launch_local_workers(["-c", script], num_workers=2, timeout=60,
-                                        log_dir=str(tmp_path))
+        distribute.launch_local_workers(
+            ["-c", script], num_workers=2, timeout=60, log_dir=str(tmp_path)
+        )
 
 
 MIRRORED_VS_ONE_DEVICE = textwrap.dedent("""
@@ -98,8 +104,13 @@ MIRRORED_VS_ONE_DEVICE = textwrap.dedent("""
 
 def test_mirrored_over_two_logical_cpus_trains_like_one_device():
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.run([sys.executable, "-c", MIRRORED_VS_ONE_DEVICE], capture_output=True,
-                          text=True, timeout=300, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-c", MIRRORED_VS_ONE_DEVICE],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     devices, runs, diff = [json.loads(line) for line in proc.stdout.strip().splitlines()[-3:]]
     assert len(devices) == 2

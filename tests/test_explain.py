@@ -1,4 +1,5 @@
 """Unit tests of pmlv_utils.explain (tiny Keras models, 32x32 images: fast)."""
+
 import base64
 
 import numpy as np
@@ -42,9 +43,14 @@ def images():
 
 # ---- every method: shape, counting ---------------------------------------------------
 
-FAST_OPTIONS = {"ig": {"steps": 8}, "xrai": {"steps": 8}, "gradcam": {},
-                "lime": {"num_samples": 150}, "kernelshap": {"num_samples": 150},
-                "anchors": {"batch_size": 50}}
+FAST_OPTIONS = {
+    "ig": {"steps": 8},
+    "xrai": {"steps": 8},
+    "gradcam": {},
+    "lime": {"num_samples": 150},
+    "kernelshap": {"num_samples": 150},
+    "anchors": {"batch_size": 50},
+}
 
 
 @pytest.mark.parametrize("method", ex.METHODS)
@@ -82,10 +88,13 @@ def test_target_none_means_predicted_class(model, images):
 
 # ---- IG: completeness, integration rules, baselines -----------------------------------
 
+
 def _independent_gap(keras_model, images, targets, attributions, baseline):
     """|sum(attr) - (F(x) - F(b))| / |F(x) - F(b)| from the model's own outputs."""
     f_x = keras_model.predict(images, verbose=0)[np.arange(len(images)), targets]
-    f_b = keras_model.predict(np.repeat(baseline[None], len(images), 0), verbose=0)[np.arange(len(images)), targets]
+    f_b = keras_model.predict(np.repeat(baseline[None], len(images), 0), verbose=0)[
+        np.arange(len(images)), targets
+    ]
     total = attributions.reshape(len(images), -1).sum(axis=1)
     return np.abs(total - (f_x - f_b)) / np.abs(f_x - f_b)
 
@@ -96,8 +105,9 @@ def test_ig_completeness_gap_decreases_with_steps(integration, keras_model, mode
     baseline = ex.make_baseline("white", images.shape[1:])
     gaps = []
     for steps in (2, 8, 64):
-        result = ex.explain(images, targets, "ig", model, steps=steps, baseline="white",
-                            integration=integration)
+        result = ex.explain(
+            images, targets, "ig", model, steps=steps, baseline="white", integration=integration
+        )
         independent = _independent_gap(keras_model, images, targets, result.attributions, baseline)
         np.testing.assert_allclose(result.approx_error, independent, rtol=1e-3, atol=1e-4)
         gaps.append(independent.mean())
@@ -106,8 +116,12 @@ def test_ig_completeness_gap_decreases_with_steps(integration, keras_model, mode
 
 
 def test_ig_left_and_right_sums_bracket_and_converge(model, images):
-    coarse = ex.explain(images, [0, 0], "ig", model, steps=4, baseline="random", integration="riemann_left")
-    fine = ex.explain(images, [0, 0], "ig", model, steps=128, baseline="random", integration="riemann_left")
+    coarse = ex.explain(
+        images, [0, 0], "ig", model, steps=4, baseline="random", integration="riemann_left"
+    )
+    fine = ex.explain(
+        images, [0, 0], "ig", model, steps=128, baseline="random", integration="riemann_left"
+    )
     assert np.all(fine.approx_error < coarse.approx_error)
 
 
@@ -123,7 +137,7 @@ def test_ig_baselines_differ_and_random_is_seeded(model, images):
 
 
 def test_integration_points_integrate_polynomials():
-    f = lambda a: 3 * a ** 2  # integral over [0, 1] is 1  # noqa: E731
+    f = lambda a: 3 * a**2  # integral over [0, 1] is 1  # noqa: E731
     for rule in ("riemann_middle", "riemann_trapezoid", "gausslegendre", "riemann"):
         alphas, weights = ex.integration_points(rule, 200)
         assert abs(np.sum(weights * f(alphas)) - 1.0) < 0.02, rule
@@ -135,6 +149,7 @@ def test_integration_points_integrate_polynomials():
 
 
 # ---- black boxes and bad input ----------------------------------------------------------
+
 
 def test_black_box_refuses_gradient_methods(keras_model, images):
     box = ex.ExplainableModel.from_predict_fn(lambda x: keras_model.predict(x, verbose=0), SIZE)
@@ -155,15 +170,18 @@ def test_black_box_and_keras_agree_on_lime(keras_model, model, images):
     np.testing.assert_allclose(a.attributions, b.attributions, atol=1e-4)
 
 
-@pytest.mark.parametrize("bad, message", [
-    (np.zeros((2, SIZE, SIZE, 3), np.uint8), "float"),
-    (np.zeros((2, 16, 16, 3), np.float32), "16x16"),
-    (np.zeros((SIZE, SIZE, 3), np.float32), r"images\[None\]"),
-    (np.zeros((2, SIZE, SIZE, 1), np.float32), "shape"),
-    (np.full((1, SIZE, SIZE, 3), 2.0, np.float32), r"\[0, 1\]"),
-    (np.full((1, SIZE, SIZE, 3), np.nan, np.float32), "NaN"),
-    (np.array([["a"]]), "dtype"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.zeros((2, SIZE, SIZE, 3), np.uint8), "float"),
+        (np.zeros((2, 16, 16, 3), np.float32), "16x16"),
+        (np.zeros((SIZE, SIZE, 3), np.float32), r"images\[None\]"),
+        (np.zeros((2, SIZE, SIZE, 1), np.float32), "shape"),
+        (np.full((1, SIZE, SIZE, 3), 2.0, np.float32), r"\[0, 1\]"),
+        (np.full((1, SIZE, SIZE, 3), np.nan, np.float32), "NaN"),
+        (np.array([["a"]]), "dtype"),
+    ],
+)
 def test_bad_images_raise(bad, message, model):
     with pytest.raises(ValueError, match=message):
         ex.explain(bad, None, "ig", model)
@@ -197,14 +215,21 @@ def test_saved_model_signature_without_convs_refuses_gradcam(keras_model, tmp_pa
 
     archive = keras.export.ExportArchive()
     archive.track(keras_model)
-    archive.add_endpoint("xai_model", lambda x: {"probability": keras_model(x, training=False)},
-                         [tf.TensorSpec([None, SIZE, SIZE, 3], tf.float32, name="input_images")])
+    archive.add_endpoint(
+        "xai_model",
+        lambda x: {"probability": keras_model(x, training=False)},
+        [tf.TensorSpec([None, SIZE, SIZE, 3], tf.float32, name="input_images")],
+    )
     archive.write_out(str(tmp_path / "export"), verbose=False)
     saved = ex.ExplainableModel.from_saved_model(tmp_path / "export")
     assert saved.img_size == (SIZE, SIZE) and saved.num_classes == N_CLASSES
-    np.testing.assert_allclose(saved.predict(images), keras_model.predict(images, verbose=0), atol=1e-5)
+    np.testing.assert_allclose(
+        saved.predict(images), keras_model.predict(images, verbose=0), atol=1e-5
+    )
     ig_saved = ex.explain(images, [0, 1], "ig", saved, steps=8)
-    ig_keras = ex.explain(images, [0, 1], "ig", ex.ExplainableModel.from_keras(keras_model), steps=8)
+    ig_keras = ex.explain(
+        images, [0, 1], "ig", ex.ExplainableModel.from_keras(keras_model), steps=8
+    )
     np.testing.assert_allclose(ig_saved.attributions, ig_keras.attributions, atol=1e-5)
     with pytest.raises(ValueError, match="Grad-CAM"):
         ex.explain(images, [0, 1], "gradcam", saved)
@@ -214,11 +239,12 @@ def test_saved_model_signature_without_convs_refuses_gradcam(keras_model, tmp_pa
 
 # ---- metrics on hand-made arrays --------------------------------------------------------
 
+
 def test_rank_correlation_on_hand_made_maps():
     a = np.arange(16, dtype=float).reshape(4, 4)
     assert ex.rank_correlation(a, a * 10 + 3) == pytest.approx(1.0)
     assert ex.rank_correlation(a, -a) == pytest.approx(-1.0)
-    assert ex.rank_correlation(a, a ** 3) == pytest.approx(1.0)  # ranks, not values
+    assert ex.rank_correlation(a, a**3) == pytest.approx(1.0)  # ranks, not values
     assert np.isnan(ex.rank_correlation(a, np.ones_like(a)))
 
 
@@ -251,9 +277,9 @@ def test_agreement_table_is_symmetric_with_unit_diagonal():
 
 def test_attribution_share_on_hand_made_mask():
     attr = np.zeros((4, 4))
-    attr[0, 0] = 3.0     # on the flower
-    attr[3, 3] = 1.0     # on the background
-    attr[1, 1] = -5.0    # negative mass is ignored
+    attr[0, 0] = 3.0  # on the flower
+    attr[3, 3] = 1.0  # on the background
+    attr[1, 1] = -5.0  # negative mass is ignored
     mask = np.zeros((4, 4), bool)
     mask[:2, :2] = True
     share = ex.attribution_share(attr, mask)
@@ -301,7 +327,9 @@ def test_hide_modes_switch_superpixels_off(model, images):
     means = ex.hidden_image(images[0], segments, "mean")
     for s in range(segments.max() + 1):
         pixels = images[0][segments == s]
-        np.testing.assert_allclose(means[segments == s], np.broadcast_to(pixels.mean(axis=0), pixels.shape), atol=1e-5)
+        np.testing.assert_allclose(
+            means[segments == s], np.broadcast_to(pixels.mean(axis=0), pixels.shape), atol=1e-5
+        )
     assert np.all(ex.hidden_image(images[0], segments, "grey") == 0.5)
     with pytest.raises(ValueError, match="hide"):
         ex.explain(images[:1], [0], "lime", model, hide="blur")
@@ -330,9 +358,12 @@ def test_plots_draw(model, images):
     from pmlv_utils import explain_plots
 
     result = ex.explain(images, [0, 1], "ig", model, steps=4)
-    for fig in (explain_plots.plot_attribution(images[0], result.attributions[0]),
-                explain_plots.plot_explanation_grid(images, result.attributions, ["a", "b"], "IG"),
-                explain_plots.plot_method_comparison(images, {"ig": result.attributions,
-                                                              "abs": np.abs(result.attributions)})):
+    for fig in (
+        explain_plots.plot_attribution(images[0], result.attributions[0]),
+        explain_plots.plot_explanation_grid(images, result.attributions, ["a", "b"], "IG"),
+        explain_plots.plot_method_comparison(
+            images, {"ig": result.attributions, "abs": np.abs(result.attributions)}
+        ),
+    ):
         assert fig.axes
         plt.close(fig)

@@ -1,7 +1,7 @@
 """pmlv_utils.export: the SavedModel's signatures agree with the Keras model and each other."""
+
 from __future__ import annotations
 
-import io
 import json
 import shutil
 import subprocess
@@ -29,7 +29,7 @@ def image_files(tmp_path_factory):
     paths = []
     for i, (h, w, fmt) in enumerate([(40, 60, "JPEG"), (50, 50, "PNG"), (70, 45, "JPEG")]):
         img = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
-        img[h // 4: 3 * h // 4, w // 4: 3 * w // 4] = rng.integers(0, 255, 3)
+        img[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4] = rng.integers(0, 255, 3)
         path = folder / f"img{i}.{fmt.lower()}"
         Image.fromarray(img).save(path, format=fmt)
         paths.append(str(path))
@@ -44,7 +44,9 @@ def exported(tmp_path_factory):
     x = np.random.default_rng(1).random((8, SIZE, SIZE, 3)).astype("float32")
     model.fit(x, np.arange(8) % 5, epochs=1, verbose=0)
     folder = tmp_path_factory.mktemp("export") / "export"
-    export.export_model(model, str(folder), LABELS, SIZE, "small_cnn", extra_info={"note": "t"})
+    export.export_saved_model(
+        model, str(folder), LABELS, SIZE, "small_cnn", extra_info={"note": "t"}
+    )
     return model, folder
 
 
@@ -57,8 +59,10 @@ def test_signatures_and_extra_files(exported):
     assert info["img_size"] == SIZE and info["labels"] == LABELS and info["note"] == "t"
     assert export.read_model_info(folder)["model_kind"] == "small_cnn"
     text = export.describe_signatures(folder)
-    assert "serving_default(filenames: string[None]) -> flower_type_int: int64[None], " \
-           "flower_type_str: string[None], probability: float32[None, 5]" in text
+    assert (
+        "serving_default(filenames: string[None]) -> flower_type_int: int64[None], "
+        "flower_type_str: string[None], probability: float32[None, 5]" in text
+    )
     assert f"xai_model(input_images: float32[None, {SIZE}, {SIZE}, 3])" in text
 
 
@@ -69,8 +73,9 @@ def test_serving_default_equals_keras_model_on_the_same_files(exported, image_fi
     expected = model.predict(images, verbose=0)
     np.testing.assert_allclose(out["probability"].numpy(), expected, atol=1e-5)
     np.testing.assert_array_equal(out["flower_type_int"].numpy(), expected.argmax(axis=1))
-    assert [s.decode() for s in out["flower_type_str"].numpy()] == \
-        [LABELS[i] for i in expected.argmax(axis=1)]
+    assert [s.decode() for s in out["flower_type_str"].numpy()] == [
+        LABELS[i] for i in expected.argmax(axis=1)
+    ]
 
 
 def test_from_bytes_passthrough_and_xai_agree_with_serving_default(exported, image_files):
@@ -79,7 +84,9 @@ def test_from_bytes_passthrough_and_xai_agree_with_serving_default(exported, ima
     files = tf.constant(image_files)
     ref = sigs["serving_default"](filenames=files)["probability"].numpy()
     raw = tf.constant([Path(f).read_bytes() for f in image_files])
-    np.testing.assert_allclose(sigs["from_bytes"](img_bytes=raw)["probability"].numpy(), ref, atol=1e-6)
+    np.testing.assert_allclose(
+        sigs["from_bytes"](img_bytes=raw)["probability"].numpy(), ref, atol=1e-6
+    )
     keys = tf.constant([7, 8, 9], tf.int64)
     passed = sigs["passthrough"](filenames=files, key=keys)
     np.testing.assert_array_equal(passed["key"].numpy(), [7, 8, 9])
@@ -87,14 +94,15 @@ def test_from_bytes_passthrough_and_xai_agree_with_serving_default(exported, ima
     np.testing.assert_allclose(passed["probability"].numpy(), ref, atol=1e-6)
     images = sigs["xai_preprocess"](filenames=files)["input_images"]
     assert images.shape == (3, SIZE, SIZE, 3)
-    np.testing.assert_allclose(sigs["xai_model"](input_images=images)["probability"].numpy(), ref,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        sigs["xai_model"](input_images=images)["probability"].numpy(), ref, atol=1e-6
+    )
 
 
 def test_label_count_must_match(exported, tmp_path):
     model, _ = exported
     with pytest.raises(ValueError, match="4 labels"):
-        export.export_model(model, str(tmp_path / "x"), LABELS[:4], SIZE)
+        export.export_saved_model(model, str(tmp_path / "x"), LABELS[:4], SIZE)
 
 
 def test_missing_export_is_a_clear_error(tmp_path):
@@ -109,7 +117,7 @@ def test_export_replaces_an_old_folder(exported, tmp_path):
     target = tmp_path / "export"
     target.mkdir()
     (target / "stale.txt").write_text("old")
-    export.export_model(model, str(target), LABELS, SIZE)
+    export.export_saved_model(model, str(target), LABELS, SIZE)
     assert not (target / "stale.txt").exists() and (target / "saved_model.pb").exists()
 
 
@@ -118,8 +126,13 @@ def test_saved_model_cli_lists_every_signature(exported):
     cli = shutil.which("saved_model_cli", path=str(Path(sys.executable).parent))
     if cli is None:
         pytest.skip("saved_model_cli not installed")
-    out = subprocess.run([cli, "show", "--dir", str(folder), "--all"], capture_output=True,
-                         text=True, timeout=120, check=True).stdout
+    out = subprocess.run(
+        [cli, "show", "--dir", str(folder), "--all"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
     for name in export.SIGNATURES:
         assert f"signature_def['{name}']" in out
     assert "inputs['img_bytes']" in out and "outputs['flower_type_str']" in out
@@ -128,7 +141,9 @@ def test_saved_model_cli_lists_every_signature(exported):
 def test_converts_to_tflite_without_flex_ops(exported):
     _, folder = exported
     converter = tf.lite.TFLiteConverter.from_saved_model(str(folder), signature_keys=["xai_model"])
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # no Flex (select TF ops)
+    converter.target_spec.supported_ops = [
+        tf.lite.OpsSet.TFLITE_BUILTINS
+    ]  # no Flex (select TF ops)
     flat = converter.convert()
     interpreter = tf.lite.Interpreter(model_content=flat)
     runner = interpreter.get_signature_runner("xai_model")

@@ -1,4 +1,5 @@
 """The five grayscale variants of 07b compute the same image."""
+
 import numpy as np
 import pytest
 

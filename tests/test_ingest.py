@@ -1,4 +1,5 @@
 """tf.data ingest: shapes, labels, determinism, and clear errors on bad shards."""
+
 import collections
 import importlib
 import types
@@ -26,6 +27,7 @@ def _standin_tfrecords():
             "path": tf.io.FixedLenFeature([], tf.string),
         }
         return tf.io.parse_single_example(serialized, features)
+
     return types.SimpleNamespace(parse_example=parse_example)
 
 
@@ -35,6 +37,7 @@ def _standin_preprocess():
         img = tf.image.convert_image_dtype(img, tf.float32)
         img = tf.image.resize(img, [height, width])
         return tf.reshape(img, [height, width, 3])
+
     return types.SimpleNamespace(preprocess_image=preprocess_image)
 
 
@@ -57,10 +60,18 @@ def _example(i, label_int, h=20, w=30):
 
     def ints(v):
         return tf.train.Feature(int64_list=tf.train.Int64List(value=v))
-    return tf.train.Example(features=tf.train.Features(feature={
-        "image": b(jpeg), "shape": ints([h, w, 3]), "label": b(LABELS[label_int].encode()),
-        "label_int": ints([label_int]), "path": b(f"/x/{LABELS[label_int]}/{i}.jpg".encode()),
-    })).SerializeToString()
+
+    return tf.train.Example(
+        features=tf.train.Features(
+            feature={
+                "image": b(jpeg),
+                "shape": ints([h, w, 3]),
+                "label": b(LABELS[label_int].encode()),
+                "label_int": ints([label_int]),
+                "path": b(f"/x/{LABELS[label_int]}/{i}.jpg".encode()),
+            }
+        )
+    ).SerializeToString()
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +81,9 @@ def shards(tmp_path_factory):
     sizes = [10, 8, 5, 0]
     labels, i = [], 0
     for s, n in enumerate(sizes):
-        with tf.io.TFRecordWriter(str(folder / f"train-{s:05d}-of-{len(sizes):05d}.gz"), options="GZIP") as w:
+        with tf.io.TFRecordWriter(
+            str(folder / f"train-{s:05d}-of-{len(sizes):05d}.gz"), options="GZIP"
+        ) as w:
             for _ in range(n):
                 w.write(_example(i, i % 5))
                 labels.append(i % 5)
@@ -94,12 +107,17 @@ def test_shapes_dtypes_labels(shards):
     # evaluation order is repeatable; without interleave it is the file order
     assert _labels(batches) == _labels(ingest.make_dataset(str(folder / "train-*"), img_size=IMG))
     assert collections.Counter(_labels(batches)) == collections.Counter(labels)
-    assert _labels(ingest.make_dataset(str(folder / "train-*"), img_size=IMG, interleave=False)) == labels
+    assert (
+        _labels(ingest.make_dataset(str(folder / "train-*"), img_size=IMG, interleave=False))
+        == labels
+    )
 
 
 def test_rectangular_size(shards):
     folder, _ = shards
-    images, _ = next(iter(ingest.make_dataset(str(folder / "train-*"), batch_size=2, img_size=(8, 12))))
+    images, _ = next(
+        iter(ingest.make_dataset(str(folder / "train-*"), batch_size=2, img_size=(8, 12)))
+    )
     assert images.shape == (2, 8, 12, 3)
 
 
@@ -108,16 +126,20 @@ def test_seeded_training_order_is_deterministic(shards):
     pattern = str(folder / "train-*")
 
     def order(seed):
-        ds = ingest.make_dataset(pattern, batch_size=None, img_size=IMG, training=True,
-                                 shuffle_seed=seed)
+        ds = ingest.make_dataset(
+            pattern, batch_size=None, img_size=IMG, training=True, shuffle_seed=seed
+        )
         return [tuple(np.round(img.numpy()[0, 0], 4)) for img, _ in ds]
+
     a, b, c = order(7), order(7), order(8)
     assert a == b
     assert a != c
     assert len(a) == len(labels)
 
 
-@pytest.mark.parametrize("table,variants", [("read", ingest.READ_VARIANTS), ("train", ingest.TRAIN_VARIANTS)])
+@pytest.mark.parametrize(
+    "table,variants", [("read", ingest.READ_VARIANTS), ("train", ingest.TRAIN_VARIANTS)]
+)
 def test_every_variant_yields_the_same_labels(shards, table, variants):
     folder, labels = shards
     for name in variants:
@@ -129,11 +151,19 @@ def test_bytes_dataset_matches_tfrecords(shards):
     folder, labels = shards
     images, ints = ingest.load_image_bytes(str(folder / "train-*"))
     assert ints == labels
-    from_bytes = np.concatenate([x.numpy() for x, _ in ingest.make_bytes_dataset(images, ints, img_size=IMG)])
-    from_records = np.concatenate([x.numpy() for x, _ in ingest.make_dataset(str(folder / "train-*"), img_size=IMG,
-                                                                       interleave=False)])
+    from_bytes = np.concatenate(
+        [x.numpy() for x, _ in ingest.make_bytes_dataset(images, ints, img_size=IMG)]
+    )
+    from_records = np.concatenate(
+        [
+            x.numpy()
+            for x, _ in ingest.make_dataset(str(folder / "train-*"), img_size=IMG, interleave=False)
+        ]
+    )
     np.testing.assert_allclose(from_bytes, from_records)
-    assert ingest.drain(ingest.make_bytes_dataset(images, img_size=IMG, batch_size=5)) == len(labels)
+    assert ingest.drain(ingest.make_bytes_dataset(images, img_size=IMG, batch_size=5)) == len(
+        labels
+    )
 
 
 def test_file_dataset(tmp_path):
@@ -168,8 +198,11 @@ def test_corrupt_shard_names_the_file(shards, tmp_path, damage):
     folder, _ = shards
     good = (folder / "train-00000-of-00004.gz").read_bytes()
     bad = tmp_path / "train-00009-of-00010.gz"
-    bad.write_bytes({"not_gzip": b"garbage" * 50, "truncated": good[: len(good) // 2],
-                     "zero_bytes": b""}[damage])
+    bad.write_bytes(
+        {"not_gzip": b"garbage" * 50, "truncated": good[: len(good) // 2], "zero_bytes": b""}[
+            damage
+        ]
+    )
     with pytest.raises(ingest.ShardError, match="train-00009-of-00010.gz"):
         ingest.make_dataset([str(folder / "train-*"), str(bad)])
 
@@ -192,7 +225,9 @@ def test_keras_knows_the_steps_per_epoch(shards):
 
 def test_probe_model_trains_on_the_dataset(shards):
     folder, labels = shards
-    ds = ingest.make_variant("prefetch + cache", str(folder / "train-*"), img_size=IMG, table="train")
+    ds = ingest.make_variant(
+        "prefetch + cache", str(folder / "train-*"), img_size=IMG, table="train"
+    )
     history = ingest.train_probe(ds, IMG, epochs=2)
     assert len(history.history["loss"]) == 2
     assert ingest.read_loop(ds, epochs=2) == 2 * len(labels)

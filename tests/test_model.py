@@ -1,4 +1,5 @@
 """pmlv_utils.model: the small CNN and MobileNetV2 builders."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -50,8 +51,9 @@ def test_keras_file_round_trip(tmp_path):
 def test_mobilenetv2_local_weights_file_is_loaded_and_frozen(tmp_path):
     # A stand-in for a downloaded no-top weights file: random weights saved to .h5.
     size = 48
-    donor = keras.applications.MobileNetV2(input_shape=(size, size, 3), include_top=False,
-                                           weights=None, pooling="avg")
+    donor = keras.applications.MobileNetV2(
+        input_shape=(size, size, 3), include_top=False, weights=None, pooling="avg"
+    )
     path = str(tmp_path / "mobilenet_v2_notop.weights.h5")
     donor.save_weights(path)
     model = M.build_model("mobilenetv2", img_size=64, crop_ratio=0.75, weights=path)

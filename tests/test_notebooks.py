@@ -6,12 +6,19 @@ copies go to build/notebooks/ (not committed). After a run, the text outputs of 
 executing the notebook a second time). A notebook may declare ``"skip": "<reason>"`` in its
 metadata: it is then reported as skipped with that reason, never silently passed.
 """
+
 from __future__ import annotations
 
 import pytest
 
-from notebook_tools import (DEFAULT_TIMEOUT, REPO, checked_outputs, course_notebooks,
-                            harness_settings, read)
+from notebook_tools import (
+    DEFAULT_TIMEOUT,
+    REPO,
+    checked_outputs,
+    course_notebooks,
+    harness_settings,
+    read,
+)
 
 OUT_DIR = REPO / "build" / "notebooks"
 
@@ -36,14 +43,23 @@ def test_notebook_runs(path, nb_id, timeout_s):
         pytest.skip(f"{nb_id}: {settings['skip']}")
     out = OUT_DIR / nb_id
     out.parent.mkdir(parents=True, exist_ok=True)
-    papermill.execute_notebook(str(path), str(out), parameters=settings.get("test_parameters", {}),
-                               cwd=str(path.parent), kernel_name="python3", language="python",
-                               progress_bar=False)
+    papermill.execute_notebook(
+        str(path),
+        str(out),
+        parameters=settings.get("test_parameters", {}),
+        cwd=str(path.parent),
+        kernel_name="python3",
+        language="python",
+        progress_bar=False,
+    )
 
     expected = checked_outputs(committed)
     actual = checked_outputs(read(out))
     for source, text in expected.items():
-        assert text, f"{nb_id}: a '# NBVAL_CHECK_OUTPUT' cell has no committed output; commit it executed"
+        assert text, (
+            f"{nb_id}: a '# NBVAL_CHECK_OUTPUT' cell has no committed output; commit it executed"
+        )
         assert actual.get(source) == text, (
             f"{nb_id}: output changed for the checked cell\n--- cell\n{source}\n--- committed\n{text}\n"
-            f"--- now\n{actual.get(source)}")
+            f"--- now\n{actual.get(source)}"
+        )

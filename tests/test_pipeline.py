@@ -3,32 +3,17 @@
 The local runs share one workspace (with tests/test_course.py) so that only the first one
 trains; later ones exercise kfp's cache.
 """
-import shutil
+
 from pathlib import Path
 
 import pytest
 
 from pmlv_utils import pipeline
-from pmlv_utils import workspace as ws
-
-# Tiny settings shared with test_course.py (same workspace -> same cache).
-TINY = dict(images_per_class=20, seed=42, img_size=32, epochs=2)
-
-
-def shared_workspace(tmp_path_factory) -> Path:
-    return tmp_path_factory.getbasetemp() / "pipeline-shared-ws"
-
-
-@pytest.fixture(scope="session")
-def tiny_ws(tmp_path_factory):
-    folder = shared_workspace(tmp_path_factory)
-    folder.mkdir(exist_ok=True)
-    return folder
-
 
 # --------------------------------------------------------------------------------------
 # Compiled pipeline
 # --------------------------------------------------------------------------------------
+
 
 def test_compiled_yaml_loads_and_lists_the_steps(tmp_path):
     path = pipeline.compile_pipeline(tmp_path / "flowers_pipeline.yaml")
@@ -47,9 +32,12 @@ def test_compiled_yaml_loads_and_lists_the_steps(tmp_path):
 def test_committed_yaml_is_current(tmp_path):
     """10_mlops/pipeline/flowers_pipeline.yaml is what the code compiles to (recompile if not)."""
     fresh = pipeline.compile_pipeline(tmp_path / "fresh.yaml").read_text()
-    assert pipeline.COMPILED_PIPELINE.is_file(), "run pipeline.compile_pipeline() and commit the YAML"
+    assert pipeline.COMPILED_PIPELINE.is_file(), (
+        "run pipeline.compile_pipeline() and commit the YAML"
+    )
     assert pipeline.COMPILED_PIPELINE.read_text() == fresh, (
-        "the committed pipeline YAML is stale: run pipeline.compile_pipeline() (or notebook 10a)")
+        "the committed pipeline YAML is stale: run pipeline.compile_pipeline() (or notebook 10a)"
+    )
     assert pipeline.pipeline_steps(pipeline.COMPILED_PIPELINE)[1:] == list(pipeline.STEPS)
 
 
@@ -61,6 +49,7 @@ def test_load_compiled_names_a_missing_file(tmp_path):
 # --------------------------------------------------------------------------------------
 # Fingerprints and the watcher (fast)
 # --------------------------------------------------------------------------------------
+
 
 def _tiny_csv(folder: Path, n: int = 3) -> Path:
     (folder / "daisy").mkdir(parents=True, exist_ok=True)
@@ -107,9 +96,14 @@ def test_watch_folder_runs_once_when_new_data_has_settled(tmp_path):
         if next(polls) == 2:
             (tmp_path / "daisy" / "new.jpg").write_bytes(b"new image")
 
-    events = pipeline.watch_folder(tmp_path, on_change=lambda folder: runs.append(folder) or "ran",
-                                   known=known, poll_seconds=0, max_polls=8,
-                                   sleep=new_images_land_at_poll_2)
+    events = pipeline.watch_folder(
+        tmp_path,
+        on_change=lambda folder: runs.append(folder) or "ran",
+        known=known,
+        poll_seconds=0,
+        max_polls=8,
+        sleep=new_images_land_at_poll_2,
+    )
     actions = [e["action"] for e in events]
     assert actions[:2] == ["no change", "no change"]
     assert actions[2].startswith("new data: wait")
@@ -119,8 +113,13 @@ def test_watch_folder_runs_once_when_new_data_has_settled(tmp_path):
 
 def test_watch_folder_without_change_never_runs(tmp_path):
     _tiny_csv(tmp_path)
-    events = pipeline.watch_folder(tmp_path, on_change=lambda f: pytest.fail("ran"), poll_seconds=0,
-                                   max_polls=3, sleep=lambda s: None)
+    events = pipeline.watch_folder(
+        tmp_path,
+        on_change=lambda f: pytest.fail("ran"),
+        poll_seconds=0,
+        max_polls=3,
+        sleep=lambda s: None,
+    )
     assert [e["action"] for e in events] == ["no change"] * 3
 
 
@@ -135,10 +134,13 @@ def test_describe_submission_without_project_says_why(tmp_path):
 # Local runs (kfp local runner, subprocesses)
 # --------------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
-def test_local_run_deploys_then_rerun_reuses_the_cached_dataset(tiny_ws):
+def test_local_run_deploys_then_rerun_reuses_the_cached_dataset(tiny_ws, tiny_pipeline_settings):
     root = pipeline.default_root(tiny_ws)
-    first = pipeline.run_local(root, workspace=tiny_ws, accuracy_threshold=0.0, **TINY)
+    first = pipeline.run_local(
+        root, workspace=tiny_ws, accuracy_threshold=0.0, **tiny_pipeline_settings
+    )
     status = {s.step: s.status for s in first.steps}
     assert status["fingerprint-inputs"] == "ran" and status["deploy-model"] == "ran"
     assert all(v in ("ran", "cached") for v in status.values()), status
@@ -147,14 +149,22 @@ def test_local_run_deploys_then_rerun_reuses_the_cached_dataset(tiny_ws):
     assert (deployed / "saved_model" / "saved_model.pb").is_file()
     assert (deployed / pipeline.TFLITE_NAME).stat().st_size > 1000
     counts = first.outputs["tfrecords"].metadata
-    assert counts["train"] > 0 and counts["train"] + counts["valid"] + counts["test"] == 5 * TINY["images_per_class"]
+    assert (
+        counts["train"] > 0
+        and counts["train"] + counts["valid"] + counts["test"]
+        == 5 * tiny_pipeline_settings["images_per_class"]
+    )
     dataset_code = pipeline.code_fingerprint("create-dataset")
 
-    second = pipeline.run_local(root, workspace=tiny_ws, accuracy_threshold=0.0, **TINY)
+    second = pipeline.run_local(
+        root, workspace=tiny_ws, accuracy_threshold=0.0, **tiny_pipeline_settings
+    )
     status = {s.step: s.status for s in second.steps}
     assert status["fingerprint-inputs"] == "ran"  # never cached: it must look at the data
     assert status["deploy-model"] == "ran"  # never cached: it has effects outside its artifact
-    if pipeline.code_fingerprint("create-dataset") == dataset_code:  # nobody edited its code meanwhile
+    if (
+        pipeline.code_fingerprint("create-dataset") == dataset_code
+    ):  # nobody edited its code meanwhile
         assert status["create-dataset"] == "cached"
         assert second.outputs["tfrecords"].uri == first.outputs["tfrecords"].uri
         assert second.step("create-dataset").seconds == 0.0
@@ -165,10 +175,18 @@ def test_local_run_deploys_then_rerun_reuses_the_cached_dataset(tiny_ws):
 
 
 @pytest.mark.slow
-def test_impossible_threshold_stops_at_the_gate_with_nothing_deployed(tiny_ws, tmp_path):
+def test_impossible_threshold_stops_at_the_gate_with_nothing_deployed(
+    tiny_ws, tmp_path, tiny_pipeline_settings
+):
     deploy_dir = tmp_path / "endpoint"
-    run = pipeline.run_local(pipeline.default_root(tiny_ws), workspace=tiny_ws, accuracy_threshold=1.01,
-                             deploy_dir=deploy_dir, progress=False, **TINY)
+    run = pipeline.run_local(
+        pipeline.default_root(tiny_ws),
+        workspace=tiny_ws,
+        accuracy_threshold=1.01,
+        deploy_dir=deploy_dir,
+        progress=False,
+        **tiny_pipeline_settings,
+    )
     assert not run.deployed
     assert run.step("deploy-model").status == "skipped"
     assert pipeline.GATE_NAME in run.step("deploy-model").note
@@ -178,12 +196,18 @@ def test_impossible_threshold_stops_at_the_gate_with_nothing_deployed(tiny_ws, t
 
 
 @pytest.mark.slow
-def test_missing_csv_stops_at_the_dataset_step(tmp_path):
+def test_missing_csv_stops_at_the_dataset_step(tmp_path, tiny_pipeline_settings):
     missing = tmp_path / "no_such_folder" / "all_data.csv"
     deploy_dir = tmp_path / "endpoint"
     with pytest.raises(pipeline.PipelineStepError) as info:
-        pipeline.run_local(tmp_path / "pipeline", workspace=tmp_path, data_csv=str(missing),
-                           deploy_dir=deploy_dir, progress=False, **TINY)
+        pipeline.run_local(
+            tmp_path / "pipeline",
+            workspace=tmp_path,
+            data_csv=str(missing),
+            deploy_dir=deploy_dir,
+            progress=False,
+            **tiny_pipeline_settings,
+        )
     err = info.value
     assert err.step == "create-dataset"
     assert "FileNotFoundError" in err.cause and "data CSV does not exist" in err.cause
@@ -196,13 +220,19 @@ def test_missing_csv_stops_at_the_dataset_step(tmp_path):
 
 
 @pytest.mark.slow
-def test_empty_csv_stops_at_the_dataset_step(tmp_path):
+def test_empty_csv_stops_at_the_dataset_step(tmp_path, tiny_pipeline_settings):
     data = tmp_path / "data"
     data.mkdir()
     (data / "all_data.csv").write_text("")
     (data / "dict.txt").write_text("daisy\ntulips\n")
     with pytest.raises(pipeline.PipelineStepError, match="no usable line") as info:
-        pipeline.run_local(tmp_path / "pipeline", workspace=tmp_path, data_csv=str(data / "all_data.csv"),
-                           deploy_dir=tmp_path / "endpoint", progress=False, **TINY)
+        pipeline.run_local(
+            tmp_path / "pipeline",
+            workspace=tmp_path,
+            data_csv=str(data / "all_data.csv"),
+            deploy_dir=tmp_path / "endpoint",
+            progress=False,
+            **tiny_pipeline_settings,
+        )
     assert info.value.step == "create-dataset"
     assert not (tmp_path / "endpoint").exists()

@@ -1,4 +1,5 @@
 """pmlv_utils.plots: the grid and confusion-matrix helpers accept what the notebooks pass."""
+
 import io
 
 import matplotlib

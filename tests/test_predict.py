@@ -1,4 +1,5 @@
 """In-memory and Beam prediction (pmlv_utils.predict) on a tiny untrained exported model."""
+
 from __future__ import annotations
 
 import json
@@ -11,52 +12,25 @@ LABELS = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
 TINY_SIZE = 32
 
 
-def make_tiny_assets(base: Path) -> dict:
-    """A tiny exported model and a few images (built once per test session, reused by files).
-
-    Returns paths: ``export``, ``images`` (folder with good JPEG/PNG files), ``good`` (list),
-    ``corrupt`` (a .jpg that is not an image), ``outside`` (an image outside ``images``).
-    """
-    base.mkdir(parents=True, exist_ok=True)
-    images = base / "images"
-    export_dir = base / "export"
-    good = [images / f"flower_{i:02d}.{'png' if i % 5 == 4 else 'jpg'}" for i in range(12)]
-    corrupt = images / "corrupt.jpg"
-    outside = base / "outside" / "secret.jpg"
-    if not (export_dir / "saved_model.pb").exists():
-        from PIL import Image
-
-        from pmlv_utils import export, model
-
-        rng = np.random.default_rng(0)
-        images.mkdir(exist_ok=True)
-        outside.parent.mkdir(exist_ok=True)
-        for i, path in enumerate(good + [outside]):
-            pixels = rng.integers(0, 256, (24 + 3 * i, 40, 3), dtype=np.uint8)  # varied sizes
-            Image.fromarray(pixels).save(path)
-        corrupt.write_bytes(b"\xff\xd8 this is not really a JPEG")
-        tiny = model.build_model("small_cnn", num_classes=len(LABELS), img_size=TINY_SIZE, compile=False)
-        export.export_model(tiny, str(export_dir), LABELS, TINY_SIZE)
-    return {"export": export_dir, "images": images, "good": [str(p) for p in good],
-            "corrupt": str(corrupt), "outside": str(outside)}
-
-
 @pytest.fixture(scope="session")
-def tiny(tmp_path_factory):
-    return make_tiny_assets(tmp_path_factory.getbasetemp() / "pmlv_tiny_serving")
+def tiny(tiny_assets):
+    return tiny_assets
 
 
 @pytest.fixture(scope="session")
 def serving_model(tiny):
     from pmlv_utils import predict
-    return predict.ServingModel(tiny["export"])
+
+    return predict.LoadedModel(tiny["export"])
 
 
 def test_serving_model_reads_signatures_and_labels(serving_model):
     assert serving_model.labels == LABELS
     assert serving_model.img_size == TINY_SIZE
     described = serving_model.describe()
-    assert described["serving_default"]["inputs"] == {"filenames": {"dtype": "string", "shape": [None]}}
+    assert described["serving_default"]["inputs"] == {
+        "filenames": {"dtype": "string", "shape": [None]}
+    }
     assert {"from_bytes", "passthrough", "xai_preprocess", "xai_model"} <= set(described)
 
 
@@ -87,7 +61,10 @@ def test_bytes_and_filenames_give_identical_predictions(tiny, serving_model):
 
     by_name = predict.predict_files(tiny["good"], serving_model)
     by_bytes = predict.predict_bytes([Path(f).read_bytes() for f in tiny["good"]], serving_model)
-    diff = np.abs(np.array([r["probability"] for r in by_name]) - np.array([r["probability"] for r in by_bytes]))
+    diff = np.abs(
+        np.array([r["probability"] for r in by_name])
+        - np.array([r["probability"] for r in by_bytes])
+    )
     assert diff.max() < 1e-6
     with pytest.raises(ValueError, match="image 1"):
         predict.predict_bytes([Path(tiny["good"][0]).read_bytes(), b"not an image"], serving_model)
@@ -96,8 +73,13 @@ def test_bytes_and_filenames_give_identical_predictions(tiny, serving_model):
 def test_outputs_to_rows_repeats_scalars_and_decodes_bytes():
     from pmlv_utils import predict
 
-    rows = predict.outputs_to_rows({"p": np.array([[0.5, 0.5], [1.0, 0.0]], np.float32),
-                                    "s": np.array([b"a", b"b"]), "k": np.int64(7)})
+    rows = predict.outputs_to_rows(
+        {
+            "p": np.array([[0.5, 0.5], [1.0, 0.0]], np.float32),
+            "s": np.array([b"a", b"b"]),
+            "k": np.int64(7),
+        }
+    )
     assert rows == [{"k": 7, "p": [0.5, 0.5], "s": "a"}, {"k": 7, "p": [1.0, 0.0], "s": "b"}]
 
 
@@ -107,15 +89,22 @@ def _by_filename(rows):
     return {r["filename"]: r for r in rows}
 
 
-def test_beam_batch_writes_each_prediction_once_and_dead_letters_bad_files(tiny, serving_model, tmp_path):
+def test_beam_batch_writes_each_prediction_once_and_dead_letters_bad_files(
+    tiny, serving_model, tmp_path
+):
     """CSV input (book format, relative paths) + Shared/BatchElements: one model load, many batches."""
     from pmlv_utils import predict
 
     images = Path(tiny["images"])
-    lines = [f"{Path(f).name},daisy" for f in tiny["good"]] + ["missing.jpg,roses", "corrupt.jpg,tulips"]
+    lines = [f"{Path(f).name},daisy" for f in tiny["good"]] + [
+        "missing.jpg,roses",
+        "corrupt.jpg,tulips",
+    ]
     csv = images / "batch_input.csv"
     csv.write_text("\n".join(lines) + "\n")
-    result = predict.run_batch_prediction(str(csv), tiny["export"], str(tmp_path / "out" / "pred"), batch_size=4)
+    result = predict.run_batch_prediction(
+        str(csv), tiny["export"], str(tmp_path / "out" / "pred"), batch_size=4
+    )
 
     got = _by_filename(result.predictions())
     assert set(got) == set(tiny["good"])
@@ -135,7 +124,9 @@ def test_naive_dofn_loads_the_model_for_every_element(tiny, tmp_path):
     from pmlv_utils import predict
 
     files = tiny["good"][:3]
-    result = predict.run_batch_prediction(files, tiny["export"], str(tmp_path / "naive"), mode="naive")
+    result = predict.run_batch_prediction(
+        files, tiny["export"], str(tmp_path / "naive"), mode="naive"
+    )
     assert set(_by_filename(result.predictions())) == set(files)
     assert result.counters["model_loads"] == len(files)
 
@@ -144,8 +135,15 @@ def test_same_transforms_run_on_a_test_stream(tiny, tmp_path):
     from pmlv_utils import predict
 
     files = tiny["good"] + [tiny["corrupt"]]
-    result = predict.run_batch_prediction(files, tiny["export"], str(tmp_path / "stream"), streaming=True,
-                                          stream_batch_size=5, window_seconds=10, batch_size=4)
+    result = predict.run_batch_prediction(
+        files,
+        tiny["export"],
+        str(tmp_path / "stream"),
+        streaming=True,
+        stream_batch_size=5,
+        window_seconds=10,
+        batch_size=4,
+    )
     assert len(result.prediction_files()) == 3  # one file per 10 s window (5 + 5 + 3 elements)
     assert set(_by_filename(result.predictions())) == set(tiny["good"])
     assert [d["path"] for d in result.dead_letters()] == [tiny["corrupt"]]
@@ -157,6 +155,6 @@ def test_bad_arguments_are_named(tiny, tmp_path):
     with pytest.raises(ValueError, match="mode"):
         predict.run_batch_prediction(tiny["good"], tiny["export"], str(tmp_path / "x"), mode="fast")
     with pytest.raises(FileNotFoundError, match="no exported model"):
-        predict.ServingModel(tmp_path / "not_a_model")
+        predict.LoadedModel(tmp_path / "not_a_model")
     with pytest.raises(KeyError, match="no signature 'nope'"):
-        predict.ServingModel(tiny["export"]).call("nope", filenames=[])
+        predict.LoadedModel(tiny["export"]).call("nope", filenames=[])

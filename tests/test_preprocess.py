@@ -1,4 +1,5 @@
 """pmlv_utils.preprocess: THE preprocessing function and the augmentation layers."""
+
 from __future__ import annotations
 
 import io
@@ -26,13 +27,14 @@ def three_bands(height=40, width=120) -> np.ndarray:
     """Left third red, middle third green, right third blue."""
     img = np.zeros((height, width, 3), np.uint8)
     img[:, : width // 3, 0] = 255
-    img[:, width // 3: 2 * width // 3, 1] = 255
-    img[:, 2 * width // 3:, 2] = 255
+    img[:, width // 3 : 2 * width // 3, 1] = 255
+    img[:, 2 * width // 3 :, 2] = 255
     return img
 
 
-@pytest.mark.parametrize("fmt,mode", [("PNG", None), ("JPEG", None), ("PNG", "RGBA"),
-                                      ("PNG", "L"), ("GIF", None)])
+@pytest.mark.parametrize(
+    "fmt,mode", [("PNG", None), ("JPEG", None), ("PNG", "RGBA"), ("PNG", "L"), ("GIF", None)]
+)
 def test_any_format_gives_float_rgb_in_unit_range(fmt, mode):
     data = encode(np.random.default_rng(0).integers(0, 255, (30, 50, 3), dtype=np.uint8), fmt, mode)
     out = preprocess.preprocess_image(data, 24, 32)
@@ -52,8 +54,10 @@ def test_same_aspect_keeps_everything():
 
 
 def test_static_shape_inside_a_graph():
-    fn = tf.function(lambda b: preprocess.preprocess_image(b, 20, 20),
-                     input_signature=[tf.TensorSpec([], tf.string)])
+    fn = tf.function(
+        lambda b: preprocess.preprocess_image(b, 20, 20),
+        input_signature=[tf.TensorSpec([], tf.string)],
+    )
     assert fn.get_concrete_function().structured_outputs.shape == (20, 20, 3)
 
 
@@ -86,8 +90,8 @@ def test_random_crop_varies_per_call_and_per_image_in_training():
     x = tf.repeat(random_batch(1), 8, axis=0)  # 8 copies of one image
     a, b = layer(x, training=True).numpy(), layer(x, training=True).numpy()
     assert a.shape == (8, 12, 12, 3)
-    assert not np.allclose(a, b)                                   # new draw each call
-    assert len({a[i].tobytes() for i in range(8)}) > 1             # per image, not per batch
+    assert not np.allclose(a, b)  # new draw each call
+    assert len({a[i].tobytes() for i in range(8)}) > 1  # per image, not per batch
 
 
 def test_random_crop_inference_is_the_centre_and_same_size():

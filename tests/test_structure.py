@@ -1,4 +1,5 @@
 """Every notebook follows the course skeleton (DESIGN.md): checked without executing anything."""
+
 from __future__ import annotations
 
 import json
@@ -21,13 +22,20 @@ def test_skeleton(path):
     nb = read(path)
     cells = nb.cells
     markdown = [c.source for c in cells if c.cell_type == "markdown"]
-    assert cells and cells[0].cell_type == "markdown" and cells[0].source.lstrip().startswith("# "), \
-        "the first cell must be a markdown H1 title"
-    assert any("what you will learn" in m.lower() for m in markdown), "missing 'What you will learn'"
+    assert (
+        cells and cells[0].cell_type == "markdown" and cells[0].source.lstrip().startswith("# ")
+    ), "the first cell must be a markdown H1 title"
+    assert any("what you will learn" in m.lower() for m in markdown), (
+        "missing 'What you will learn'"
+    )
     for heading in ("## Setup", "## Summary", "## Clean up"):
-        assert any(re.search(rf"^{heading}\b", m, re.M | re.I) for m in markdown), f"missing '{heading}'"
+        assert any(re.search(rf"^{heading}\b", m, re.M | re.I) for m in markdown), (
+            f"missing '{heading}'"
+        )
     tagged = [c for c in cells if "parameters" in c.metadata.get("tags", [])]
-    assert len(tagged) == 1 and tagged[0].cell_type == "code", "exactly one code cell tagged 'parameters'"
+    assert len(tagged) == 1 and tagged[0].cell_type == "code", (
+        "exactly one code cell tagged 'parameters'"
+    )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
@@ -35,9 +43,13 @@ def test_no_installs_and_no_machine_paths(path):
     nb = read(path)
     for c in nb.cells:
         if c.cell_type == "code":
-            assert not re.search(r"^\s*[!%]\s*pip\s+install", c.source, re.M), "pip install in a notebook"
+            assert not re.search(r"^\s*[!%]\s*pip\s+install", c.source, re.M), (
+                "pip install in a notebook"
+            )
     outputs = json.dumps([c.get("outputs", []) for c in nb.cells if c.cell_type == "code"])
-    assert not MACHINE_PATH.search(outputs), "committed outputs show an absolute path of the build machine"
+    assert not MACHINE_PATH.search(outputs), (
+        "committed outputs show an absolute path of the build machine"
+    )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)

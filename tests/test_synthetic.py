@@ -1,4 +1,5 @@
 """The synthetic 5-flowers generator: formats, determinism, masks, background bias, CLI."""
+
 from __future__ import annotations
 
 import csv
@@ -19,8 +20,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _files(root: Path) -> dict[str, bytes]:
     """Every generated file except the CSV of absolute paths, by relative path."""
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and p.name != "all_data.csv"}
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != "all_data.csv"
+    }
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +53,9 @@ def test_layout_csv_and_dict(small_set):
     info = list(csv.DictReader(open(root / "image_info.csv")))
     assert [i["image"] for i in info] == [str(Path(p).relative_to(root)) for p, _ in rows]
     assert {i["background"] for i in info} <= set(BACKGROUND_KINDS)
-    assert all(i["other_flower"] in {"", *CLASSES} and i["other_flower"] != i["label"] for i in info)
+    assert all(
+        i["other_flower"] in {"", *CLASSES} and i["other_flower"] != i["label"] for i in info
+    )
     assert all(int(i["n_flowers"]) >= 1 for i in info)
 
 
@@ -76,8 +82,9 @@ def test_same_seed_byte_identical_other_seed_differs(small_set, tmp_path):
     synthetic.generate_dataset(again, images_per_class=3, seed=7, progress=False)
     assert _files(root) == _files(again)
     # the CSV differs only by the output root
-    assert (root / "flower_photos/all_data.csv").read_text().replace(str(root.resolve()), "ROOT") == \
-        (again / "flower_photos/all_data.csv").read_text().replace(str(again.resolve()), "ROOT")
+    assert (root / "flower_photos/all_data.csv").read_text().replace(
+        str(root.resolve()), "ROOT"
+    ) == (again / "flower_photos/all_data.csv").read_text().replace(str(again.resolve()), "ROOT")
     other = tmp_path / "other"
     synthetic.generate_dataset(other, images_per_class=3, seed=8, progress=False)
     a, b = _files(root), _files(other)
@@ -99,7 +106,9 @@ def test_render_flower_outputs_and_errors():
     rgb, mask = synthetic.render_flower("roses", 3, background="grass", size=(120, 100))
     assert rgb.shape == (100, 120, 3) and rgb.dtype == np.uint8
     assert mask.shape == (100, 120) and mask.dtype == bool and mask.any()
-    rgb2, mask2 = synthetic.render_flower("roses", np.random.default_rng(3), background="grass", size=(120, 100))
+    rgb2, mask2 = synthetic.render_flower(
+        "roses", np.random.default_rng(3), background="grass", size=(120, 100)
+    )
     assert np.array_equal(rgb, rgb2) and np.array_equal(mask, mask2)
     # the flower sits on the background: the mask is not just noise
     assert abs(rgb[mask].mean() - rgb[~mask].mean()) > 5
@@ -109,11 +118,14 @@ def test_render_flower_outputs_and_errors():
         synthetic.render_flower("daisy", 0, background="snow")
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(images_per_class=0), "images_per_class"),
-    (dict(seed=-1), "seed"),
-    (dict(background_bias=1.5), "background_bias"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(images_per_class=0), "images_per_class"),
+        (dict(seed=-1), "seed"),
+        (dict(background_bias=1.5), "background_bias"),
+    ],
+)
 def test_bad_arguments(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
         synthetic.generate_dataset(tmp_path, **{"images_per_class": 1, **kwargs}, progress=False)
@@ -141,19 +153,29 @@ def test_background_bias_changes_distribution():
 def test_biased_data_set_keeps_the_flowers(small_set, tmp_path):
     root, result = small_set
     biased = tmp_path / "biased"
-    out = synthetic.generate_dataset(biased, images_per_class=3, seed=7, background_bias=1.0, progress=False)
+    out = synthetic.generate_dataset(
+        biased, images_per_class=3, seed=7, background_bias=1.0, progress=False
+    )
     assert out["biased_class"] == BIASED_CLASS and result["biased_class"] is None
     assert out["background_counts"][BIASED_CLASS][BIAS_BACKGROUND] == 3
-    assert all(out["background_counts"][c][BIAS_BACKGROUND] == 0 for c in CLASSES if c != BIASED_CLASS)
+    assert all(
+        out["background_counts"][c][BIAS_BACKGROUND] == 0 for c in CLASSES if c != BIASED_CLASS
+    )
     # only the background changes: the flower (and so its mask) is the same drawing
     for name in ("tulips/tulips_0000", "daisy/daisy_0002"):
-        assert np.array_equal(synthetic.load_mask(root / f"flower_photos/{name}.jpg"),
-                              synthetic.load_mask(biased / f"flower_photos/{name}.jpg"))
+        assert np.array_equal(
+            synthetic.load_mask(root / f"flower_photos/{name}.jpg"),
+            synthetic.load_mask(biased / f"flower_photos/{name}.jpg"),
+        )
 
 
 def test_cli(tmp_path):
-    run = lambda *args: subprocess.run([sys.executable, "-m", "pmlv_utils.synthetic", *args],  # noqa: E731
-                                       capture_output=True, text=True, cwd=REPO)
+    run = lambda *args: subprocess.run(
+        [sys.executable, "-m", "pmlv_utils.synthetic", *args],  # noqa: E731
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     ok = run("--output_dir", str(tmp_path / "cli"), "--images_per_class", "1", "--seed", "3")
     assert ok.returncode == 0, ok.stderr
     assert "wrote 5 images" in ok.stdout

@@ -1,10 +1,11 @@
 """pmlv_utils.tflite: float32 / float16 / int8 conversion, LiteRT inference, clear errors.
 
 A tiny CNN is trained for a few seconds on colour-coded images (one hue per class, plus
-noise and a random square) and exported by ``pmlv_utils.export.export_model``; its
+noise and a random square) and exported by ``pmlv_utils.export.export_saved_model``; its
 ``xai_model`` signature is what gets converted. Every kind must run in LiteRT and agree with
 the SavedModel on most images.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,7 +19,9 @@ from pmlv_utils import export, tflite  # noqa: E402
 
 SIZE = 32
 CLASSES = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
-HUES = np.array([[0.9, 0.9, 0.9], [0.9, 0.8, 0.1], [0.8, 0.1, 0.2], [0.9, 0.5, 0.0], [0.6, 0.1, 0.6]])
+HUES = np.array(
+    [[0.9, 0.9, 0.9], [0.9, 0.8, 0.1], [0.8, 0.1, 0.2], [0.9, 0.5, 0.0], [0.6, 0.1, 0.6]]
+)
 
 
 def colour_images(n: int, seed: int):
@@ -27,7 +30,7 @@ def colour_images(n: int, seed: int):
     images = rng.uniform(0.0, 0.4, (n, SIZE, SIZE, 3))
     for img, label in zip(images, labels):
         top, left = rng.integers(0, SIZE // 2, 2)
-        img[top:top + SIZE // 2, left:left + SIZE // 2] = HUES[label] + rng.normal(0, 0.05, 3)
+        img[top : top + SIZE // 2, left : left + SIZE // 2] = HUES[label] + rng.normal(0, 0.05, 3)
     return np.clip(images, 0, 1).astype("float32"), labels
 
 
@@ -46,7 +49,7 @@ def export_dir(tmp_path_factory):
     model.fit(images, labels, epochs=15, batch_size=32, verbose=0)
 
     folder = tmp_path_factory.mktemp("export") / "export"
-    export.export_model(model, str(folder), CLASSES, SIZE)
+    export.export_saved_model(model, str(folder), CLASSES, SIZE)
     return folder
 
 
@@ -73,7 +76,9 @@ def test_all_kinds_written_and_int8_is_smaller(converted):
 def test_each_kind_agrees_with_savedmodel(kind, export_dir, converted, test_data):
     images, labels = test_data
     reference = tflite.evaluate_savedmodel(export_dir, images, labels)
-    assert reference["accuracy"] > 0.8, "the tiny model did not learn; the agreement test would mean nothing"
+    assert reference["accuracy"] > 0.8, (
+        "the tiny model did not learn; the agreement test would mean nothing"
+    )
     row = tflite.evaluate_tflite(converted[kind], images, labels, reference["probabilities"])
     assert row["agreement"] >= 0.9
     assert np.isfinite(row["probabilities"]).all()
@@ -126,7 +131,9 @@ def test_bad_inputs_raise_clear_errors(export_dir, converted, tmp_path):
 
 def test_op_summary_shows_integer_only_int8(converted):
     int8_ops = tflite.op_summary(converted["int8"])
-    types = set(", ".join(int8_ops["input_types"].tolist() + int8_ops["output_types"].tolist()).split(", "))
+    types = set(
+        ", ".join(int8_ops["input_types"].tolist() + int8_ops["output_types"].tolist()).split(", ")
+    )
     assert "CONV_2D" in int8_ops.index and not any(t.startswith("float") for t in types)
     float_ops = tflite.op_summary(converted["float32"])
     assert "float32" in float_ops.loc["CONV_2D", "input_types"]

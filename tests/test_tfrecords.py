@@ -4,6 +4,7 @@ One small CSV mixes good images with every kind of bad line; the CLI runs on it 
 subprocess, the library runs on it once more with two worker threads to compare the splits (the
 multi-process mode gives the same result but costs ~10 s of worker start-up: the notebook shows it).
 """
+
 import importlib.util
 import io
 import json
@@ -105,15 +106,32 @@ def cli_run(mixed):
     root, csv_file, labels_file, expected = mixed
     out_dir, counts_file = root / "out_cli", root / "counts.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "jpeg_to_tfrecord", "--all_data", csv_file, "--labels_file", labels_file,
-         "--output_dir", str(out_dir), "--counts_json", str(counts_file)],
-        cwd=CLI_DIR, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "jpeg_to_tfrecord",
+            "--all_data",
+            csv_file,
+            "--labels_file",
+            labels_file,
+            "--output_dir",
+            str(out_dir),
+            "--counts_json",
+            str(counts_file),
+        ],
+        cwd=CLI_DIR,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return proc, out_dir, json.loads(counts_file.read_text()) if counts_file.exists() else None
 
 
 def _records_by_split(out_dir):
-    return {s: tfrecords.read_records(tfrecords.split_pattern(out_dir, s), decode=True)
-            for s in dataset_files.SPLITS}
+    return {
+        s: tfrecords.read_records(dataset_files.split_pattern(out_dir, s), decode=True)
+        for s in dataset_files.SPLITS
+    }
 
 
 def test_cli_exits_0_and_prints_counts(cli_run, mixed):
@@ -159,14 +177,18 @@ def test_sources_converted_only_when_needed(cli_run, mixed):
             assert Image.open(io.BytesIO(stored)).format == "JPEG"
             assert Image.open(io.BytesIO(stored)).mode == "RGB"
     gray = next(r for r in recs.values() if r["path"].endswith("gray.jpg"))["pixels"]
-    assert gray.shape[2] == 3 and np.abs(gray[..., 0].astype(int) - gray[..., 1]).max() <= 3  # still gray
+    assert (
+        gray.shape[2] == 3 and np.abs(gray[..., 0].astype(int) - gray[..., 1]).max() <= 3
+    )  # still gray
 
 
 def test_every_bad_row_in_errors_with_its_reason(cli_run, mixed):
     _, out_dir, counts = cli_run
     expected = mixed[3]
     errors = tfrecords.read_errors(str(out_dir))
-    assert {e["line"]: e["reason"] for e in errors} == {n: v[1] for n, v in expected.items() if v[0] == "bad"}
+    assert {e["line"]: e["reason"] for e in errors} == {
+        n: v[1] for n, v in expected.items() if v[0] == "bad"
+    }
     assert len(errors) == len({e["line"] for e in errors})
     assert all(set(e) >= {"line", "path", "label", "reason"} for e in errors)
     assert sum(counts["rejected"].values()) == len(errors)
@@ -189,34 +211,62 @@ def test_second_run_multithreaded_gives_identical_splits(cli_run, mixed, tmp_pat
     root, csv_file, labels_file, _ = mixed
     # leave a stale shard of an "earlier run" with another shard count: it must be removed
     (tmp_path / "train-00003-of-00004.gz").write_bytes(b"stale")
-    counts = tfrecords.run_pipeline(csv_file, labels_file, str(tmp_path), direct_num_workers=2,
-                                    direct_running_mode="multi_threading", verbose=False)
+    counts = tfrecords.run_pipeline(
+        csv_file,
+        labels_file,
+        str(tmp_path),
+        direct_num_workers=2,
+        direct_running_mode="multi_threading",
+        verbose=False,
+    )
     assert not (tmp_path / "train-00003-of-00004.gz").exists()
-    assert counts["written"] == first_counts["written"] and counts["rejected"] == first_counts["rejected"]
+    assert (
+        counts["written"] == first_counts["written"]
+        and counts["rejected"] == first_counts["rejected"]
+    )
     for split in dataset_files.SPLITS:
-        a = sorted(r["path"] for r in tfrecords.read_records(tfrecords.split_pattern(first_dir, split)))
-        b = sorted(r["path"] for r in tfrecords.read_records(tfrecords.split_pattern(tmp_path, split)))
+        a = sorted(
+            r["path"] for r in tfrecords.read_records(dataset_files.split_pattern(first_dir, split))
+        )
+        b = sorted(
+            r["path"] for r in tfrecords.read_records(dataset_files.split_pattern(tmp_path, split))
+        )
         assert a == b
-        assert tfrecords.count_records(tfrecords.split_pattern(tmp_path, split)) == len(b)
+        assert tfrecords.count_records(dataset_files.split_pattern(tmp_path, split)) == len(b)
 
 
 def _load_cli():
-    spec = importlib.util.spec_from_file_location("jpeg_to_tfrecord", CLI_DIR / "jpeg_to_tfrecord.py")
+    spec = importlib.util.spec_from_file_location(
+        "jpeg_to_tfrecord", CLI_DIR / "jpeg_to_tfrecord.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-@pytest.mark.parametrize("csv_text, labels_text, message", [
-    ("", "daisy\nroses\n", "is empty"),
-    ("\n\n", "daisy\nroses\n", "is empty"),
-    ("daisy/a.jpg,daisy\n", "daisy\n", "at least 2"),
-])
-def test_empty_csv_or_one_label_exits_nonzero_with_message(tmp_path, capsys, csv_text, labels_text, message):
+@pytest.mark.parametrize(
+    "csv_text, labels_text, message",
+    [
+        ("", "daisy\nroses\n", "is empty"),
+        ("\n\n", "daisy\nroses\n", "is empty"),
+        ("daisy/a.jpg,daisy\n", "daisy\n", "at least 2"),
+    ],
+)
+def test_empty_csv_or_one_label_exits_nonzero_with_message(
+    tmp_path, capsys, csv_text, labels_text, message
+):
     (tmp_path / "all_data.csv").write_text(csv_text)
     (tmp_path / "dict.txt").write_text(labels_text)
-    status = _load_cli().main(["--all_data", str(tmp_path / "all_data.csv"), "--labels_file",
-                               str(tmp_path / "dict.txt"), "--output_dir", str(tmp_path / "out")])
+    status = _load_cli().main(
+        [
+            "--all_data",
+            str(tmp_path / "all_data.csv"),
+            "--labels_file",
+            str(tmp_path / "dict.txt"),
+            "--output_dir",
+            str(tmp_path / "out"),
+        ]
+    )
     assert status != 0
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()  # nothing started
@@ -224,24 +274,45 @@ def test_empty_csv_or_one_label_exits_nonzero_with_message(tmp_path, capsys, csv
 
 def test_dataflow_options_are_built_correctly(tmp_path):
     options = tfrecords.build_pipeline_options(
-        "DataflowRunner", "gs://bucket/flowers_tfrecords/", project_id="my-project", region="europe-west1",
-        job_name="flowers-test", num_workers=5, requirements_dir=tmp_path).get_all_options()
+        "DataflowRunner",
+        "gs://bucket/flowers_tfrecords/",
+        project_id="my-project",
+        region="europe-west1",
+        job_name="flowers-test",
+        num_workers=5,
+        requirements_dir=tmp_path,
+    ).get_all_options()
     assert options["runner"] == "DataflowRunner"
-    assert (options["project"], options["region"], options["job_name"]) == ("my-project", "europe-west1", "flowers-test")
+    assert (options["project"], options["region"], options["job_name"]) == (
+        "my-project",
+        "europe-west1",
+        "flowers-test",
+    )
     assert options["temp_location"] == "gs://bucket/flowers_tfrecords/tmp"
     assert options["staging_location"] == "gs://bucket/flowers_tfrecords/staging"
     assert options["max_num_workers"] == 5
-    assert options["setup_file"].endswith("pyproject.toml") and os.path.exists(options["setup_file"])
+    assert options["setup_file"].endswith("pyproject.toml") and os.path.exists(
+        options["setup_file"]
+    )
     requirements = Path(options["requirements_file"]).read_text()
     assert "tensorflow==" in requirements and "pillow==" in requirements
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(runner="DataflowRunner", output_dir="gs://b/o", region="r"), "project_id"),
-    (dict(runner="DataflowRunner", output_dir="/local/out", project_id="p", region="r"), "gs://"),
-    (dict(runner="SparkRunner", output_dir="/o"), "runner must be"),
-    (dict(runner="DirectRunner", output_dir="/o", direct_running_mode="many_threads"), "direct_running_mode"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(runner="DataflowRunner", output_dir="gs://b/o", region="r"), "project_id"),
+        (
+            dict(runner="DataflowRunner", output_dir="/local/out", project_id="p", region="r"),
+            "gs://",
+        ),
+        (dict(runner="SparkRunner", output_dir="/o"), "runner must be"),
+        (
+            dict(runner="DirectRunner", output_dir="/o", direct_running_mode="many_threads"),
+            "direct_running_mode",
+        ),
+    ],
+)
 def test_bad_runner_options_raise(kwargs, message, tmp_path):
     with pytest.raises(ValueError, match=message):
         tfrecords.build_pipeline_options(requirements_dir=tmp_path, **kwargs)
@@ -249,20 +320,34 @@ def test_bad_runner_options_raise(kwargs, message, tmp_path):
 
 def test_local_options_pass_direct_settings_and_extra_args():
     options = tfrecords.build_pipeline_options(
-        "DirectRunner", "/o", direct_num_workers=2, direct_running_mode="multi_processing",
-        extra_args=["--direct_embed_docker_python"]).get_all_options()
-    assert options["direct_num_workers"] == 2 and options["direct_running_mode"] == "multi_processing"
+        "DirectRunner",
+        "/o",
+        direct_num_workers=2,
+        direct_running_mode="multi_processing",
+        extra_args=["--direct_embed_docker_python"],
+    ).get_all_options()
+    assert (
+        options["direct_num_workers"] == 2 and options["direct_running_mode"] == "multi_processing"
+    )
 
 
 def test_dataflow_refuses_a_local_csv_before_starting(tmp_path):
     with pytest.raises(ValueError, match="local CSV"):
-        tfrecords.run_pipeline(str(tmp_path / "all_data.csv"), str(tmp_path / "dict.txt"), "gs://b/o",
-                               runner="DataflowRunner", project_id="p", region="r")
+        tfrecords.run_pipeline(
+            str(tmp_path / "all_data.csv"),
+            str(tmp_path / "dict.txt"),
+            "gs://b/o",
+            runner="DataflowRunner",
+            project_id="p",
+            region="r",
+        )
 
 
 def test_make_and_parse_example_round_trip():
     jpeg = _jpeg(Image.fromarray(_pixels(np.random.default_rng(1), 20, 30)))
-    serialized = tfrecords.make_example(jpeg, (20, 30, 3), "roses", 1, "gs://b/roses/x.jpg").SerializeToString()
+    serialized = tfrecords.make_example(
+        jpeg, (20, 30, 3), "roses", 1, "gs://b/roses/x.jpg"
+    ).SerializeToString()
     parsed = tfrecords.parse_example(serialized)
     assert parsed["image"].numpy() == jpeg
     assert list(parsed["shape"].numpy()) == [20, 30, 3]
@@ -273,7 +358,11 @@ def test_make_and_parse_example_round_trip():
 
 def test_shard_counts():
     assert tfrecords.shard_counts(None, 3670) == {"train": 15, "valid": 1, "test": 1}
-    assert tfrecords.shard_counts(16, 10) == {"train": 16, "valid": 2, "test": 2}  # the book's 16/2/2
+    assert tfrecords.shard_counts(16, 10) == {
+        "train": 16,
+        "valid": 2,
+        "test": 2,
+    }  # the book's 16/2/2
     assert tfrecords.shard_counts(None, 5) == {"train": 1, "valid": 1, "test": 1}
     with pytest.raises(ValueError):
         tfrecords.shard_counts({"train": 2}, 10)
@@ -282,14 +371,19 @@ def test_shard_counts():
 def test_bad_input_demo_matches_the_dead_letters(mixed, tmp_path):
     _, _, _, expected_fixture = mixed
     good = [(v[1], v[2]) for v in expected_fixture.values() if v[0] == "ok" and v[4] is None][:2]
-    csv_file, labels_file, expected = tfrecords.write_bad_input_demo(str(tmp_path / "demo"), good, LABELS)
-    counts = tfrecords.run_pipeline(csv_file, labels_file, str(tmp_path / "out"), fractions=(1.0, 0.0, 0.0),
-                                    verbose=False)
+    csv_file, labels_file, expected = tfrecords.write_bad_input_demo(
+        str(tmp_path / "demo"), good, LABELS
+    )
+    counts = tfrecords.run_pipeline(
+        csv_file, labels_file, str(tmp_path / "out"), fractions=(1.0, 0.0, 0.0), verbose=False
+    )
     errors = tfrecords.read_errors(str(tmp_path / "out"))
     assert counts["written"] == {"train": 5, "valid": 0, "test": 0}
     for split in ("valid", "test"):  # an empty split still gets its (empty) shard
         assert (tmp_path / "out" / f"{split}-00000-of-00001.gz").exists()
-        assert tfrecords.count_records(tfrecords.split_pattern(tmp_path / "out", split)) == 0
-    assert {e["line"]: e["reason"] for e in errors} == {n: r for n, r in expected.items() if not r.startswith("ok")}
+        assert tfrecords.count_records(dataset_files.split_pattern(tmp_path / "out", split)) == 0
+    assert {e["line"]: e["reason"] for e in errors} == {
+        n: r for n, r in expected.items() if not r.startswith("ok")
+    }
     assert counts["total_written"] == sum(r.startswith("ok") for r in expected.values()) == 5
     assert counts["converted"] == {"JPEG/CMYK": 1, "JPEG/L": 1, "PNG/RGB": 1}

@@ -1,4 +1,5 @@
 """timing.time_it and timing_table: positive numbers, medians, ratios."""
+
 import math
 
 import pytest
@@ -20,6 +21,7 @@ def test_time_it_returns_positive_medians():
 
 def test_time_it_setup_is_not_timed_and_feeds_fn():
     import time
+
     calls = []
 
     def setup():
@@ -38,7 +40,9 @@ def test_time_it_rejects_zero_repeats():
 
 def test_timing_table_ratios():
     results = {"plain": {"cpu_s": 4.0, "wall_s": 8.0}, "fast": {"cpu_s": 6.0, "wall_s": 2.0}}
-    df = timing.timing_table(results, book={"plain": 7.99, "fast": {"cpu_s": 1, "wall_s": 5.23}}, items=100)
+    df = timing.timing_table(
+        results, book={"plain": 7.99, "fast": {"cpu_s": 1, "wall_s": 5.23}}, items=100
+    )
     assert list(df.index) == ["plain", "fast"]
     assert df.loc["fast", "speedup"] == pytest.approx(4.0)
     assert df.loc["fast", "cpu_ratio"] == pytest.approx(1.5)
@@ -54,6 +58,7 @@ def test_timing_table_ratios():
 
 def test_plot_speedups_draws_one_panel_per_table():
     import matplotlib
+
     matplotlib.use("Agg")
     results = {"plain": {"cpu_s": 4.0, "wall_s": 8.0}, "fast": {"cpu_s": 6.0, "wall_s": 2.0}}
     df = timing.timing_table(results, book={"plain": 2.0, "fast": 1.0})
@@ -63,6 +68,7 @@ def test_plot_speedups_draws_one_panel_per_table():
 
 def test_plot_rates_one_bar_per_row():
     import matplotlib
+
     matplotlib.use("Agg")
     results = {"plain": {"cpu_s": 4.0, "wall_s": 8.0}, "fast": {"cpu_s": 6.0, "wall_s": 2.0}}
     df = timing.timing_table(results, items=100)

@@ -1,4 +1,5 @@
 """MLflow tracking of explanations, the explainer as a pyfunc model (from code), serving, Beam batch."""
+
 from __future__ import annotations
 
 import io
@@ -16,13 +17,14 @@ SIZE = 32
 def setup(tmp_path_factory):
     import keras
 
-    from pmlv_utils import export, model as model_lib, tracking
+    from pmlv_utils import export, tracking
+    from pmlv_utils import model as model_lib
 
     root = tmp_path_factory.mktemp("tracking")
     keras.utils.set_random_seed(0)
     m = model_lib.build_model("small_cnn", num_classes=5, img_size=SIZE, augment=False)
     export_dir = root / "export"
-    export.export_model(m, str(export_dir), LABELS, SIZE)
+    export.export_saved_model(m, str(export_dir), LABELS, SIZE)
     images = []
     rng = np.random.default_rng(0)
     for i in range(3):
@@ -37,8 +39,11 @@ def setup(tmp_path_factory):
 
 def test_default_store_is_sqlite_in_workspace(tmp_path, monkeypatch):
     from pmlv_utils import tracking
+
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert tracking.tracking_uri(workspace=tmp_path) == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
+    assert (
+        tracking.tracking_uri(workspace=tmp_path) == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
+    )
 
 
 def test_log_and_read_back_attributions(setup):
@@ -49,7 +54,9 @@ def test_log_and_read_back_attributions(setup):
     maps = np.random.default_rng(1).normal(size=(2, SIZE, SIZE)).astype(np.float32)
     imgs = np.random.default_rng(2).random((2, SIZE, SIZE, 3)).astype(np.float32)
     with mlflow.start_run() as run:
-        logged = tracking.log_explanations(imgs, maps, ["a", "b"], approx_error=np.array([0.01, 0.02]))
+        logged = tracking.log_explanations(
+            imgs, maps, ["a", "b"], approx_error=np.array([0.01, 0.02])
+        )
     assert "explanations/ig_attributions.npz" in logged and "explanations/ig_grid.png" in logged
     back = tracking.load_logged_attributions(run.info.run_id)
     np.testing.assert_allclose(back["attributions"], maps)
@@ -71,7 +78,6 @@ def logged_explainer(setup):
 
 
 def test_pyfunc_explainer_answers_json(setup, logged_explainer):
-    import mlflow.pyfunc
     import pandas as pd
 
     from pmlv_utils import explain, tracking
@@ -85,11 +91,20 @@ def test_pyfunc_explainer_answers_json(setup, logged_explainer):
     json.dumps(rows)  # plain JSON types only
     # Same numbers as computed in-process with the same method and steps.
     image = tracking.decode_request_images([body["dataframe_records"][0]["image_b64"]], SIZE)
-    direct = explain.explain(image, [2], method="ig", steps=32,
-                             model=explain.ExplainableModel.from_saved_model(setup["export_dir"]))
+    direct = explain.explain(
+        image,
+        [2],
+        method="ig",
+        steps=32,
+        model=explain.ExplainableModel.from_saved_model(setup["export_dir"]),
+    )
     np.testing.assert_allclose(attribution, direct.attributions[0], atol=1e-4)
     with pytest.raises(Exception, match="unknown target"):
-        model.predict(pd.DataFrame([{"image_b64": body["dataframe_records"][0]["image_b64"], "target": "cactus"}]))
+        model.predict(
+            pd.DataFrame(
+                [{"image_b64": body["dataframe_records"][0]["image_b64"], "target": "cactus"}]
+            )
+        )
     with pytest.raises(Exception, match="base64"):
         model.predict(pd.DataFrame([{"image_b64": "%%%"}]))
 
@@ -105,15 +120,24 @@ def test_served_explainer_and_batch(setup, logged_explainer, tmp_path):
         assert resp.status_code == 200, resp.text
         row = resp.json()["predictions"][0]
         assert np.asarray(row["attribution"]).shape == (SIZE, SIZE)
-        assert Image.open(io.BytesIO(__import__("base64").b64decode(row["attribution_png_b64"]))).size == (SIZE, SIZE)
+        assert Image.open(
+            io.BytesIO(__import__("base64").b64decode(row["attribution_png_b64"]))
+        ).size == (SIZE, SIZE)
         bad = served.invocations({"dataframe_records": [{"image_b64": "%%%"}]})
         assert 400 <= bad.status_code < 500
-        assert served.invocations(tracking.image_request(setup["images"][:1])).status_code == 200  # still up
+        assert (
+            served.invocations(tracking.image_request(setup["images"][:1])).status_code == 200
+        )  # still up
     finally:
         served.stop()
 
-    paths = [str(p) for p in setup["images"]] + [str(setup["root"] / "bad.jpg"), str(setup["root"] / "missing.jpg")]
-    result = tracking.run_batch_explanations(paths, logged_explainer, str(tmp_path / "batch"), uri=setup["uri"])
+    paths = [str(p) for p in setup["images"]] + [
+        str(setup["root"] / "bad.jpg"),
+        str(setup["root"] / "missing.jpg"),
+    ]
+    result = tracking.run_batch_explanations(
+        paths, logged_explainer, str(tmp_path / "batch"), uri=setup["uri"]
+    )
     assert result["explained"] == 3 and result["dead_letter"] == 2
     reasons = [r["reason"] for r in tracking.read_jsonl(result["error_files"])]
     assert any("unreadable" in r for r in reasons)

@@ -4,6 +4,7 @@ The data is a tiny colour-coded 5-class set (one hue per class on a dark noisy
 background) written as GZIP TFRecords in the course's schema, small enough that a
 2-epoch run on 28-pixel images takes seconds.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 Image = pytest.importorskip("PIL.Image")
 
-from pmlv_utils import tfrecords, training  # noqa: E402
+from pmlv_utils import dataset_files, tfrecords, training  # noqa: E402
 
 CLASSES = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
 HUES = np.array([[230, 230, 230], [230, 205, 25], [205, 25, 50], [230, 128, 0], [150, 25, 150]])
@@ -37,7 +38,7 @@ def make_tiny_flowers(folder, per_class=10, seed=0) -> dict:
             h, w = 30 + int(rng.integers(0, 8)), 30 + int(rng.integers(0, 15))
             img = rng.uniform(0, 90, (h, w, 3))
             top, left = rng.integers(0, h // 3), rng.integers(0, w // 3)
-            img[top:top + h // 2, left:left + w // 2] = HUES[k] + rng.normal(0, 10, 3)
+            img[top : top + h // 2, left : left + w // 2] = HUES[k] + rng.normal(0, 10, 3)
             path = os.path.join(folder, label, f"{i}.jpg")
             Image.fromarray(np.clip(img, 0, 255).astype("uint8")).save(path, quality=92)
             split = "test" if i % 5 == 0 else "valid" if i % 5 == 1 else "train"
@@ -71,16 +72,44 @@ def test_cli_writes_every_artifact(tiny, tmp_path):
     job = tmp_path / "job"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     proc = subprocess.run(
-        [sys.executable, "-m", "pmlv_utils.train", "--job-dir", str(job), "--input_topdir",
-         str(folder), "--pattern=-*", "--num_epochs", "2", "--batch_size", "8", "--img_size", "28",
-         "--with_color_distort", "False", "--lrate", "0.003"],
-        capture_output=True, text=True, timeout=300, env=env)
+        [
+            sys.executable,
+            "-m",
+            "pmlv_utils.train",
+            "--job-dir",
+            str(job),
+            "--input_topdir",
+            str(folder),
+            "--pattern=-*",
+            "--num_epochs",
+            "2",
+            "--batch_size",
+            "8",
+            "--img_size",
+            "28",
+            "--with_color_distort",
+            "False",
+            "--lrate",
+            "0.003",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
-    for name in ("checkpoints/best.keras", "checkpoints/last.keras", "checkpoints/state.json",
-                 "export/saved_model.pb", "export/assets.extra/labels.txt",
-                 "export/assets.extra/model_info.json", "training_curves.png", "metrics.json",
-                 "hypertune.json"):
+    for name in (
+        "checkpoints/best.keras",
+        "checkpoints/last.keras",
+        "checkpoints/state.json",
+        "export/saved_model.pb",
+        "export/assets.extra/labels.txt",
+        "export/assets.extra/model_info.json",
+        "training_curves.png",
+        "metrics.json",
+        "hypertune.json",
+    ):
         assert (job / name).exists(), name
     metrics = json.loads((job / "metrics.json").read_text())
     assert metrics["num_images"] == {"train": 30, "valid": 10, "test": 10}
@@ -101,17 +130,19 @@ def test_export_holds_the_best_epoch_not_the_last(tiny, tmp_path):
     # best = highest val_accuracy, ties broken by the lowest val_loss
     ranked = sorted(range(len(history)), key=lambda i: (-history[i], m["history"]["val_loss"][i]))
     assert m["best_epoch"] == ranked[0] + 1
-    valid = training.split_pattern(str(folder), "valid")
+    valid = dataset_files.split_pattern(str(folder), "valid")
     # the exported model scores exactly the recorded val accuracy of the best checkpoint
-    assert training.evaluate(str(tmp_path / "job" / "export"), valid, 28)["accuracy"] == \
-        pytest.approx(m["val_accuracy"])
+    assert training.evaluate(str(tmp_path / "job" / "export"), valid, 28)[
+        "accuracy"
+    ] == pytest.approx(m["val_accuracy"])
     assert m["val_accuracy"] == pytest.approx(history[m["best_epoch"] - 1], abs=1e-6)
 
 
 def test_training_learns_the_tiny_set(tiny, tmp_path):
     folder, _ = tiny
-    m = run(tmp_path / "job", folder, num_epochs=8, lrate=0.01, with_color_distort=False,
-            export=False)
+    m = run(
+        tmp_path / "job", folder, num_epochs=8, lrate=0.01, with_color_distort=False, export=False
+    )
     assert m["val_accuracy"] >= 0.6  # chance is 0.2
 
 
@@ -129,6 +160,7 @@ def test_resume_continues_from_the_saved_epoch(tiny, tmp_path):
         assert len(second["history"][key]) == 3
         assert second["history"][key][:2] == first["history"][key]  # earlier epochs kept
     import keras
+
     steps = 30 // 8 + 1
     last = keras.models.load_model(job / "checkpoints" / "last.keras")
     assert int(last.optimizer.iterations.numpy()) == 3 * steps  # 2 epochs + 1 more, not 1
@@ -172,7 +204,8 @@ def test_unreadable_shard_names_the_file(tiny, tmp_path):
     broken.mkdir()
     for split in ("train", "valid", "test"):
         (broken / f"{split}-00000-of-00001.gz").write_bytes(
-            (folder / f"{split}-00000-of-00001.gz").read_bytes())
+            (folder / f"{split}-00000-of-00001.gz").read_bytes()
+        )
     (broken / "dict.txt").write_text((folder / "dict.txt").read_text())
     (broken / "valid-00000-of-00001.gz").write_bytes(b"this is not gzip")
     with pytest.raises(ValueError, match="valid-00000-of-00001.gz"):
@@ -182,8 +215,9 @@ def test_unreadable_shard_names_the_file(tiny, tmp_path):
 def test_evaluate_confusion_matrix(tiny, tmp_path):
     folder, rows = tiny
     from pmlv_utils.model import build_model
+
     model = build_model(img_size=28)
-    result = training.evaluate(model, training.split_pattern(str(folder), "test"), 28, CLASSES)
+    result = training.evaluate(model, dataset_files.split_pattern(str(folder), "test"), 28, CLASSES)
     cm = np.array(result["confusion_matrix"])
     assert cm.shape == (5, 5) and cm.sum() == result["n"] == len(rows["test"])
     assert result["accuracy"] == pytest.approx(np.trace(cm) / cm.sum())
@@ -203,9 +237,16 @@ def test_search_space_samples_stay_in_range():
 
 def test_hparam_search_ranks_trials_by_validation(tiny, tmp_path):
     folder, _ = tiny
-    trials = training.hparam_search(str(tmp_path / "hp"), str(folder), str(folder / "dict.txt"),
-                                    num_trials=2, seed=1, num_epochs=1, img_size=28,
-                                    log=lambda *a: None)
+    trials = training.hparam_search(
+        str(tmp_path / "hp"),
+        str(folder),
+        str(folder / "dict.txt"),
+        num_trials=2,
+        seed=1,
+        num_epochs=1,
+        img_size=28,
+        log=lambda *a: None,
+    )
     assert len(trials) == 2
     assert trials[0]["val_accuracy"] >= trials[1]["val_accuracy"]
     assert json.loads((tmp_path / "hp" / "hparam_trials.json").read_text()) == trials
@@ -215,6 +256,7 @@ def test_hparam_search_ranks_trials_by_validation(tiny, tmp_path):
 def test_vertex_configs_render_and_parse(tmp_path):
     yaml = pytest.importorskip("yaml")
     from pmlv_utils import train
+
     for name in train.VERTEX_CONFIGS:
         path = train.render_vertex_config(name, "my-bucket", str(tmp_path / f"{name}.yaml"))
         spec = yaml.safe_load(open(path))
@@ -235,6 +277,7 @@ def test_vertex_configs_render_and_parse(tmp_path):
 
 def test_job_dir_mapping(monkeypatch):
     from pmlv_utils import train
+
     assert train.local_job_dir("/tmp/job") == "/tmp/job"
     if not os.path.isdir("/gcs"):
         with pytest.raises(ValueError, match="FUSE"):

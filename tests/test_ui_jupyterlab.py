@@ -8,6 +8,7 @@ outputs: a predicted flower label in the text and a plotted image.
 Chromium comes from Debian (`tools/install_browser.sh`, which `make test` calls). When it
 cannot be installed the test is skipped with that reason.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,7 +18,6 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -42,31 +42,55 @@ def lab(tmp_path):
     import papermill
 
     if not (CHROMIUM and CHROMEDRIVER):
-        pytest.skip("chromium/chromedriver not installed (tools/install_browser.sh could not install them)")
+        pytest.skip(
+            "chromium/chromedriver not installed (tools/install_browser.sh could not install them)"
+        )
     if not NOTEBOOK.exists():
         pytest.skip(f"{NOTEBOOK.relative_to(REPO)} does not exist yet")
     root = tmp_path / "lab"
     root.mkdir()
-    papermill.execute_notebook(str(NOTEBOOK), str(root / NOTEBOOK.name), prepare_only=True, kernel_name="python3", language="python",
-                               parameters=harness_settings(read(NOTEBOOK)).get("test_parameters", {}))
+    papermill.execute_notebook(
+        str(NOTEBOOK),
+        str(root / NOTEBOOK.name),
+        prepare_only=True,
+        kernel_name="python3",
+        language="python",
+        parameters=harness_settings(read(NOTEBOOK)).get("test_parameters", {}),
+    )
 
     token, port = secrets.token_hex(16), _free_port()
     settings = tmp_path / "settings" / "@jupyterlab" / "notebook-extension"
     settings.mkdir(parents=True)
     # Render every cell (no virtual scrolling), so all outputs are in the page.
     (settings / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"), JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"),
-               JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "settings"))
+    env = dict(
+        os.environ,
+        JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"),
+        JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"),
+        JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "settings"),
+    )
     env.pop("MPLBACKEND", None)
-    cmd = [sys.executable, "-m", "jupyterlab", "--ip", "127.0.0.1", "--port", str(port), "--no-browser",
-           f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-           "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-browser",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+        "--LabApp.news_url=",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ]
     if os.geteuid() == 0:
         cmd.append("--allow-root")
     log = open(tmp_path / "lab.log", "w")
     proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         import requests
+
         deadline = time.time() + 90
         while time.time() < deadline:
             try:
@@ -93,9 +117,19 @@ def browser(tmp_path):
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1400,1000", f"--user-data-dir={tmp_path / 'chrome'}"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+        f"--user-data-dir={tmp_path / 'chrome'}",
+    ):
         opts.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
     try:
@@ -108,10 +142,22 @@ def _click_menu(driver, wait, menu: str, item: str) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
 
-    wait.until(EC.element_to_be_clickable(
-        (By.XPATH, f"//div[contains(@class,'lm-MenuBar-itemLabel') and normalize-space()='{menu}']"))).click()
-    wait.until(EC.element_to_be_clickable(
-        (By.XPATH, f"//div[contains(@class,'lm-Menu-itemLabel') and normalize-space()='{item}']"))).click()
+    wait.until(
+        EC.element_to_be_clickable(
+            (
+                By.XPATH,
+                f"//div[contains(@class,'lm-MenuBar-itemLabel') and normalize-space()='{menu}']",
+            )
+        )
+    ).click()
+    wait.until(
+        EC.element_to_be_clickable(
+            (
+                By.XPATH,
+                f"//div[contains(@class,'lm-Menu-itemLabel') and normalize-space()='{item}']",
+            )
+        )
+    ).click()
 
 
 def test_run_notebook_in_jupyterlab(lab, browser, tmp_path):
@@ -132,8 +178,12 @@ def test_run_notebook_in_jupyterlab(lab, browser, tmp_path):
     _click_menu(browser, wait, "Run", "Run All Cells")
 
     def finished(driver):
-        prompts = [p.text for p in driver.find_elements(By.CSS_SELECTOR, ".jp-CodeCell .jp-InputPrompt")]
-        errors = driver.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output[data-mime-type*='error']")
+        prompts = [
+            p.text for p in driver.find_elements(By.CSS_SELECTOR, ".jp-CodeCell .jp-InputPrompt")
+        ]
+        errors = driver.find_elements(
+            By.CSS_SELECTOR, ".jp-OutputArea-output[data-mime-type*='error']"
+        )
         if errors:
             return "error"
         return prompts and all(p.strip() not in ("[*]:", "[ ]:", "") for p in prompts) and "done"
@@ -143,8 +193,14 @@ def test_run_notebook_in_jupyterlab(lab, browser, tmp_path):
     shot.parent.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(shot))
     assert state == "done", "a cell raised an error in JupyterLab: " + " | ".join(
-        e.text[:300] for e in browser.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output[data-mime-type*='error']"))
+        e.text[:300]
+        for e in browser.find_elements(
+            By.CSS_SELECTOR, ".jp-OutputArea-output[data-mime-type*='error']"
+        )
+    )
     text = " ".join(o.text for o in browser.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output"))
-    assert any(label in text for label in LABELS), "no predicted flower label in the rendered outputs"
+    assert any(label in text for label in LABELS), (
+        "no predicted flower label in the rendered outputs"
+    )
     images = browser.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output img")
     assert images and images[0].size["width"] > 50, "no rendered image output"

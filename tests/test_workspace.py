@@ -1,4 +1,5 @@
 """The workspace builds an artifact once, reuses it, and redoes an interrupted build."""
+
 from pathlib import Path
 
 import pytest
@@ -52,10 +53,14 @@ def test_display_path_hides_machine_paths(tmp_path, monkeypatch):
 def test_import_has_no_side_effects():
     import subprocess
     import sys
+
     code = "import pmlv_utils, pmlv_utils.workspace, sys; print(sorted(m for m in sys.modules if m.startswith('tensorflow'))[:1])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]" and out.stderr == ""
 
 
 def test_display_path_keeps_urls():
-    assert workspace.display_path("gs://bucket/flower_photos/all_data.csv") == "gs://bucket/flower_photos/all_data.csv"
+    assert (
+        workspace.display_path("gs://bucket/flower_photos/all_data.csv")
+        == "gs://bucket/flower_photos/all_data.csv"
+    )

@@ -1,4 +1,5 @@
 """pmlv_utils.xai_metadata: signature listing, explanation_metadata.json written and read back."""
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,9 @@ def model_dir(tmp_path_factory):
     model = keras.Model(inputs, keras.layers.Dense(5, activation="softmax")(x))
 
     folder = tmp_path_factory.mktemp("xai") / "export"
-    export.export_model(model, str(folder), ["daisy", "dandelion", "roses", "sunflowers", "tulips"], SIZE)
+    export.export_saved_model(
+        model, str(folder), ["daisy", "dandelion", "roses", "sunflowers", "tulips"], SIZE
+    )
     return folder
 
 
@@ -48,16 +51,27 @@ def test_metadata_written_and_read_back(model_dir):
     assert np.all(xai_metadata.read_explanation_metadata(path).baseline == 0)
     vertex = xai_metadata.vertex_explanation_metadata(config)
     assert vertex["inputs"]["input_images"]["inputTensorName"] == "input_images"
-    assert np.asarray(vertex["inputs"]["input_images"]["inputBaselines"][0]).shape == (SIZE, SIZE, 3)
+    assert np.asarray(vertex["inputs"]["input_images"]["inputBaselines"][0]).shape == (
+        SIZE,
+        SIZE,
+        3,
+    )
     assert vertex["outputs"] == {"probability": {"outputTensorName": "probability"}}
 
 
 def test_upload_commands_name_the_method_and_metadata():
-    cmds = xai_metadata.vertex_upload_commands("gs://b/flowers", "vertex_metadata.json", None, "us-central1", steps=25)
+    cmds = xai_metadata.vertex_upload_commands(
+        "gs://b/flowers", "vertex_metadata.json", None, "us-central1", steps=25
+    )
     upload = next(c for c in cmds if c.startswith("gcloud ai models upload"))
-    for flag in ("--explanation-method=integrated-gradients", "--explanation-step-count=25",
-                 "--explanation-metadata-file=vertex_metadata.json", "--artifact-uri=gs://b/flowers",
-                 "--region=us-central1", "--project=$PROJECT"):
+    for flag in (
+        "--explanation-method=integrated-gradients",
+        "--explanation-step-count=25",
+        "--explanation-metadata-file=vertex_metadata.json",
+        "--artifact-uri=gs://b/flowers",
+        "--region=us-central1",
+        "--project=$PROJECT",
+    ):
         assert flag in upload
     with pytest.raises(ValueError, match="method"):
         xai_metadata.vertex_upload_commands("gs://b/m", "m.json", "p", "r", method="lime")
@@ -75,8 +89,14 @@ def test_bad_inputs_raise_clear_errors(model_dir, tmp_path):
     with pytest.raises(KeyError, match="no signature"):
         xai_metadata.write_explanation_metadata(model_dir, signature="xai_modle")
     bad = tmp_path / "explanation_metadata.json"
-    bad.write_text(json.dumps({"inputs": {"a": {"input_tensor_name": "a", "modality": "numeric"}},
-                               "outputs": {"p": {"output_tensor_name": "p"}}}))
+    bad.write_text(
+        json.dumps(
+            {
+                "inputs": {"a": {"input_tensor_name": "a", "modality": "numeric"}},
+                "outputs": {"p": {"output_tensor_name": "p"}},
+            }
+        )
+    )
     with pytest.raises(ValueError, match="inputs.a.modality"):
         xai_metadata.read_explanation_metadata(bad)
     bad.write_text(json.dumps({"inputs": {}, "outputs": {}, "surprise": 1}))
@@ -101,8 +121,9 @@ def test_explanation_uses_the_metadata_baseline(model_dir):
         xai_metadata.write_explanation_metadata(model_dir, baseline=kind, seed=7)
         config = xai_metadata.read_explanation_metadata(model_dir)
         model = xai_metadata.explainable_model(model_dir, config)
-        result = xai_metadata.explain_with_metadata(images, model_dir, target_classes=[0, 3], steps=8,
-                                                    config=config, model=model)
+        result = xai_metadata.explain_with_metadata(
+            images, model_dir, target_classes=[0, 3], steps=8, config=config, model=model
+        )
         assert result.attributions.shape == (2, SIZE, SIZE)
         expected_f_baseline = model.predict(config.baseline[None])[0][[0, 3]]
         assert np.allclose(result.extra["f_baseline"], expected_f_baseline, atol=1e-5)
@@ -118,7 +139,9 @@ def test_explanation_uses_the_metadata_baseline(model_dir):
 def test_explain_request_body_carries_the_metadata_baseline(model_dir):
     xai_metadata.write_explanation_metadata(model_dir, baseline="random", seed=3)
     config = xai_metadata.read_explanation_metadata(model_dir)
-    body = xai_metadata.explain_request_body(["a.jpg", "b.jpg"], config, steps=10, target_classes=[1, 2])
+    body = xai_metadata.explain_request_body(
+        ["a.jpg", "b.jpg"], config, steps=10, target_classes=[1, 2]
+    )
     assert body["instances"] == ["a.jpg", "b.jpg"]
     assert body["parameters"]["method"] == "ig" and body["parameters"]["steps"] == 10
     assert np.allclose(np.asarray(body["parameters"]["baseline"]), config.baseline)

@@ -5,18 +5,19 @@
 --quick passes the notebook's metadata.pmlv.test_parameters (as the test harness does) and
 writes to build/ instead of in place. Fails if an output shows an absolute path of this machine.
 """
+
 import argparse
 import json
 import os
-import re
 import sys
 from pathlib import Path
 
 import nbformat
 import papermill
 
+from pmlv_utils.workspace import MACHINE_PATH
+
 REPO = Path(__file__).resolve().parents[1]
-MACHINE_PATH = re.compile(r"/(?:work|root|tmp|home/[a-z]+)/")
 
 
 def main() -> int:
@@ -31,11 +32,20 @@ def main() -> int:
     out = (REPO / "build" / "quick" / nb_path.name) if args.quick else nb_path
     out.parent.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PMLV_WORKSPACE", str(REPO / "workspace"))
-    papermill.execute_notebook(str(nb_path), str(out), parameters=params, cwd=str(nb_path.parent),
-                               kernel_name="python3", language="python", execution_timeout=args.timeout)
+    papermill.execute_notebook(
+        str(nb_path),
+        str(out),
+        parameters=params,
+        cwd=str(nb_path.parent),
+        kernel_name="python3",
+        language="python",
+        execution_timeout=args.timeout,
+    )
     done = nbformat.read(out, as_version=4)
     if not args.quick:  # drop papermill's bookkeeping so the committed file stays clean
-        done.cells = [c for c in done.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+        done.cells = [
+            c for c in done.cells if "injected-parameters" not in c.metadata.get("tags", [])
+        ]
         for c in done.cells:
             c.metadata.pop("papermill", None)
             c.metadata.pop("execution", None)
@@ -44,7 +54,10 @@ def main() -> int:
     text = json.dumps([c.get("outputs", []) for c in done.cells if c.cell_type == "code"])
     bad = sorted(set(MACHINE_PATH.findall(text)))
     if bad:
-        print(f"{out}: outputs show machine paths {bad}: use workspace.display_path()", file=sys.stderr)
+        print(
+            f"{out}: outputs show machine paths {bad}: use workspace.display_path()",
+            file=sys.stderr,
+        )
         return 1
     print(f"executed -> {out}")
     return 0
