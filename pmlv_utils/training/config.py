@@ -27,8 +27,9 @@ class TrainConfig:
     :meth:`replace`, e.g. ``config.replace(num_epochs=30)``.
 
     model_kind: "small_cnn" or "mobilenetv2" (:func:`pmlv_utils.model.build_model`).
-    img_size: side of the preprocessed images; the model crops ``crop_ratio`` of it
-        (None: :data:`pmlv_utils.model.DEFAULT_CROP_RATIO`).
+    img_size: side of the preprocessed images.
+    crop_ratio: side of the model's crop (random in training, centred at inference) as a
+        fraction of img_size (None: :data:`pmlv_utils.model.DEFAULT_CROP_RATIO`).
     weights: mobilenetv2 only: None, a local no-top weights file, or "imagenet".
     lrate: Adam's learning rate at the start of its cosine decay over all epochs.
     patience: epochs without a better val_accuracy before early stopping.
@@ -73,7 +74,9 @@ class TrainConfig:
             ("patience", int, self.patience),
             ("deterministic", bool, self.deterministic),
         ):
-            object.__setattr__(self, name, kind(value))  # numpy/str numbers from a search
+            if kind is bool and isinstance(value, str):  # bool("False") would be True
+                raise ValueError(f"{name} must be True or False, got {value!r}")
+            object.__setattr__(self, name, kind(value))  # e.g. numpy numbers from a search
         if self.model_kind not in MODEL_KINDS:
             raise ValueError(f"model_kind must be one of {MODEL_KINDS}, got {self.model_kind!r}")
         if self.distribute not in MODES:
