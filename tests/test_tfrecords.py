@@ -5,6 +5,7 @@ subprocess, the library runs on it once more with two worker threads to compare 
 multi-process mode gives the same result but costs ~10 s of worker start-up: the notebook shows it).
 """
 
+import dataclasses
 import importlib.util
 import io
 import json
@@ -345,6 +346,23 @@ def test_dataflow_refuses_a_local_csv_before_starting(tmp_path):
                 region="r",
             )
         )
+
+
+def test_job_config_is_one_frozen_object():
+    config = tfrecords.DatasetJobConfig(Path("a.csv"), "dict.txt", "out", extra_args=["--x=1"])
+    assert (config.all_data, config.extra_args, config.local) == ("a.csv", ("--x=1",), True)
+    assert (config.runner, config.fractions, config.wait, config.verbose) == (
+        "DirectRunner",
+        dataset_files.DEFAULT_FRACTIONS,
+        None,
+        True,
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.runner = "DataflowRunner"
+    other = dataclasses.replace(config, direct_running_mode="multi_threading")
+    assert other.pipeline_options().get_all_options()["direct_running_mode"] == "multi_threading"
+    with pytest.raises(TypeError, match="DatasetJobConfig"):
+        tfrecords.run_pipeline("a.csv")
 
 
 def test_make_and_parse_example_round_trip():
