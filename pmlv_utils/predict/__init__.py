@@ -25,12 +25,10 @@ Importing this package imports TensorFlow and Apache Beam.
 from .beam import (
     DEAD_LETTER,
     METRICS_NAMESPACE,
-    CountingDoFn,
     NaivePredictDoFn,
     PredictBatchDoFn,
     RestPredictDoFn,
     build_prediction,
-    predict_batch_or_route,
 )
 from .inmemory import (
     classify_file_error,
@@ -52,7 +50,6 @@ __all__ = [
     "DEFAULT_SIGNATURE",
     "METRICS_NAMESPACE",
     "BatchPredictionResult",
-    "CountingDoFn",
     "LoadedModel",
     "NaivePredictDoFn",
     "PredictBatchDoFn",
@@ -62,7 +59,6 @@ __all__ = [
     "load_model",
     "missing_files",
     "outputs_to_rows",
-    "predict_batch_or_route",
     "predict_bytes",
     "predict_files",
     "predictions_table",

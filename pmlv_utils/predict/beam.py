@@ -25,17 +25,17 @@ DEAD_LETTER = "dead_letter"
 METRICS_NAMESPACE = "pmlv_predict"
 
 
-def counter(name: str):
+def _counter(name: str):
     """A Beam counter of the prediction jobs (summed over workers)."""
     return Metrics.counter(METRICS_NAMESPACE, name)
 
 
-def dead_letter(path: str, reason: str) -> pvalue.TaggedOutput:
+def _dead_letter(path: str, reason: str) -> pvalue.TaggedOutput:
     """A ``{"path", "reason"}`` row for the dead-letter output."""
     return pvalue.TaggedOutput(DEAD_LETTER, {"path": path, "reason": reason})
 
 
-def predict_batch_or_route(model: LoadedModel, filenames: list[str], signature: str):
+def _predict_batch_or_route(model: LoadedModel, filenames: list[str], signature: str):
     """Predict on a batch; when the batch fails, find the bad files one by one.
 
     Yields prediction rows and dead-letter TaggedOutputs (for the Beam DoFns).
@@ -45,7 +45,7 @@ def predict_batch_or_route(model: LoadedModel, filenames: list[str], signature: 
         if tf.io.gfile.exists(f) and not tf.io.gfile.isdir(f):
             good.append(f)
         else:
-            yield dead_letter(f, classify_file_error(f))
+            yield _dead_letter(f, classify_file_error(f))
     if not good:
         return
     try:
@@ -56,26 +56,26 @@ def predict_batch_or_route(model: LoadedModel, filenames: list[str], signature: 
             try:
                 batches.append(([f], model.call(signature, filenames=[f])))
             except tf.errors.OpError as err:
-                yield dead_letter(f, f"{classify_file_error(f)}: {safe_io.short_error(err)}")
+                yield _dead_letter(f, f"{classify_file_error(f)}: {safe_io.short_error(err)}")
     for names, outputs in batches:
         for name, row in zip(names, outputs_to_rows(outputs, len(names))):
             row.setdefault("filename", name)
             yield row
 
 
-class CountingDoFn(beam.DoFn):
+class _DoFnBase(beam.DoFn):
     """Base of the prediction DoFns: counts predictions and dead letters (Beam metrics)."""
 
     def _count(self, rows):
         for row in rows:
             if isinstance(row, pvalue.TaggedOutput):
-                counter("dead_letters").inc()
+                _counter("dead_letters").inc()
             else:
-                counter("predictions").inc()
+                _counter("predictions").inc()
             yield row
 
 
-class PredictBatchDoFn(CountingDoFn):
+class PredictBatchDoFn(_DoFnBase):
     """Predict on a LIST of file names with one model per worker process (Beam ``Shared``).
 
     Use after ``beam.BatchElements``. Good rows go to the main output; missing / corrupt
@@ -89,19 +89,19 @@ class PredictBatchDoFn(CountingDoFn):
         self._model = None
 
     def _load(self) -> LoadedModel:
-        counter("model_loads").inc()
+        _counter("model_loads").inc()
         return LoadedModel(self._export_dir)
 
     def process(self, filenames):
         if self._model is None:  # acquired here (not in setup) so the load is counted
             self._model = self._shared.acquire(self._load, tag=self._export_dir)
-        counter("batches").inc()
+        _counter("batches").inc()
         yield from self._count(
-            predict_batch_or_route(self._model, list(filenames), self._signature)
+            _predict_batch_or_route(self._model, list(filenames), self._signature)
         )
 
 
-class NaivePredictDoFn(CountingDoFn):
+class NaivePredictDoFn(_DoFnBase):
     """The book's first version: load the model for EVERY element, predict on one file."""
 
     def __init__(self, export_dir: str, signature: str = DEFAULT_SIGNATURE):
@@ -109,12 +109,12 @@ class NaivePredictDoFn(CountingDoFn):
         self._signature = signature
 
     def process(self, filename):
-        counter("model_loads").inc()
+        _counter("model_loads").inc()
         model = LoadedModel(self._export_dir)
-        yield from self._count(predict_batch_or_route(model, [filename], self._signature))
+        yield from self._count(_predict_batch_or_route(model, [filename], self._signature))
 
 
-class RestPredictDoFn(CountingDoFn):
+class RestPredictDoFn(_DoFnBase):
     """Predict on a LIST of file names by POSTing them to a model server's ``:predict``.
 
     The book's ModelPredict over HTTP: ``{"instances": [{"filenames": f}, ...]}``. A
@@ -140,7 +140,7 @@ class RestPredictDoFn(CountingDoFn):
         )
 
     def process(self, filenames):
-        counter("batches").inc()
+        _counter("batches").inc()
         yield from self._count(self._rows(list(filenames)))
 
     def _rows(self, filenames):
@@ -155,7 +155,7 @@ class RestPredictDoFn(CountingDoFn):
                 yield from self._rows([f])
             return
         if 400 <= resp.status_code < 500:
-            yield dead_letter(
+            yield _dead_letter(
                 filenames[0], f"HTTP {resp.status_code}: {safe_io.http_error_text(resp)}"
             )
             return
