@@ -1,6 +1,6 @@
 """LiteRT inference: a .tflite classifier run one image per invoke (as on a device), its ops.
 
-Needs only numpy and LiteRT (``ai_edge_litert``), not TensorFlow.
+Needs numpy, pandas and LiteRT (``ai_edge_litert``), not TensorFlow.
 """
 
 from __future__ import annotations
