@@ -235,21 +235,25 @@ def run_batch_prediction(
     )
     if unreadable is not None:
         dead = (dead, unreadable) | "AllDeadLetters" >> beam.Flatten()
-    for pcoll, name in ((predictions, "predictions"), (dead, "errors")):
-        _ = (
-            pcoll
-            | f"ToJson_{name}" >> beam.Map(lambda row: json.dumps(row, sort_keys=True))
-            | f"Write_{name}"
-            >> beam.io.WriteToText(
-                f"{output_prefix}-{name}",
-                file_name_suffix=".jsonl",
-                shard_name_template="" if not streaming else None,
-            )
-        )
+    _write_jsonl(predictions, f"{output_prefix}-predictions", streaming)
+    _write_jsonl(dead, f"{output_prefix}-errors", streaming)
     result = pipeline.run()
     result.wait_until_finish()
     seconds = time.perf_counter() - start
     return BatchPredictionResult(output_prefix, mode, seconds, _counters(result))
+
+
+def _write_jsonl(rows, prefix: str, streaming: bool) -> None:
+    """Rows as JSON lines under ``prefix`` (Beam writes a temporary folder, then renames)."""
+    name = prefix.rsplit("-", 1)[-1]
+    _ = (
+        rows
+        | f"ToJson_{name}" >> beam.Map(lambda row: json.dumps(row, sort_keys=True))
+        | f"Write_{name}"
+        >> beam.io.WriteToText(
+            prefix, file_name_suffix=".jsonl", shard_name_template="" if not streaming else None
+        )
+    )
 
 
 def _counters(result) -> dict[str, int]:
