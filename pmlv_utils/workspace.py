@@ -17,7 +17,8 @@ Crash and race safety (local workspaces):
 - a build writes into a temporary folder ``.<artifact>.build-<pid>-<id>`` beside it, marker
   included, published under the artifact's name by one rename (:func:`publish_folder`:
   ``rename(2)``, or ``renameat2(RENAME_EXCHANGE)`` over an existing folder), so a reader sees
-  no artifact or a complete one. A build that fails is kept under the artifact's name without
+  no artifact or a complete one (a reader that opened the folder keeps the version it opened;
+  a rebuild deletes the old version once the new one is in place). A build that fails is kept under the artifact's name without
   its marker (to look at; the next call rebuilds it); temporary folders of killed processes
   are removed by the next build of that artifact;
 - a deploy is one atomic switch (:func:`swap_in`): the deploy folder is a symlink to a release
@@ -255,7 +256,7 @@ def releases_dir(target: str | os.PathLike) -> Path:
 def swap_in(source: str | os.PathLike, target: str | os.PathLike, keep: int = KEEP_RELEASES) -> str:
     """Make ``target`` show a copy of the folder ``source``, switched in one atomic step.
 
-    The copy is made in ``<target>.releases/<time>-<id>``; ``target`` is a symlink to it,
+    The copy is made in ``<target>.releases/r<number>-<time>``; ``target`` is a symlink to it,
     replaced by ``os.replace`` (a reader opening ``target/...`` sees the old release or the new
     one, never a mix, never nothing). A ``target`` that is still a real folder (an older
     layout) is first moved into the releases. The newest ``keep`` releases stay (the one
@@ -273,18 +274,33 @@ def swap_in(source: str | os.PathLike, target: str | os.PathLike, keep: int = KE
     target, releases = Path(target), releases_dir(target)
     with artifact_lock(target):
         releases.mkdir(parents=True, exist_ok=True)
+        number = max((_release_number(p) for p in releases.iterdir()), default=0) + 1
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        release = releases / f"{stamp}-{uuid.uuid4().hex[:8]}"
+        release = releases / f"r{number + 1:05d}-{stamp}"
         tmp = releases / f".{release.name}.tmp"
         shutil.copytree(source, tmp, symlinks=True)
         os.rename(tmp, release)
-        if target.exists() and not target.is_symlink():
-            os.rename(target, releases / f"{stamp}-before-releases")
         link = target.parent / f".{target.name}.link-{uuid.uuid4().hex[:8]}"
         os.symlink(os.path.relpath(release, target.parent), link)
-        os.replace(link, target)
-        prune(releases, "[0-9]*", keep=max(keep, 1))
+        if target.is_dir() and not target.is_symlink():  # a real folder: an older deploy
+            if not _exchange(link, target):
+                os.rename(target, link.with_name(link.name + ".old"))
+                os.rename(link, target)
+                link = link.with_name(link.name + ".old")
+            os.rename(link, releases / f"r{number:05d}-{stamp}-before-releases")  # the old folder
+        else:
+            os.replace(link, target)
+        kept = sorted((p for p in releases.iterdir() if _release_number(p)), key=_release_number)
+        for old in kept[: -max(keep, 1)]:
+            if old != release:
+                shutil.rmtree(old, ignore_errors=True)
     return str(release)
+
+
+def _release_number(path: Path) -> int:
+    """The number of a release folder ``r00012-<time>``; 0 for anything else."""
+    match = re.match(r"r(\d+)-", path.name)
+    return int(match.group(1)) if match else 0
 
 
 def _copy_gfile(source: str, target: str, tf) -> None:
