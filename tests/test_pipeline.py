@@ -4,6 +4,9 @@ The local runs share one workspace (with tests/test_course.py) so that only the 
 trains; later ones exercise kfp's cache.
 """
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,6 +42,18 @@ def test_committed_yaml_is_current(tmp_path):
         "the committed pipeline YAML is stale: run pipeline.compile_pipeline() (or notebook 10a)"
     )
     assert pipeline.pipeline_steps(pipeline.COMPILED_PIPELINE)[1:] == list(pipeline.STEPS)
+
+
+def test_package_imports_in_a_steps_process():
+    """Each step's process imports pmlv_utils.pipeline in kfp's runtime mode (a reduced kfp.dsl)."""
+    code = (
+        "import sys, kfp.dsl.executor_main; import pmlv_utils.pipeline; "
+        "print('tensorflow' in sys.modules)"
+    )
+    env = {**os.environ, "_KFP_RUNTIME": "true"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "False"  # and it stays free of TensorFlow (15 s to import)
 
 
 def test_load_compiled_names_a_missing_file(tmp_path):

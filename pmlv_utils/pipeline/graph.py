@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import matplotlib.pyplot as plt
 import networkx as nx
 import pandas as pd
-from kfp import compiler, dsl
-from kfp import components as kfp_components
+from kfp import dsl
 from kfp.dsl import ClassificationMetrics, Dataset, Metrics, Model
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch
 
@@ -163,6 +162,8 @@ def compile_pipeline(
     path: str | os.PathLike = COMPILED_PIPELINE, base_image: str = BASE_IMAGE
 ) -> Path:
     """Compile the pipeline to YAML (what Vertex AI Pipelines / Kubeflow run)."""
+    from kfp import compiler  # not at the top: see the module docstring
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     compiler.Compiler().compile(make_pipeline(base_image), str(path))
@@ -171,6 +172,8 @@ def compile_pipeline(
 
 def load_compiled(path: str | os.PathLike = COMPILED_PIPELINE):
     """The compiled pipeline read back by kfp: a component whose ``pipeline_spec`` is the DAG."""
+    from kfp import components as kfp_components  # not at the top: see the module docstring
+
     if not Path(path).is_file():
         raise FileNotFoundError(f"no compiled pipeline at {path}: run pipeline.compile_pipeline()")
     return kfp_components.load_component_from_file(str(path))
