@@ -1,6 +1,6 @@
 # The course's entry points. Every target installs the pinned environment into .venv first.
 #   make run    the whole course as one job on the offline default (synthetic data -> ... -> served model)
-#   make test   every test: unit tests, every notebook (papermill), structure and output checks
+#   make test   every test: lint (ruff), unit tests, every notebook (papermill), structure and output checks
 #   make lab    JupyterLab on the course, on 127.0.0.1
 #   make bench  the performance comparisons, written to benchmarks/RESULTS.md
 
@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 LAB_PORT ?= 8888
 PYTEST_ARGS ?=
 
-.PHONY: install run test unit notebooks lab bench bench-quick clean distclean
+.PHONY: install run test lint unit notebooks lab bench bench-quick clean distclean
 
 install: $(STAMP)
 
@@ -26,9 +26,12 @@ $(STAMP): requirements.txt pyproject.toml
 run: $(STAMP)
 	$(PY) -m pmlv_utils.course
 
-test: $(STAMP)
+test: $(STAMP) lint
 	-@bash tools/install_browser.sh
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 unit: $(STAMP)
 	$(PY) -m pytest tests -m "not notebook and not browser" $(PYTEST_ARGS)

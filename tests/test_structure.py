@@ -1,4 +1,5 @@
-"""Every notebook follows the course skeleton (DESIGN.md): checked without executing anything."""
+"""Every notebook follows the course skeleton (docs/ARCHITECTURE.md, "Notebooks"): checked without
+executing anything."""
 
 from __future__ import annotations
 
