@@ -111,13 +111,15 @@ def create_dataset_step(
     from .. import tfrecords  # Beam and TensorFlow: only once the input is known to be there
 
     result = tfrecords.run_pipeline(
-        all_data=csv_path,
-        labels_file=labels_path,
-        output_dir=output_dir,
-        runner=runner,
-        project_id=project or None,
-        region=region,
-        wait=True,
+        tfrecords.DatasetJobConfig(
+            all_data=csv_path,
+            labels_file=labels_path,
+            output_dir=output_dir,
+            runner=runner,
+            project_id=project or None,
+            region=region,
+            wait=True,
+        )
     )
     counts = {split: int(n) for split, n in result["written"].items()}
     counts["rejected"] = int(result["total_rejected"])
