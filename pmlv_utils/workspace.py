@@ -191,15 +191,10 @@ def ensure_trained_model(
     )
 
     def build(folder: Path) -> None:
-        training.train_and_export(
-            job_dir=str(folder),
-            input_topdir=str(tfrecord_dir),
-            labels_file=str(labels),
-            img_size=img_size,
-            num_epochs=epochs,
-            model_kind=model_kind,
-            seed=seed,
+        config = training.TrainConfig(
+            model_kind=model_kind, img_size=img_size, num_epochs=epochs, seed=seed
         )
+        training.train_and_export(str(folder), str(tfrecord_dir), str(labels), config)
 
     return build_or_reuse("trained", settings, build, workspace, rebuild)
 
