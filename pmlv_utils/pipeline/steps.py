@@ -140,15 +140,11 @@ def train_step(
     """The chapter 7 trainer on the step's TFRecords (no export: that is the next step)."""
     from .. import training
 
+    config = training.TrainConfig(
+        img_size=img_size, num_epochs=epochs, model_kind=model_kind, seed=seed
+    )
     return training.train_and_export(
-        job_dir=job_dir,
-        input_topdir=tfrecords_dir,
-        labels_file=str(Path(tfrecords_dir) / LABELS_NAME),
-        img_size=img_size,
-        num_epochs=epochs,
-        model_kind=model_kind,
-        seed=seed,
-        export=False,
+        job_dir, tfrecords_dir, str(Path(tfrecords_dir) / LABELS_NAME), config, export=False
     )
 
 
