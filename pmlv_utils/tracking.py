@@ -114,7 +114,7 @@ def log_explanations(
 
     import mlflow
 
-    from . import explain_plots
+    from .explain import plots as explain_plots
 
     images, attributions = np.asarray(images), np.asarray(attributions)
     if images.shape[:3] != attributions.shape[:3] or len(names) != len(images):
