@@ -45,22 +45,27 @@ def parse_args(argv=None):
     return ap.parse_known_args(argv)
 
 
+def config_from_args(args, beam_args) -> tfrecords.DatasetJobConfig:
+    """The job's settings from the parsed flags (unknown flags go to Beam)."""
+    return tfrecords.DatasetJobConfig(
+        all_data=args.all_data,
+        labels_file=args.labels_file,
+        output_dir=args.output_dir,
+        runner=args.runner,
+        project_id=args.project_id,
+        region=args.region,
+        num_shards=args.num_shards,
+        direct_num_workers=args.direct_num_workers,
+        direct_running_mode=args.direct_running_mode,
+        extra_args=tuple(beam_args),
+        num_workers=args.num_workers,
+    )
+
+
 def main(argv=None) -> int:
     args, beam_args = parse_args(argv)
     try:
-        counts = tfrecords.run_pipeline(
-            all_data=args.all_data,
-            labels_file=args.labels_file,
-            output_dir=args.output_dir,
-            runner=args.runner,
-            project_id=args.project_id,
-            region=args.region,
-            num_shards=args.num_shards,
-            direct_num_workers=args.direct_num_workers,
-            direct_running_mode=args.direct_running_mode,
-            extra_args=beam_args,
-            num_workers=args.num_workers,
-        )
+        counts = tfrecords.run_pipeline(config_from_args(args, beam_args))
     except (ValueError, FileNotFoundError) as e:
         print(f"jpeg_to_tfrecord: error: {e}", file=sys.stderr)
         return 2

@@ -153,7 +153,8 @@ def p1_record_sizes(a: Artifacts) -> Result:
         "≤ 1.1×",
         r["tfrecord_over_jpeg"] <= 1.1,
         [
-            f"{r['images']} images: JPEG {r['jpeg_bytes']:,} B, our TFRecords {r['tfrecord_bytes']:,} B",
+            f"{r['images']} images: JPEG {r['jpeg_bytes']:,} B, "
+            f"our TFRecords {r['tfrecord_bytes']:,} B",
             f"book's float32 schema: {r['float32_bytes']:,} B = {r['float32_over_jpeg']:.1f}× JPEG "
             f"(the book measured ≈17× on the real photos)",
         ],

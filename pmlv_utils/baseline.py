@@ -15,14 +15,17 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
+from PIL import Image
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 FEATURE_SIDE = 64  # images are shrunk to this size before counting colours: fast, same result
 
 
 def _as_rgb_array(image) -> np.ndarray:
     """A path or an array -> RGB uint8 [H, W, 3] at most FEATURE_SIDE px a side."""
-    from PIL import Image
-
     if isinstance(image, (str, os.PathLike)):
         try:
             with Image.open(image) as im:
@@ -50,8 +53,6 @@ def colour_histogram_features(
     saturation, value (one int means the same for all three). Returns float32
     [n_images, bins_h * bins_s * bins_v]. Where a pixel is does not matter: only colour.
     """
-    from PIL import Image
-
     bins = (bins,) * 3 if isinstance(bins, int) else tuple(bins)
     if len(bins) != 3 or min(bins) < 1:
         raise ValueError(f"bins must be a positive int or three positive ints, got {bins}")
@@ -92,11 +93,6 @@ def fit_colour_baseline(
 
     ``kind``: "logistic" (multinomial logistic regression) or "forest" (random forest).
     """
-    from sklearn.ensemble import RandomForestClassifier
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     if len(paths) != len(labels):
         raise ValueError(f"{len(paths)} images but {len(labels)} labels")
     label_names = sorted(set(labels))

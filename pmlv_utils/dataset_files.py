@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 import posixpath
 from typing import Iterator, NamedTuple, Sequence
 
@@ -19,7 +20,7 @@ SPLITS = ("train", "valid", "test")
 SHARD_SUFFIX = "-*-of-*.gz"  # Beam's shard names: train-00000-of-00004.gz
 DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
 
-# Reasons a CSV line is rejected before its image is even read (see tfrecords for the rest).
+# Reasons a CSV line is rejected before its image is even read (see tfrecords.images for the rest).
 EMPTY_LINE = "empty line"
 MALFORMED_LINE = "malformed line"
 
@@ -57,8 +58,6 @@ def csv_folder(csv_path: str) -> str:
     """The folder of a CSV file, as an absolute path when it is local."""
     folder = posixpath.dirname(str(csv_path))
     if not has_scheme(folder):
-        import os
-
         folder = os.path.abspath(folder or ".")
     return folder
 

@@ -21,7 +21,12 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+
+import keras
+import numpy as np
+import tensorflow as tf
 
 MODES = ("cpu", "gpus_one_machine", "gpus_multiple_machines", "tpu")
 
@@ -38,8 +43,6 @@ def create_strategy(mode: str = "cpu", tpu: str | None = None):
     """
     if mode not in MODES:
         raise ValueError(f"distribute mode must be one of {MODES}, got {mode!r}")
-    import tensorflow as tf
-
     if mode == "cpu":
         return tf.distribute.get_strategy()  # the default: one device, no-op scope
     if mode in _STRATEGIES:
@@ -73,8 +76,6 @@ def use_logical_cpus(count: int = 2) -> list[str]:
     Must run before TensorFlow initialises its devices (before any op); raises
     RuntimeError otherwise. Returns the logical CPU device names.
     """
-    import tensorflow as tf
-
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)]
@@ -118,34 +119,17 @@ def launch_local_workers(
     ``{"index", "returncode", "seconds", "log"}`` (log: path of its stdout+stderr).
     Raises RuntimeError naming the worker and the end of its log if one fails.
     """
-    import tempfile
-
     log_dir = log_dir or tempfile.mkdtemp(prefix="pmlv_workers_")
     os.makedirs(log_dir, exist_ok=True)
-    procs = []
     start = time.perf_counter()
-    for i, tf_config in enumerate(local_cluster_configs(num_workers)):
-        worker_env = {**os.environ, **(env or {}), "TF_CONFIG": json.dumps(tf_config)}
-        log_path = os.path.join(log_dir, f"worker_{i}.log")
-        log_file = open(log_path, "w")
-        procs.append(
-            (
-                i,
-                subprocess.Popen(
-                    [sys.executable, *args],
-                    env=worker_env,
-                    stdout=log_file,
-                    stderr=subprocess.STDOUT,
-                ),
-                log_file,
-                log_path,
-            )
-        )
+    procs = [
+        _start_worker(i, tf_config, args, log_dir, env)
+        for i, tf_config in enumerate(local_cluster_configs(num_workers))
+    ]
     results = []
     try:
         for i, proc, log_file, log_path in procs:
-            remaining = max(1.0, timeout - (time.perf_counter() - start))
-            proc.wait(timeout=remaining)
+            proc.wait(timeout=max(1.0, timeout - (time.perf_counter() - start)))
             log_file.close()
             results.append(
                 {
@@ -171,6 +155,29 @@ def launch_local_workers(
     return results
 
 
+def _start_worker(index: int, tf_config: dict, args: list[str], log_dir: str, env: dict | None):
+    """``(index, process, log file, log path)`` of one worker started with its TF_CONFIG."""
+    worker_env = {**os.environ, **(env or {}), "TF_CONFIG": json.dumps(tf_config)}
+    log_path = os.path.join(log_dir, f"worker_{index}.log")
+    log_file = open(log_path, "w")
+    proc = subprocess.Popen(
+        [sys.executable, *args], env=worker_env, stdout=log_file, stderr=subprocess.STDOUT
+    )
+    return index, proc, log_file, log_path
+
+
+def is_chief(strategy) -> bool:
+    """Whether this process writes the outputs: always, except under a multi-worker cluster,
+    where the chief does (or worker 0 when the cluster has no chief)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not getattr(resolver, "task_type", None):
+        return True
+    cluster = resolver.cluster_spec().as_dict()
+    if "chief" in cluster:
+        return resolver.task_type == "chief"
+    return resolver.task_type == "worker" and int(resolver.task_id) == 0
+
+
 def describe_strategy(strategy) -> dict:
     """Kind, number of replicas and devices of a strategy (for tables)."""
     try:
@@ -188,9 +195,6 @@ def describe_strategy(strategy) -> dict:
 def compare_weights(model_a, model_b) -> dict:
     """How far two models' weights are apart: largest absolute difference, and the largest
     difference relative to the weights' scale, over all variables (models or .keras paths)."""
-    import keras
-    import numpy as np
-
     load = lambda m: keras.models.load_model(m) if isinstance(m, (str, os.PathLike)) else m  # noqa: E731
     a, b = load(model_a), load(model_b)
     max_abs, max_rel = 0.0, 0.0

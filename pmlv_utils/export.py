@@ -5,14 +5,14 @@ several named endpoints (and the result converts to TFLite, see PLATFORM_NOTES).
 endpoint that takes files or bytes calls :func:`pmlv_utils.preprocess.preprocess_image`,
 the same function the training data went through.
 
-| signature        | inputs                                | outputs                                   |
-|------------------|---------------------------------------|-------------------------------------------|
-| serving_default  | filenames: string [None]              | probability [None, K], flower_type_int,   |
-|                  |                                       | flower_type_str                           |
-| from_bytes       | img_bytes: string [None]              | as serving_default                        |
-| passthrough      | filenames: string, key: int64         | as serving_default + filename, key        |
-| xai_preprocess   | filenames: string [None]              | input_images [None, H, W, 3]              |
-| xai_model        | input_images: float32 [None, H, W, 3] | probability [None, K]                     |
+| signature       | inputs                                | outputs                               |
+|-----------------|---------------------------------------|---------------------------------------|
+| serving_default | filenames: string [None]              | probability [None, K],                |
+|                 |                                       | flower_type_int, flower_type_str      |
+| from_bytes      | img_bytes: string [None]              | as serving_default                    |
+| passthrough     | filenames: string, key: int64         | as serving_default + filename, key    |
+| xai_preprocess  | filenames: string [None]              | input_images [None, H, W, 3]          |
+| xai_model       | input_images: float32 [None, H, W, 3] | probability [None, K]                 |
 
 ``<export_dir>/assets.extra/labels.txt`` and ``model_info.json`` describe the model.
 """
@@ -45,6 +45,40 @@ def export_saved_model(
     if len(labels) != num_classes:
         raise ValueError(f"{len(labels)} labels {labels} for a model with {num_classes} outputs")
     size = int(img_size)
+    endpoints = signature_functions(model, labels, size)
+    strings = tf.TensorSpec([None], tf.string)
+    specs = {
+        "serving_default": [strings],
+        "from_bytes": [strings],
+        "passthrough": [strings, tf.TensorSpec([None], tf.int64)],
+        "xai_preprocess": [strings],
+        "xai_model": [tf.TensorSpec([None, size, size, 3], tf.float32)],
+    }
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    for name in SIGNATURES:
+        archive.add_endpoint(name, endpoints[name], specs[name])
+    export_dir = str(export_dir)
+    _write_archive(archive, export_dir)
+    info = {
+        "img_size": size,
+        "labels": labels,
+        "model_kind": model_kind,
+        "signatures": list(SIGNATURES),
+        **(extra_info or {}),
+    }
+    extra = os.path.join(export_dir, EXTRA_DIR)
+    tf.io.gfile.makedirs(extra)
+    with tf.io.gfile.GFile(os.path.join(extra, "labels.txt"), "w") as f:
+        f.write("\n".join(labels) + "\n")
+    with tf.io.gfile.GFile(os.path.join(extra, "model_info.json"), "w") as f:
+        f.write(json.dumps(info, indent=1))
+    return export_dir
+
+
+def signature_functions(model: keras.Model, labels: list[str], size: int) -> dict:
+    """``{signature name: function}`` of :data:`SIGNATURES` (inputs and outputs: see above);
+    every function that takes files or bytes runs :func:`preprocess_image` on them."""
     label_table = tf.constant(labels)
 
     def classify(images):
@@ -56,25 +90,21 @@ def export_saved_model(
             "flower_type_str": tf.gather(label_table, flower_type_int),
         }
 
-    def preprocess_files(filenames):
+    def preprocess_all(tensors, read):
         return tf.map_fn(
-            lambda f: preprocess_image(tf.io.read_file(f), size, size),
-            filenames,
+            lambda t: preprocess_image(read(t), size, size),
+            tensors,
             fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32),
         )
 
-    def preprocess_bytes(img_bytes):
-        return tf.map_fn(
-            lambda b: preprocess_image(b, size, size),
-            img_bytes,
-            fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32),
-        )
+    def preprocess_files(filenames):
+        return preprocess_all(filenames, tf.io.read_file)
 
     def serving_default(filenames):
         return classify(preprocess_files(filenames))
 
     def from_bytes(img_bytes):
-        return classify(preprocess_bytes(img_bytes))
+        return classify(preprocess_all(img_bytes, lambda b: b))
 
     def passthrough(filenames, key):
         return {**classify(preprocess_files(filenames)), "filename": filenames, "key": key}
@@ -85,17 +115,17 @@ def export_saved_model(
     def xai_model(input_images):
         return {"probability": model(input_images, training=False)}
 
-    strings = tf.TensorSpec([None], tf.string)
-    images = tf.TensorSpec([None, size, size, 3], tf.float32)
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint("serving_default", serving_default, [strings])
-    archive.add_endpoint("from_bytes", from_bytes, [strings])
-    archive.add_endpoint("passthrough", passthrough, [strings, tf.TensorSpec([None], tf.int64)])
-    archive.add_endpoint("xai_preprocess", xai_preprocess, [strings])
-    archive.add_endpoint("xai_model", xai_model, [images])
+    return dict(
+        serving_default=serving_default,
+        from_bytes=from_bytes,
+        passthrough=passthrough,
+        xai_preprocess=xai_preprocess,
+        xai_model=xai_model,
+    )
 
-    export_dir = str(export_dir)
+
+def _write_archive(archive, export_dir: str) -> None:
+    """``archive.write_out(export_dir)``, replacing an old export, without TF's INFO lines."""
     if tf.io.gfile.exists(export_dir):
         if tf.io.gfile.isdir(export_dir):
             tf.io.gfile.rmtree(export_dir)
@@ -108,21 +138,6 @@ def export_saved_model(
         archive.write_out(export_dir, verbose=False)
     finally:
         logger.setLevel(level)
-
-    extra = os.path.join(export_dir, EXTRA_DIR)
-    tf.io.gfile.makedirs(extra)
-    with tf.io.gfile.GFile(os.path.join(extra, "labels.txt"), "w") as f:
-        f.write("\n".join(labels) + "\n")
-    info = {
-        "img_size": size,
-        "labels": labels,
-        "model_kind": model_kind,
-        "signatures": list(SIGNATURES),
-        **(extra_info or {}),
-    }
-    with tf.io.gfile.GFile(os.path.join(extra, "model_info.json"), "w") as f:
-        f.write(json.dumps(info, indent=1))
-    return export_dir
 
 
 def read_model_info(export_dir: str | os.PathLike, required: bool = True) -> dict:
@@ -161,7 +176,8 @@ class Signatures(dict):
 
 
 def load_signatures(export_dir: str) -> Signatures:
-    """The signatures of an exported model: ``load_signatures(d)["serving_default"](filenames=...)``."""
+    """The signatures of an exported model:
+    ``load_signatures(d)["serving_default"](filenames=...)``."""
     if not tf.io.gfile.exists(os.path.join(str(export_dir), "saved_model.pb")):
         raise FileNotFoundError(f"{export_dir}: no saved_model.pb (not an exported SavedModel)")
     return Signatures(tf.saved_model.load(str(export_dir)))

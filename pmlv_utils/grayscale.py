@@ -17,9 +17,15 @@ as one positional argument).
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Callable, Sequence
 
+import keras
 import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from . import dataset_files, preprocess, timing
 
 LUMA_WEIGHTS = (0.2126, 0.7152, 0.0722)
 SRGB_THRESHOLD = 0.0031308
@@ -38,6 +44,7 @@ __all__ = [
     "to_grayscale_loop",
     "to_grayscale_slicing",
     "to_grayscale_matmul",
+    "Grayscale",
     "make_grayscale_layer",
     "make_grayscale_model",
     "VARIANTS",
@@ -68,8 +75,6 @@ def to_grayscale_loop(img: np.ndarray) -> np.ndarray:
 
 
 def _gamma_tf(c_linear):
-    import tensorflow as tf
-
     return tf.where(
         c_linear > SRGB_THRESHOLD, 1.055 * tf.pow(c_linear, 1 / 2.4) - 0.055, 12.92 * c_linear
     )
@@ -84,8 +89,6 @@ def to_grayscale_slicing(img):
 
 def to_grayscale_matmul(img):
     """One image (or a batch) ``[..., 3]``: luminance as a matrix product with a 3x1 matrix."""
-    import tensorflow as tf
-
     weights = tf.constant([[w] for w in LUMA_WEIGHTS], dtype=tf.float32)  # [3, 1]
     c_linear = tf.squeeze(
         tf.matmul(img, weights), axis=-1
@@ -93,34 +96,32 @@ def to_grayscale_matmul(img):
     return _gamma_tf(c_linear)
 
 
-def make_grayscale_layer(**kwargs):
+class Grayscale(keras.layers.Layer):
     """A Keras layer: batch ``[N, H, W, 3]`` -> ``[N, H, W]`` (matmul on the whole batch)."""
-    import keras
-    from keras import ops
 
-    class Grayscale(keras.layers.Layer):
-        def __init__(self, **layer_kwargs):
-            super().__init__(**layer_kwargs)  # the book passed `kwargs` positionally
-            self.weights_3x1 = np.array([[w] for w in LUMA_WEIGHTS], dtype=np.float32)
+    def __init__(self, **layer_kwargs):
+        super().__init__(**layer_kwargs)  # the book passed `kwargs` positionally
+        self.weights_3x1 = np.array([[w] for w in LUMA_WEIGHTS], dtype=np.float32)
 
-        def call(self, images):
-            c_linear = ops.squeeze(ops.matmul(images, self.weights_3x1), axis=-1)
-            return ops.where(
-                c_linear > SRGB_THRESHOLD,
-                1.055 * ops.power(c_linear, 1 / 2.4) - 0.055,
-                12.92 * c_linear,
-            )
+    def call(self, images):
+        c_linear = ops.squeeze(ops.matmul(images, self.weights_3x1), axis=-1)
+        return ops.where(
+            c_linear > SRGB_THRESHOLD,
+            1.055 * ops.power(c_linear, 1 / 2.4) - 0.055,
+            12.92 * c_linear,
+        )
 
-        def compute_output_shape(self, input_shape):
-            return tuple(input_shape[:-1])
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1])
 
+
+def make_grayscale_layer(**kwargs) -> Grayscale:
+    """A :class:`Grayscale` layer (the notebook's name for building one)."""
     return Grayscale(**kwargs)
 
 
 def make_grayscale_model(image_shape: Sequence[int]):
     """A one-layer Keras model; ``image_shape`` = (H, W, 3) taken from the data, not typed in."""
-    import keras
-
     image_shape = tuple(int(d) for d in image_shape)
     if len(image_shape) != 3 or image_shape[-1] != 3:
         raise ValueError(f"image_shape must be (height, width, 3), got {image_shape}")
@@ -137,8 +138,6 @@ def grayscale_iterate(images: np.ndarray) -> np.ndarray:
 
 
 def grayscale_py_function(images: np.ndarray) -> np.ndarray:
-    import tensorflow as tf
-
     def loop_on_tensor(img):
         return to_grayscale_loop(img.numpy())
 
@@ -177,10 +176,6 @@ VARIANTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 
 def pick_paths(all_data_csv: str, n: int) -> list[str]:
     """``n`` image paths from ``all_data.csv``, taking the classes in turn (deterministic)."""
-    from collections import defaultdict
-
-    from . import dataset_files
-
     by_label = defaultdict(list)
     for row in dataset_files.read_all_data(str(all_data_csv), report=None):
         if not row.problem:
@@ -207,8 +202,6 @@ def time_variants(
     batched layer's model is built once, outside the timing. Each result's ``value`` is the
     variant's output, to check that all agree.
     """
-    from . import timing
-
     model = make_grayscale_model(np.asarray(images).shape[1:])
     results = {}
     for name, fn in VARIANTS.items():
@@ -230,10 +223,6 @@ def time_variants(
 
 def load_images(paths: Sequence[str], height: int, width: int) -> np.ndarray:
     """Read JPEG files into float32 ``[N, height, width, 3]`` with the course's preprocessing."""
-    import tensorflow as tf
-
-    from . import preprocess
-
     if not paths:
         raise ValueError("load_images: no paths given")
     images = []

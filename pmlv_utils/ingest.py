@@ -21,7 +21,14 @@ import gzip
 import struct
 from typing import Iterable, Sequence
 
-AUTOTUNE = -1  # tf.data.AUTOTUNE, without importing TensorFlow at import time
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from . import preprocess, tfrecords
+
+AUTOTUNE = tf.data.AUTOTUNE
 
 __all__ = [
     "ShardError",
@@ -52,8 +59,6 @@ def list_shards(pattern: str | Sequence[str]) -> list[str]:
 
     Raises FileNotFoundError naming the pattern when nothing matches.
     """
-    import tensorflow as tf
-
     patterns = (
         [pattern]
         if isinstance(pattern, (str, bytes)) or hasattr(pattern, "__fspath__")
@@ -90,8 +95,6 @@ def check_shards(files: Iterable[str], compression: str = "GZIP") -> dict[str, i
     not GZIP, truncated GZIP streams, empty (0-byte) files and broken record framing.
     A shard with zero records is valid (Beam writes empty shards), a 0-byte file is not.
     """
-    import tensorflow as tf
-
     counts = {}
     for name in files:
         try:
@@ -124,8 +127,6 @@ def _hw(img_size) -> tuple[int, int]:
 
 def _parallel_kwargs(parallel: bool, deterministic: bool) -> dict:
     """map/interleave arguments: sequential, or AUTOTUNE-parallel with an order policy."""
-    import tensorflow as tf
-
     if not parallel:
         return {}
     return dict(num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
@@ -135,8 +136,6 @@ def _explicit_options(ds, parallel: bool, prefetch: bool):
     """Only the parallelism/prefetching asked for: tf.data's default optimisations would
     otherwise parallelise a sequential map and add a prefetch on their own, so a "plain"
     pipeline would not be plain."""
-    import tensorflow as tf
-
     options = tf.data.Options()
     options.experimental_optimization.map_parallelization = bool(parallel)
     options.experimental_optimization.inject_prefetch = bool(prefetch)
@@ -144,8 +143,6 @@ def _explicit_options(ds, parallel: bool, prefetch: bool):
 
 
 def _parse_and_preprocess_fn(img_size):
-    from . import preprocess, tfrecords
-
     height, width = _hw(img_size)
 
     def parse_and_preprocess(serialized):
@@ -187,8 +184,6 @@ def make_dataset(
         shrinking) in the middle of training. It costs one extra read of the shards (the
         decompression only, no decoding); pass False for very large or remote data.
     """
-    import tensorflow as tf
-
     files = list_shards(pattern)
     n_records = None
     if validate:
@@ -196,19 +191,7 @@ def make_dataset(
         if n_records == 0:
             raise ValueError(f"The {len(files)} files matching {pattern!r} hold no records")
     deterministic = (shuffle_seed is not None) or not training
-    autotune = tf.data.AUTOTUNE
-
-    file_ds = tf.data.Dataset.from_tensor_slices(files)
-    if training:
-        file_ds = file_ds.shuffle(len(files), seed=shuffle_seed, reshuffle_each_iteration=True)
-    if interleave:
-        ds = file_ds.interleave(
-            lambda f: tf.data.TFRecordDataset(f, compression_type=compression),
-            cycle_length=min(len(files), 4) or 1,
-            **_parallel_kwargs(parallel, deterministic),
-        )
-    else:
-        ds = file_ds.flat_map(lambda f: tf.data.TFRecordDataset(f, compression_type=compression))
+    ds = _read_records(files, training, shuffle_seed, interleave, parallel, compression)
     if n_records is not None:  # lets Keras know the steps per epoch
         ds = ds.apply(tf.data.experimental.assert_cardinality(n_records))
 
@@ -222,8 +205,24 @@ def make_dataset(
     if batch_size:
         ds = ds.batch(batch_size)
     if prefetch:
-        ds = ds.prefetch(autotune)
+        ds = ds.prefetch(AUTOTUNE)
     return _explicit_options(ds, parallel, prefetch)
+
+
+def _read_records(files, training, shuffle_seed, interleave, parallel, compression):
+    """The serialized records of ``files``: files shuffled when training, then read in turn
+    (interleave, up to 4 at a time) or one after the other."""
+    deterministic = (shuffle_seed is not None) or not training
+    file_ds = tf.data.Dataset.from_tensor_slices(files)
+    if training:
+        file_ds = file_ds.shuffle(len(files), seed=shuffle_seed, reshuffle_each_iteration=True)
+    if interleave:
+        return file_ds.interleave(
+            lambda f: tf.data.TFRecordDataset(f, compression_type=compression),
+            cycle_length=min(len(files), 4) or 1,
+            **_parallel_kwargs(parallel, deterministic),
+        )
+    return file_ds.flat_map(lambda f: tf.data.TFRecordDataset(f, compression_type=compression))
 
 
 def make_file_dataset(
@@ -244,10 +243,6 @@ def make_file_dataset(
     paths and labels must have the same length; a missing file raises FileNotFoundError
     naming it (checked up front for local paths; for ``gs://`` when read).
     """
-    import tensorflow as tf
-
-    from . import preprocess
-
     paths = [str(p) for p in paths]
     labels = [int(l) for l in labels]
     if len(paths) != len(labels):
@@ -259,7 +254,6 @@ def make_file_dataset(
         raise FileNotFoundError(f"{len(missing)} image files do not exist, e.g. {missing[0]!r}")
     height, width = _hw(img_size)
     deterministic = (shuffle_seed is not None) or not training
-    autotune = tf.data.AUTOTUNE
 
     ds = tf.data.Dataset.from_tensor_slices((paths, tf.constant(labels, tf.int64)))
     if training and not cache:
@@ -277,7 +271,7 @@ def make_file_dataset(
     if batch_size:
         ds = ds.batch(batch_size)
     if prefetch:
-        ds = ds.prefetch(autotune)
+        ds = ds.prefetch(AUTOTUNE)
     return _explicit_options(ds, parallel, prefetch)
 
 
@@ -288,10 +282,6 @@ def make_file_dataset(
 
 def load_image_bytes(pattern, compression: str = "GZIP") -> tuple[list[bytes], list[int]]:
     """All encoded images and their label_int from the shards, into memory (Python lists)."""
-    import tensorflow as tf
-
-    from . import tfrecords
-
     files = list_shards(pattern)
     check_shards(files, compression)
     ds = tf.data.TFRecordDataset(files, compression_type=compression).map(tfrecords.parse_example)
@@ -315,10 +305,6 @@ def make_bytes_dataset(
     Draining it measures how fast this machine can decode and resize at best, the ceiling
     for every TFRecord pipeline at the same image size.
     """
-    import tensorflow as tf
-
-    from . import preprocess
-
     height, width = _hw(img_size)
     labels = list(labels) if labels is not None else [0] * len(image_bytes)
     ds = tf.data.Dataset.from_tensor_slices(
@@ -382,8 +368,6 @@ BOOK_TRAIN_SECONDS = {
 
 def variants_table():
     """The switches of every named variant, as a pandas DataFrame (one row per variant)."""
-    import pandas as pd
-
     rows, index = [], []
     for table, variants in (("read-only loop", READ_VARIANTS), ("training", TRAIN_VARIANTS)):
         for name, options in variants.items():
@@ -420,9 +404,6 @@ def drain(ds) -> int:
 def read_loop(ds, epochs: int = 2, seed: int = 0) -> int:
     """The book's read-only loop: per element, the mean of the channel values above a random
     threshold (so the images must really be read). Returns the number of images seen."""
-    import numpy as np
-    import tensorflow as tf
-
     rng = np.random.default_rng(seed)
     seen = 0
     for _ in range(epochs):
@@ -438,8 +419,6 @@ def read_loop(ds, epochs: int = 2, seed: int = 0) -> int:
 def make_probe_model(img_size, num_classes: int = 5):
     """The book's probe: Flatten -> Dense softmax, so training costs almost nothing and the
     time measured is the input pipeline's."""
-    import keras
-
     height, width = _hw(img_size)
     model = keras.Sequential(
         [
@@ -454,8 +433,6 @@ def make_probe_model(img_size, num_classes: int = 5):
 
 def train_probe(ds, img_size, epochs: int = 2, num_classes: int = 5, seed: int = 0):
     """Fit a fresh probe model on ``ds`` for ``epochs``; returns the Keras History."""
-    import keras
-
     keras.utils.set_random_seed(seed)
     model = make_probe_model(img_size, num_classes)
     return model.fit(ds, epochs=epochs, verbose=0, shuffle=False)  # the order is the dataset's

@@ -25,7 +25,12 @@ import os
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
+import ipywidgets as widgets
 import numpy as np
+import pandas as pd
+from PIL import Image
+
+from .synthetic import load_mask
 
 COLOUR_NAMES = ["white", "yellow", "orange", "red", "pink", "purple", "brown"]
 DEFAULT_OPTIONS = {
@@ -153,8 +158,6 @@ def _options_found_in(data) -> dict[str, list[str]]:
 
 def annotations_table(annotations: Mapping, options: Mapping[str, Sequence[str]]):
     """A pandas DataFrame: one row per image, one column per task (labels joined by '+')."""
-    import pandas as pd
-
     clean = validate_annotations(annotations, options, require_all_tasks=False)
     rows = [
         {"image": image, **{task: "+".join(labels) for task, labels in tasks.items()}}
@@ -184,8 +187,6 @@ def to_multi_hot(annotations: Mapping, options: Mapping[str, Sequence[str]], tas
 def colour_names(rgb: np.ndarray, mask: np.ndarray, min_share: float = 0.2) -> list[str]:
     """Names (COLOUR_NAMES) of the colours covering at least ``min_share`` of the masked
     pixels, ignoring green (stems and leaves); the most common one when none does."""
-    from PIL import Image
-
     hsv = np.asarray(Image.fromarray(np.asarray(rgb, np.uint8)).convert("HSV"), np.float32) / 255.0
     h, s, v = (hsv[..., i][np.asarray(mask, bool)] for i in range(3))
     if h.size == 0:
@@ -216,10 +217,6 @@ def prelabel_synthetic(data_dir: str | os.PathLike, images: Sequence[str]) -> An
     color: the colours of the flower pixels (its stored mask); location: "indoors" for
     studio-like backgrounds (INDOOR_BACKGROUNDS), else "outdoors". A human checks them.
     """
-    from PIL import Image
-
-    from .synthetic import load_mask
-
     data_dir = Path(data_dir)
     info_path = data_dir / "image_info.csv"
     if not info_path.exists():
@@ -271,8 +268,6 @@ class MultiLabelAnnotator:
         on_done: Callable[[Annotations], None] | None = None,
         image_width: int = 256,
     ):
-        import ipywidgets as widgets
-
         if not images:
             raise ValueError("MultiLabelAnnotator: no images to label")
         self.images, self.options = list(images), {t: list(v) for t, v in options.items()}

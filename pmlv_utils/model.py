@@ -50,7 +50,6 @@ def build_model(
     if weights is not None and model_kind != "mobilenetv2":
         raise ValueError(f"weights= only applies to mobilenetv2, not {model_kind!r}")
     seed_of = (lambda k: None) if seed is None else (lambda k: seed * 100 + k)
-    regularizer = keras.regularizers.l2(l2) if l2 else None
 
     inputs = keras.Input(shape=(img_size, img_size, 3), name="input_images")
     x = inputs
@@ -63,6 +62,29 @@ def build_model(
         x = _small_cnn_features(x, seed_of)
     else:
         x = _mobilenetv2_features(x, size, weights)
+    outputs = _classifier_head(x, num_hidden, num_classes, l2, seed_of)
+    model = keras.Model(inputs, outputs, name=f"flowers_{model_kind}")
+    if compile:
+        compile_model(model, lrate, decay_steps)
+    return model
+
+
+def compile_model(model: keras.Model, lrate: float = 1e-3, decay_steps: int | None = None):
+    """Adam (cosine decay from ``lrate`` to 5% of it over ``decay_steps``, if given), sparse
+    categorical cross-entropy, accuracy."""
+    learning_rate = lrate
+    if decay_steps:
+        learning_rate = keras.optimizers.schedules.CosineDecay(lrate, int(decay_steps), alpha=0.05)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        metrics=["accuracy"],
+    )
+
+
+def _classifier_head(x, num_hidden: int, num_classes: int, l2: float, seed_of):
+    """dense_hidden (ReLU) -> flower_prob (softmax), L2-regularised when ``l2``."""
+    regularizer = keras.regularizers.l2(l2) if l2 else None
     x = keras.layers.Dense(
         num_hidden,
         activation="relu",
@@ -70,26 +92,13 @@ def build_model(
         kernel_initializer=keras.initializers.HeNormal(seed_of(50)),
         name="dense_hidden",
     )(x)
-    outputs = keras.layers.Dense(
+    return keras.layers.Dense(
         num_classes,
         activation="softmax",
         kernel_regularizer=regularizer,
         kernel_initializer=keras.initializers.GlorotUniform(seed_of(51)),
         name="flower_prob",
     )(x)
-    model = keras.Model(inputs, outputs, name=f"flowers_{model_kind}")
-    if compile:
-        learning_rate = lrate
-        if decay_steps:
-            learning_rate = keras.optimizers.schedules.CosineDecay(
-                lrate, int(decay_steps), alpha=0.05
-            )
-        model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-            loss=keras.losses.SparseCategoricalCrossentropy(),
-            metrics=["accuracy"],
-        )
-    return model
 
 
 def _small_cnn_features(x, seed_of, filters=(32, 64, 128, 128)):

@@ -7,7 +7,10 @@ import math
 import os
 from typing import Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
+import tensorflow as tf
+from PIL import Image
 
 
 def load_image_array(image) -> np.ndarray:
@@ -15,15 +18,11 @@ def load_image_array(image) -> np.ndarray:
 
     uint8 arrays and float arrays in [0, 1] are returned as they are (grayscale [H, W] too).
     """
-    from PIL import Image
-
     if isinstance(image, (bytes, bytearray)):
         return np.asarray(Image.open(io.BytesIO(image)).convert("RGB"))
     if isinstance(image, (str, os.PathLike)):
         path = str(image)
         if "://" in path:
-            import tensorflow as tf
-
             with tf.io.gfile.GFile(path, "rb") as f:
                 return np.asarray(Image.open(io.BytesIO(f.read())).convert("RGB"))
         with Image.open(path) as im:
@@ -45,8 +44,6 @@ def show_image_grid(
 
     ``size``: inches per cell. Returns the matplotlib Figure.
     """
-    import matplotlib.pyplot as plt
-
     images = list(images)
     if not images:
         raise ValueError("show_image_grid: no images to show")
@@ -75,8 +72,6 @@ def plot_confusion_matrix(
     confusion, labels: Sequence[str], title: str | None = None, normalize: bool = False, ax=None
 ):
     """A confusion matrix (rows = true label, columns = predicted) with counts in the cells."""
-    import matplotlib.pyplot as plt
-
     cm = np.asarray(confusion, dtype=float)
     if cm.shape != (len(labels), len(labels)):
         raise ValueError(f"confusion matrix of shape {cm.shape} for {len(labels)} labels")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 
@@ -171,11 +172,8 @@ def augmentation_examples(
 ):
     """What the model's first layers make of one preprocessed image ``[S, S, 3]``:
     ``(count training-mode views, the inference-mode view)``, as numpy arrays."""
-    import numpy as np
-
     size = int(image.shape[0])
     layers = keras.Sequential(augmentation_layers(size, crop_ratio, with_color_distort, seed=seed))
     batch = tf.repeat(tf.convert_to_tensor(image, tf.float32)[None], count, axis=0)
-    return np.asarray(layers(batch, training=True)), np.asarray(layers(batch[:1], training=False))[
-        0
-    ]
+    views = np.asarray(layers(batch, training=True))
+    return views, np.asarray(layers(batch[:1], training=False))[0]

@@ -12,6 +12,11 @@ import statistics
 import time
 from typing import Any, Callable, Mapping
 
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
 __all__ = ["time_it", "timing_table", "plot_speedups", "plot_rates"]
 
 
@@ -33,7 +38,6 @@ def time_it(
     """
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
-    from tqdm import tqdm
 
     def run_once():
         arg = (setup(),) if setup is not None else ()
@@ -79,8 +83,6 @@ def timing_table(
     Columns: ``cpu_s``, ``wall_s``, ``speedup`` (baseline wall / wall), ``cpu_ratio``
     (cpu / baseline cpu), ``cores_busy`` (cpu / wall).
     """
-    import pandas as pd
-
     if not results:
         raise ValueError("timing_table: no results")
     names = list(results)
@@ -128,9 +130,6 @@ def plot_speedups(
     log: a logarithmic x axis (for speed-ups spanning orders of magnitude).
     Returns the matplotlib Figure.
     """
-    import matplotlib.pyplot as plt
-    import numpy as np
-
     if ax is None:
         fig, axes = plt.subplots(
             1,
@@ -181,9 +180,6 @@ def plot_rates(
 ):
     """Horizontal bars of each row's rate, grouped by table, with the ceiling (and a
     ``fraction`` of it) as vertical lines. Returns the matplotlib Figure."""
-    import matplotlib.pyplot as plt
-    import numpy as np
-
     labels, values, groups = [], [], []
     for panel, df in tables.items():
         labels += [f"{panel}: {name}" for name in df.index]

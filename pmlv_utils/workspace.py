@@ -146,7 +146,7 @@ def ensure_tfrecords(
     workspace=None,
     rebuild: bool = False,
 ) -> Path:
-    """TFRecords (train/valid/test shards) of :func:`ensure_dataset`'s data; returns their folder."""
+    """TFRecords (train/valid/test shards) of :func:`ensure_dataset`'s data; returns the folder."""
     from . import tfrecords
 
     data_dir = ensure_dataset(images_per_class, seed, background_bias, workspace)
@@ -155,7 +155,9 @@ def ensure_tfrecords(
 
     def build(folder: Path) -> None:
         tfrecords.run_pipeline(
-            all_data=str(all_data), labels_file=str(labels), output_dir=str(folder)
+            tfrecords.DatasetJobConfig(
+                all_data=str(all_data), labels_file=str(labels), output_dir=str(folder)
+            )
         )
 
     return build_or_reuse("tfrecords", settings, build, workspace, rebuild)
@@ -189,15 +191,10 @@ def ensure_trained_model(
     )
 
     def build(folder: Path) -> None:
-        training.train_and_export(
-            job_dir=str(folder),
-            input_topdir=str(tfrecord_dir),
-            labels_file=str(labels),
-            img_size=img_size,
-            num_epochs=epochs,
-            model_kind=model_kind,
-            seed=seed,
+        config = training.TrainConfig(
+            model_kind=model_kind, img_size=img_size, num_epochs=epochs, seed=seed
         )
+        training.train_and_export(str(folder), str(tfrecord_dir), str(labels), config)
 
     return build_or_reuse("trained", settings, build, workspace, rebuild)
 

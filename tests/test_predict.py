@@ -92,7 +92,7 @@ def _by_filename(rows):
 def test_beam_batch_writes_each_prediction_once_and_dead_letters_bad_files(
     tiny, serving_model, tmp_path
 ):
-    """CSV input (book format, relative paths) + Shared/BatchElements: one model load, many batches."""
+    """CSV input (book format, relative paths) + Shared/BatchElements: one load, many batches."""
     from pmlv_utils import predict
 
     images = Path(tiny["images"])

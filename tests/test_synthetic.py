@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 from collections import Counter
@@ -182,3 +183,12 @@ def test_cli(tmp_path):
     assert len((tmp_path / "cli/flower_photos/all_data.csv").read_text().splitlines()) == 5
     bad = run("--output_dir", str(tmp_path / "bad"), "--background_bias", "2")
     assert bad.returncode == 2 and "background_bias must be in [0, 1]" in bad.stderr
+
+
+def test_import_stays_light():
+    code = "import json, sys, pmlv_utils.synthetic; print(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
+    )
+    top = {name.split(".")[0] for name in json.loads(out.stdout)}
+    assert not {"tensorflow", "apache_beam", "keras"} & top

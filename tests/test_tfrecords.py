@@ -5,6 +5,7 @@ subprocess, the library runs on it once more with two worker threads to compare 
 multi-process mode gives the same result but costs ~10 s of worker start-up: the notebook shows it).
 """
 
+import dataclasses
 import importlib.util
 import io
 import json
@@ -212,12 +213,14 @@ def test_second_run_multithreaded_gives_identical_splits(cli_run, mixed, tmp_pat
     # leave a stale shard of an "earlier run" with another shard count: it must be removed
     (tmp_path / "train-00003-of-00004.gz").write_bytes(b"stale")
     counts = tfrecords.run_pipeline(
-        csv_file,
-        labels_file,
-        str(tmp_path),
-        direct_num_workers=2,
-        direct_running_mode="multi_threading",
-        verbose=False,
+        tfrecords.DatasetJobConfig(
+            csv_file,
+            labels_file,
+            str(tmp_path),
+            direct_num_workers=2,
+            direct_running_mode="multi_threading",
+            verbose=False,
+        )
     )
     assert not (tmp_path / "train-00003-of-00004.gz").exists()
     assert (
@@ -334,13 +337,32 @@ def test_local_options_pass_direct_settings_and_extra_args():
 def test_dataflow_refuses_a_local_csv_before_starting(tmp_path):
     with pytest.raises(ValueError, match="local CSV"):
         tfrecords.run_pipeline(
-            str(tmp_path / "all_data.csv"),
-            str(tmp_path / "dict.txt"),
-            "gs://b/o",
-            runner="DataflowRunner",
-            project_id="p",
-            region="r",
+            tfrecords.DatasetJobConfig(
+                str(tmp_path / "all_data.csv"),
+                str(tmp_path / "dict.txt"),
+                "gs://b/o",
+                runner="DataflowRunner",
+                project_id="p",
+                region="r",
+            )
         )
+
+
+def test_job_config_is_one_frozen_object():
+    config = tfrecords.DatasetJobConfig(Path("a.csv"), "dict.txt", "out", extra_args=["--x=1"])
+    assert (config.all_data, config.extra_args, config.local) == ("a.csv", ("--x=1",), True)
+    assert (config.runner, config.fractions, config.wait, config.verbose) == (
+        "DirectRunner",
+        dataset_files.DEFAULT_FRACTIONS,
+        None,
+        True,
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.runner = "DataflowRunner"
+    other = dataclasses.replace(config, direct_running_mode="multi_threading")
+    assert other.pipeline_options().get_all_options()["direct_running_mode"] == "multi_threading"
+    with pytest.raises(TypeError, match="DatasetJobConfig"):
+        tfrecords.run_pipeline("a.csv")
 
 
 def test_make_and_parse_example_round_trip():
@@ -375,7 +397,9 @@ def test_bad_input_demo_matches_the_dead_letters(mixed, tmp_path):
         str(tmp_path / "demo"), good, LABELS
     )
     counts = tfrecords.run_pipeline(
-        csv_file, labels_file, str(tmp_path / "out"), fractions=(1.0, 0.0, 0.0), verbose=False
+        tfrecords.DatasetJobConfig(
+            csv_file, labels_file, str(tmp_path / "out"), fractions=(1.0, 0.0, 0.0), verbose=False
+        )
     )
     errors = tfrecords.read_errors(str(tmp_path / "out"))
     assert counts["written"] == {"train": 5, "valid": 0, "test": 0}

@@ -1,4 +1,4 @@
-"""MLflow tracking of explanations, the explainer as a pyfunc model (from code), serving, Beam batch."""
+"""MLflow tracking of explanations, the explainer as a pyfunc model from code, serving, Beam."""
 
 from __future__ import annotations
 

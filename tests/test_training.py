@@ -1,4 +1,5 @@
-"""pmlv_utils.training / pmlv_utils.train: artifacts, best-weights export, resume, errors.
+"""pmlv_utils.training (and its CLI, pmlv_utils.train): artifacts, best-weights export, resume,
+errors.
 
 The data is a tiny colour-coded 5-class set (one hue per class on a dark noisy
 background) written as GZIP TFRecords in the course's schema, small enough that a
@@ -23,6 +24,7 @@ from pmlv_utils import dataset_files, tfrecords, training  # noqa: E402
 CLASSES = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
 HUES = np.array([[230, 230, 230], [230, 205, 25], [205, 25, 50], [230, 128, 0], [150, 25, 150]])
 FAST = dict(img_size=28, batch_size=8, verbose=0, log=lambda *a, **k: None)
+RUN_OPTIONS = ("resume", "pattern", "export", "strategy", "verbose", "log")
 
 
 def make_tiny_flowers(folder, per_class=10, seed=0) -> dict:
@@ -62,9 +64,14 @@ def tiny(tmp_path_factory):
 
 
 def run(job_dir, folder, **kwargs):
+    """train_and_export with FAST settings; ``kwargs`` are TrainConfig fields or run options."""
     args = dict(FAST, num_epochs=2)
     args.update(kwargs)
-    return training.train_and_export(str(job_dir), str(folder), str(folder / "dict.txt"), **args)
+    options = {k: args.pop(k) for k in RUN_OPTIONS if k in args}
+    config = training.TrainConfig(**args)
+    return training.train_and_export(
+        str(job_dir), str(folder), str(folder / "dict.txt"), config, **options
+    )
 
 
 def test_cli_writes_every_artifact(tiny, tmp_path):
@@ -241,10 +248,8 @@ def test_hparam_search_ranks_trials_by_validation(tiny, tmp_path):
         str(tmp_path / "hp"),
         str(folder),
         str(folder / "dict.txt"),
+        training.TrainConfig(seed=1, num_epochs=1, img_size=28),
         num_trials=2,
-        seed=1,
-        num_epochs=1,
-        img_size=28,
         log=lambda *a: None,
     )
     assert len(trials) == 2
@@ -255,10 +260,10 @@ def test_hparam_search_ranks_trials_by_validation(tiny, tmp_path):
 
 def test_vertex_configs_render_and_parse(tmp_path):
     yaml = pytest.importorskip("yaml")
-    from pmlv_utils import train
+    from pmlv_utils.training import cli
 
-    for name in train.VERTEX_CONFIGS:
-        path = train.render_vertex_config(name, "my-bucket", str(tmp_path / f"{name}.yaml"))
+    for name in cli.VERTEX_CONFIGS:
+        path = cli.render_vertex_config(name, "my-bucket", str(tmp_path / f"{name}.yaml"))
         spec = yaml.safe_load(open(path))
         text = open(path).read()
         assert "${BUCKET}" not in text and "gs://my-bucket/" in text
@@ -266,21 +271,40 @@ def test_vertex_configs_render_and_parse(tmp_path):
         for pool in pools:
             assert pool["pythonPackageSpec"]["pythonModule"] == "pmlv_utils.train"
             # every flag in the spec is one the trainer's parser accepts
-            train.build_parser().parse_args(["--job-dir", "x"] + pool["pythonPackageSpec"]["args"])
-        cmd = train.vertex_submit_command(name, path, "proj", "us-central1")
+            cli.build_parser().parse_args(["--job-dir", "x"] + pool["pythonPackageSpec"]["args"])
+        cmd = cli.vertex_submit_command(name, path, "proj", "us-central1")
         assert cmd[:3] == ["gcloud", "ai", "hp-tuning-jobs" if name == "hparam" else "custom-jobs"]
     multi = yaml.safe_load(open(tmp_path / "gpus_multiple_machines.yaml"))["workerPoolSpecs"]
     assert len(multi) == 2  # chief pool + worker pool
     with pytest.raises(ValueError, match="bare bucket"):
-        train.render_vertex_config("cpu", "gs://b", str(tmp_path / "x.yaml"))
+        cli.render_vertex_config("cpu", "gs://b", str(tmp_path / "x.yaml"))
 
 
 def test_job_dir_mapping(monkeypatch):
-    from pmlv_utils import train
+    from pmlv_utils.training import cli
 
-    assert train.local_job_dir("/tmp/job") == "/tmp/job"
+    assert cli.local_job_dir("/tmp/job") == "/tmp/job"
     if not os.path.isdir("/gcs"):
         with pytest.raises(ValueError, match="FUSE"):
-            train.local_job_dir("gs://b/job")
+            cli.local_job_dir("gs://b/job")
     monkeypatch.setenv("AIP_MODEL_DIR", "/tmp/from_vertex")
-    assert train.build_parser().parse_args(["--input_topdir", "x"]).job_dir == "/tmp/from_vertex"
+    assert cli.build_parser().parse_args(["--input_topdir", "x"]).job_dir == "/tmp/from_vertex"
+
+
+def test_train_config_is_frozen_and_checked():
+    import dataclasses
+
+    from pmlv_utils.training import cli
+
+    config = training.TrainConfig(img_size="28", crop_ratio=None)
+    assert config.img_size == 28 and config.crop_ratio == 0.75  # the model's default crop
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.img_size = 32
+    assert config.replace(num_epochs=3).num_epochs == 3 and config.num_epochs == 15
+    assert training.TrainConfig.from_dict({**config.to_dict(), "labels": ["a"]}) == config
+    with pytest.raises(ValueError, match="training_loop"):
+        training.TrainConfig(training_loop="fast")
+    # the CLI's defaults are TrainConfig's
+    flags = ["--job-dir", "x", "--input_topdir", "y", "--l2", "0.1", "--with_color_distort", "F"]
+    args = cli.build_parser().parse_args(flags)
+    assert cli.config_from_args(args) == training.TrainConfig(l2=0.1, with_color_distort=False)

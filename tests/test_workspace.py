@@ -54,7 +54,10 @@ def test_import_has_no_side_effects():
     import subprocess
     import sys
 
-    code = "import pmlv_utils, pmlv_utils.workspace, sys; print(sorted(m for m in sys.modules if m.startswith('tensorflow'))[:1])"
+    code = (
+        "import pmlv_utils, pmlv_utils.workspace, sys; "
+        "print(sorted(m for m in sys.modules if m.startswith('tensorflow'))[:1])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]" and out.stderr == ""
 

@@ -1,14 +1,16 @@
 """MLflow "model from code" file: the explainer served by `mlflow models serve` (10d).
 
 MLflow executes this file when it loads the model, so no pickled Python object is stored or
-loaded. The package never imports it (``pmlv_utils.tracking.log_explainer`` points MLflow at it).
+loaded. The package never imports it (``pmlv_utils.tracking.log_explainer`` points MLflow at it:
+``tracking.explainer.MODEL_CODE``).
 """
 
 import mlflow.pyfunc
 import numpy as np
 from mlflow.models import set_model
 
-from pmlv_utils.tracking import decode_request_images
+from pmlv_utils import explain
+from pmlv_utils.tracking.explainer import decode_request_images
 
 
 class ExplainerModel(mlflow.pyfunc.PythonModel):
@@ -23,8 +25,6 @@ class ExplainerModel(mlflow.pyfunc.PythonModel):
     _skip_type_hint_validation = True
 
     def load_context(self, context) -> None:
-        from pmlv_utils import explain
-
         config = dict(getattr(context, "model_config", None) or {})
         self.method = config.get("method", "ig")
         self.steps = int(config.get("steps", 64))
@@ -59,8 +59,6 @@ class ExplainerModel(mlflow.pyfunc.PythonModel):
         return np.asarray(targets)
 
     def predict(self, context, model_input, params=None):
-        from pmlv_utils import explain
-
         if "image_b64" not in model_input:
             raise ValueError(f"input needs an 'image_b64' column (got {list(model_input.columns)})")
         images = decode_request_images(model_input["image_b64"].tolist(), self.model.img_size[0])
