@@ -159,7 +159,9 @@ def _summary(
     info = json.loads((deployed / "deploy_info.json").read_text())
     return dict(
         results={
-            "images (train / valid / test)": f"{counts.get('train')} / {counts.get('valid')} / {counts.get('test')}",
+            "images (train / valid / test)": " / ".join(
+                str(counts.get(split)) for split in ("train", "valid", "test")
+            ),
             "lines rejected (dead-letter)": counts.get("rejected"),
             "test accuracy (exported model)": f"{run.accuracy:.3f}",
             "deploy gate": run.gate_message,
@@ -167,7 +169,8 @@ def _summary(
             "TFLite float32 size": f"{info['tflite_bytes'] / 1e6:.3f} MB",
             "served prediction": f"{served['server_label']} (truth {served['truth']}); "
             f"TFLite: {served['tflite_label']}",
-            "server start / one request": f"{served['server_start_s']:.1f} s / {served['request_ms']:.0f} ms",
+            "server start / one request": f"{served['server_start_s']:.1f} s / "
+            f"{served['request_ms']:.0f} ms",
         },
         artifacts={
             "data CSV": ws.display_path(all_data),
