@@ -82,6 +82,15 @@ def serve_one_prediction(deployed: Path, image: str, label: str, data_root: Path
     )
 
 
+def _synthetic_data(images_per_class: int, seed: int, root: Path) -> Path:
+    """Step 1: the synthetic data set (built or reused); returns its all_data.csv."""
+    data_dir = ws.ensure_dataset(images_per_class, seed, workspace=root)
+    all_data, labels = ws.dataset_files(data_dir)
+    n_images = sum(1 for line in all_data.read_text().splitlines() if line.strip())
+    print(f"    {n_images} images, labels {labels.read_text().split()}")
+    return all_data
+
+
 def run_course(
     workspace=None,
     images_per_class: int = ws.DEFAULT_IMAGES_PER_CLASS,
@@ -102,10 +111,7 @@ def run_course(
 
     _header(1, 4, "synthetic data")
     start = time.perf_counter()
-    data_dir = ws.ensure_dataset(images_per_class, seed, workspace=root)
-    all_data, labels = ws.dataset_files(data_dir)
-    n_images = sum(1 for line in all_data.read_text().splitlines() if line.strip())
-    print(f"    {n_images} images, labels {labels.read_text().split()}")
+    all_data = _synthetic_data(images_per_class, seed, root)
     timings["synthetic data"] = _done(start)
 
     _header(2, 4, "the ML pipeline (kfp local runner)")
