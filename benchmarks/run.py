@@ -86,7 +86,10 @@ class Result:
 
     def row(self) -> str:
         verdict = {True: "met", False: "NOT met", None: "—"}[self.met]
-        return f"| {self.key} | {self.title} | {plain_number(self.figure)} {self.unit} | {self.goal} | {verdict} |"
+        return (
+            f"| {self.key} | {self.title} | {plain_number(self.figure)} {self.unit} "
+            f"| {self.goal} | {verdict} |"
+        )
 
 
 def plain_number(x: float) -> str:
@@ -283,8 +286,8 @@ def p5_rest(a: Artifacts) -> Result:
     ratio = runs[8]["images_per_s"] / memory["images_per_s"]
     details = [f"in-memory batched ({len(files)} per call): {memory['images_per_s']:.1f} images/s"]
     details += [
-        f"{c} clients: {r['requests_per_s']} req/s = {r['images_per_s']} images/s, p50 {r['p50_ms']} ms, "
-        f"p99 {r['p99_ms']} ms, errors {r['errors']}"
+        f"{c} clients: {r['requests_per_s']} req/s = {r['images_per_s']} images/s, "
+        f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, errors {r['errors']}"
         for c, r in runs.items()
     ]
     return Result(
@@ -408,7 +411,8 @@ def machine_info() -> list[str]:
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return [
         f"date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
-        f"machine: {os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, {platform.system()} {platform.machine()}",
+        f"machine: {os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, "
+        f"{platform.system()} {platform.machine()}",
         f"Python {platform.python_version()}, TensorFlow {tf.__version__}",
         f"load average at start: {os.getloadavg()[0]:.2f}",
     ]
@@ -425,14 +429,17 @@ def write_report(
     lines = [
         "# Benchmark results",
         "",
-        "Written by `make bench` (`python -m benchmarks.run`). Ratios are measured in one process run; "
-        "absolute times are medians of repeats on a shared, noisy machine. Goals come from the chapter issues; "
+        "Written by `make bench` (`python -m benchmarks.run`). "
+        "Ratios are measured in one process run; "
+        "absolute times are medians of repeats on a shared, noisy machine. "
+        "Goals come from the chapter issues; "
         "book figures from the book repository's saved outputs (T4 GPUs, real photos).",
         "",
     ]
     lines += [f"- {x}" for x in machine_info()]
     lines += [
-        f"- mode: {'quick (CI check: numbers only, tiny settings)' if quick else 'full'}; settings: {s}",
+        f"- mode: {'quick (CI check: numbers only, tiny settings)' if quick else 'full'}; "
+        f"settings: {s}",
         f"- total time: {seconds:.0f} s",
         "",
         "| | comparison | ours | goal | goal |",
@@ -479,7 +486,8 @@ def main(argv=None) -> int:
             r = BENCHMARKS[key](artifacts)
             results.append(r)
             print(
-                f"{key}: {plain_number(r.figure)} {r.unit} (goal {r.goal}) in {time.perf_counter() - t:.0f} s",
+                f"{key}: {plain_number(r.figure)} {r.unit} (goal {r.goal}) "
+                f"in {time.perf_counter() - t:.0f} s",
                 flush=True,
             )
         except Exception:  # noqa: BLE001 - one failing benchmark must not hide the others

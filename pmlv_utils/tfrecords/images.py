@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import os
-import stat
 
 import numpy as np
 import tensorflow as tf
@@ -184,25 +183,25 @@ def to_rgb_jpeg(
 
 
 def _read_local(path: str, max_bytes: int) -> bytes:
-    """Open once, check the open file (``fstat``: a regular file, under the cap), read it.
-
-    ``O_NONBLOCK``: opening a FIFO named in the CSV must not wait for a writer."""
+    """Open once, check the open file (``fstat``: a regular file, under the cap), read it
+    (``image_limits.open_regular``: a FIFO named in the CSV does not block the job)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        fd, info = image_limits.open_regular(path)
     except FileNotFoundError as e:
         raise ImageRejected(MISSING_FILE, "no such file") from e
+    except IsADirectoryError as e:
+        raise ImageRejected(READ_ERROR, "is a directory") from e
+    except image_limits.NotAnImage as e:
+        directory = "is a directory" in str(e)
+        raise ImageRejected(READ_ERROR, "is a directory" if directory else str(e)) from e
     except OSError as e:
         raise ImageRejected(READ_ERROR, f"{type(e).__name__}: {e.strerror}") from e
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if stat.S_ISDIR(st.st_mode):
-            raise ImageRejected(READ_ERROR, "is a directory")
-        if not stat.S_ISREG(st.st_mode):
-            raise ImageRejected(READ_ERROR, "not a regular file (a FIFO, device or socket)")
-        data = f.read(max_bytes + 1) if st.st_size <= max_bytes else b""
-    if st.st_size > max_bytes or len(data) > max_bytes:
-        raise ImageRejected(IMAGE_TOO_LARGE, f"file over the cap of {max_bytes:,} bytes")
-    return data
+    try:
+        return image_limits.read_capped(fd, info.st_size, max_bytes, path)
+    except image_limits.ImageTooLarge as e:
+        raise ImageRejected(IMAGE_TOO_LARGE, str(e)) from e
+    finally:
+        os.close(fd)
 
 
 def read_bytes(path: str, max_bytes: int = MAX_FILE_BYTES) -> bytes:
