@@ -18,9 +18,9 @@ Crash and race safety (local workspaces):
   included, published under the artifact's name by one rename (:func:`publish_folder`:
   ``rename(2)``, or ``renameat2(RENAME_EXCHANGE)`` over an existing folder), so a reader sees
   no artifact or a complete one (a reader that opened the folder keeps the version it opened;
-  a rebuild deletes the old version once the new one is in place). A build that fails is kept under the artifact's name without
-  its marker (to look at; the next call rebuilds it); temporary folders of killed processes
-  are removed by the next build of that artifact;
+  a rebuild deletes the old version once the new one is in place). A build that fails is kept
+  under the artifact's name without its marker (to look at; the next call rebuilds it);
+  temporary folders of killed processes are removed by the next build of that artifact;
 - a deploy is one atomic switch (:func:`swap_in`): the deploy folder is a symlink to a release
   folder, replaced by ``os.replace``; the last :data:`KEEP_RELEASES` releases are kept;
 - logs are capped: :func:`prune` keeps the newest :data:`KEEP_LOGS` of a kind.
@@ -319,12 +319,13 @@ def display_path(path: str | os.PathLike) -> str:
     """
     if "://" in str(path):  # gs://, http://: not a path of this machine
         return str(path)
-    p = Path(path).resolve()
-    for base, label in ((workspace_dir(), "$PMLV_WORKSPACE"), (REPO_ROOT, ".")):
-        try:
-            return f"{label}/{p.relative_to(base)}"
-        except ValueError:
-            continue
+    # the path as named first (a deployed folder is a symlink: show its name, not the release)
+    for p in (Path(os.path.abspath(path)), Path(path).resolve()):
+        for base, label in ((workspace_dir(), "$PMLV_WORKSPACE"), (REPO_ROOT, ".")):
+            try:
+                return f"{label}/{p.relative_to(base)}"
+            except ValueError:
+                continue
     return str(path)
 
 
