@@ -275,14 +275,15 @@ def swap_in(source: str | os.PathLike, target: str | os.PathLike, keep: int = KE
     with artifact_lock(target):
         releases.mkdir(parents=True, exist_ok=True)
         number = max((_release_number(p) for p in releases.iterdir()), default=0) + 1
+        migrating = target.is_dir() and not target.is_symlink()  # a real folder: older deploy
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        release = releases / f"r{number + 1:05d}-{stamp}"
+        release = releases / f"r{number + migrating:05d}-{stamp}"
         tmp = releases / f".{release.name}.tmp"
         shutil.copytree(source, tmp, symlinks=True)
         os.rename(tmp, release)
         link = target.parent / f".{target.name}.link-{uuid.uuid4().hex[:8]}"
         os.symlink(os.path.relpath(release, target.parent), link)
-        if target.is_dir() and not target.is_symlink():  # a real folder: an older deploy
+        if migrating:
             if not _exchange(link, target):
                 os.rename(target, link.with_name(link.name + ".old"))
                 os.rename(link, target)
