@@ -297,8 +297,8 @@ def test_rest_dofn_dead_letters_after_bounded_retries(tiny, tmp_path, failure):
         assert not predicted and all("Timeout" in r for r in dead.values())
         # each batch tried twice, never split file by file (the server is silent)
         assert len(calls) == 2 * result.counters["batches"]
-    else:
-        assert not predicted and all("HTTP 500" in r for r in dead.values())
+    else:  # after open_after failures in a row the rest are not even sent
+        assert not predicted and all("HTTP 500" in r or "not sent" in r for r in dead.values())
 
 
 def test_rest_retries_a_busy_server_then_succeeds():
@@ -344,3 +344,25 @@ def test_predict_jsonl_finishes_and_replaces_its_output_in_one_step(tmp_path):
     assert len(rows) == 6 and counts["predictions"] == 3 and counts["errors"] == 3
     assert "error" in rows[2] and "not JSON" in rows[4]["error"] and "UTF-8" in rows[5]["error"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "out.jsonl"]  # no tmp left
+
+
+def test_rest_dofn_stops_sending_to_a_dead_server(tiny, tmp_path):
+    """After ``open_after`` failed requests the breaker opens: the other batches are
+    dead-lettered at once, so a job against a silent server ends quickly."""
+    from pmlv_utils import predict
+
+    url, server, calls = _start_fake_server(lambda body: None)  # hangs
+    policy = predict.RetryPolicy(attempts=1, timeout_s=0.3, open_after=1, probe_after_s=600)
+    files = tiny["good"]
+    try:
+        result = predict.run_batch_prediction(
+            files, None, str(tmp_path / "dead"), mode="rest", predict_url=url,
+            batch_size=2, rest_policy=policy,
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+    dead = {d["path"]: d["reason"] for d in result.dead_letters()}
+    assert set(dead) == set(files) and not result.predictions()
+    assert len(calls) == 1 and result.counters["batches"] > 1
+    tried = len(calls[0]["instances"])  # the one batch that was sent
+    assert sum("not sent" in r for r in dead.values()) == len(files) - tried

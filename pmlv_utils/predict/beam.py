@@ -23,7 +23,7 @@ from apache_beam.utils.shared import Shared
 from .. import safe_io
 from .inmemory import ImageRefused, outputs_to_rows, read_image_checked
 from .model import DEFAULT_SIGNATURE, LoadedModel
-from .rest import RetryPolicy, predict_instances
+from .rest import Breaker, RetryPolicy, predict_instances
 
 DEAD_LETTER = "dead_letter"
 METRICS_NAMESPACE = "pmlv_predict"
@@ -133,8 +133,9 @@ class RestPredictDoFn(_DoFnBase):
     retries with backoff (``policy``, :class:`.rest.RetryPolicy`) on 429/5xx, timeouts and
     refused connections; a request the server rejects (4xx, or 500 after the retries) is
     asked again one file at a time, so only the bad files go to the dead-letter output, with
-    the server's message. A server that stays down or silent dead-letters the batch: the job
-    finishes either way.
+    the server's message. A server that stays down or silent dead-letters the batch, and after
+    ``policy.open_after`` such requests the later batches without trying (but for a probe
+    now and then): the job finishes either way, and soon.
     """
 
     def __init__(
@@ -146,10 +147,11 @@ class RestPredictDoFn(_DoFnBase):
     ):
         self._url, self._headers = predict_url, dict(headers or {})
         self._policy = policy or RetryPolicy(timeout_s=timeout)
-        self._session = None
+        self._session, self._breaker = None, None
 
     def setup(self):
         self._session = requests.Session()
+        self._breaker = Breaker(self._policy)  # one per DoFn instance (worker thread)
 
     def teardown(self):
         if self._session is not None:
@@ -168,6 +170,7 @@ class RestPredictDoFn(_DoFnBase):
             headers=self._headers,
             on_request=_counter("http_requests").inc,
             on_retry=lambda _: _counter("http_retries").inc(),
+            breaker=self._breaker,
         )
         for name, answer in zip(filenames, answers):
             if "error" in answer:

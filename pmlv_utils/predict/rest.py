@@ -14,6 +14,10 @@ What happens to a request:
   wait).
 - 500 (after the same retries) or another 4xx, for several instances: asked again one
   instance at a time, so only the instances the server cannot take get an error.
+- after ``open_after`` requests in a row failed that way (down, silent, overloaded), the
+  :class:`Breaker` opens: later requests are not sent (their instances get the error at once)
+  except one probe every ``probe_after_s`` seconds; an answer closes it again. A job against a
+  dead server therefore ends in minutes, not in ``attempts * timeout_s`` per batch.
 
 The longest a request can take is about ``attempts * timeout_s`` plus the waits. The Beam
 DoFn (:class:`pmlv_utils.predict.beam.RestPredictDoFn`) and :func:`predict_jsonl` (Vertex's
@@ -46,6 +50,8 @@ class RetryPolicy:
     backoff_s: float = 0.5  # wait before the second try; doubled for each later one
     max_backoff_s: float = 8.0  # cap of a wait (a server's Retry-After included)
     timeout_s: float = 60.0  # per try: connecting and reading the answer
+    open_after: int = 5  # failed requests in a row before the Breaker stops sending
+    probe_after_s: float = 30.0  # while open, one request is let through this often
 
     def __post_init__(self):
         if self.attempts < 1 or self.timeout_s <= 0 or self.backoff_s < 0:
@@ -58,6 +64,29 @@ class RetryPolicy:
         if retry_after and retry_after.strip().isdigit():
             wait = max(wait, float(retry_after))
         return min(wait, self.max_backoff_s)
+
+
+class Breaker:
+    """Stops sending to a server that failed ``policy.open_after`` requests in a row (a circuit
+    breaker); lets one probe through every ``policy.probe_after_s`` seconds while open."""
+
+    def __init__(self, policy: RetryPolicy, clock: Callable[[], float] = time.monotonic):
+        self.policy, self.clock = policy, clock
+        self.failures, self.last_try = 0, 0.0
+
+    @property
+    def open(self) -> bool:
+        return self.failures >= self.policy.open_after
+
+    def allow(self) -> bool:
+        """True when a request may be sent now."""
+        if not self.open or self.clock() - self.last_try >= self.policy.probe_after_s:
+            self.last_try = self.clock()
+            return True
+        return False
+
+    def record(self, answered: bool) -> None:
+        self.failures = 0 if answered else self.failures + 1
 
 
 def post_json(
@@ -106,17 +135,25 @@ def predict_instances(
     headers: dict | None = None,
     on_request: Callable[[], None] | None = None,
     on_retry: Callable[[str], None] | None = None,
+    breaker: Breaker | None = None,
 ) -> list[dict]:
     """One ``{"prediction": p}`` or ``{"error": text}`` per instance, in order (see above).
 
-    ``extra``: more fields of the request body (e.g. ``signature_name``)."""
+    ``extra``: more fields of the request body (e.g. ``signature_name``); ``breaker``: shared
+    by the calls of one job (none: every request is tried)."""
     instances = list(instances)
     if not instances:
         return []
+    if breaker is not None and not breaker.allow():
+        error = f"not sent: the server failed {breaker.failures} requests in a row"
+        return [{"error": error} for _ in instances]
     if on_request is not None:
         on_request()
     body = {**(extra or {}), "instances": instances}
     response, error = post_json(session, url, body, policy, headers, on_retry)
+    if breaker is not None:  # an answer that is not "later" / 5xx shows the server is there
+        down = response is None or response.status_code in RETRY_STATUS | SPLIT_STATUS
+        breaker.record(not down)
     if response is not None and response.ok:
         predictions = _predictions(response, len(instances))
         if predictions is not None:
@@ -133,7 +170,7 @@ def predict_instances(
             answer
             for one in instances
             for answer in predict_instances(
-                session, url, [one], policy, extra, headers, on_request, on_retry
+                session, url, [one], policy, extra, headers, on_request, on_retry, breaker
             )
         ]
     return [{"error": error} for _ in instances]
@@ -179,6 +216,7 @@ def predict_jsonl(
     rows = _read_instances(Path(input_jsonl))
     counts = {"instances": len(rows), "predictions": 0, "errors": 0, "requests": 0, "retries": 0}
     extra = {"signature_name": signature_name} if signature_name else {}
+    breaker = Breaker(policy)
     start = time.perf_counter()
 
     def count(key):
@@ -202,6 +240,7 @@ def predict_jsonl(
                         None,
                         count("requests"),
                         count("retries"),
+                        breaker,
                     )
                 )
                 for _, instance, error in chunk:
