@@ -58,6 +58,9 @@ from .client import (
     start_server,
     wait_until_ready,
 )
+from .explaining import Explainer, ExplainQueue
+from .guards import Admission, HostGuard
+from .inputs import ImageData, ImageLoader, Limits
 from .paths import PathPolicy
 from .requests import (
     DEFAULT_MAX_BODY_BYTES,
@@ -70,7 +73,8 @@ from .requests import (
     parse_json,
     read_body,
 )
-from .service import DEFAULT_MODEL_NAME, Explainer, PredictionService
+from .service import DEFAULT_MODEL_NAME, PredictionService
+from .workers import DaemonExecutor, PixelBudget
 
 __all__ = [
     "DEFAULT_BATCH_WAIT_MS",
@@ -83,7 +87,15 @@ __all__ = [
     "DEFAULT_PORT",
     "FILENAME_INPUTS",
     "BadRequest",
+    "Admission",
+    "DaemonExecutor",
+    "ExplainQueue",
     "Explainer",
+    "HostGuard",
+    "ImageData",
+    "ImageLoader",
+    "Limits",
+    "PixelBudget",
     "MicroBatcher",
     "ParsedRequest",
     "PathPolicy",
