@@ -114,9 +114,13 @@ class ImageLoader:
         try:
             data = self.read_local(path)
         except image_limits.ImageTooLarge as err:
-            raise RequestError(413, f"could not read instance {i}: {_without(err, path)}") from None
+            raise RequestError(
+                413, f"could not read instance {i}: {_without(err, path, shown)}"
+            ) from None
         except image_limits.NotAnImage as err:
-            raise RequestError(400, f"could not read instance {i}: {_without(err, path)}") from None
+            raise RequestError(
+                400, f"could not read instance {i}: {_without(err, path, shown)}"
+            ) from None
         except FileNotFoundError:
             raise RequestError(
                 404, f"could not read instance {i}: {shown}: file not found"
@@ -160,9 +164,9 @@ class ImageLoader:
             ) from None
 
 
-def _without(err: Exception, path: str) -> str:
-    """An image_limits message without the server's path in it."""
-    return str(err).replace(repr(path), "the file")
+def _without(err: Exception, path: str, shown: str) -> str:
+    """An image_limits message naming the file as the client did (not the server's path)."""
+    return str(err).replace(repr(path), shown)
 
 
 def _read_gfile(path: str, limits: Limits) -> bytes:

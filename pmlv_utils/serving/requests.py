@@ -254,7 +254,8 @@ def number_value(where: str, value: Any, spec) -> np.ndarray:
     dtype = np.dtype(spec.dtype.as_numpy_dtype)
     _check_leaves(where, value, dtype)
     try:
-        array = np.asarray(value, dtype=dtype)
+        with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+            array = np.asarray(value, dtype=dtype)
     except (ValueError, TypeError, OverflowError):
         raise RequestError(400, f"{where}: not a {spec.dtype.name} value") from None
     if dtype.kind == "f" and not np.isfinite(array).all():
