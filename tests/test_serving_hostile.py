@@ -454,11 +454,11 @@ def test_a_file_is_decoded_from_the_bytes_that_were_checked(server, tiny_assets)
 
 
 def test_health_stays_responsive_during_a_16_mib_upload(server):
-    pixels = np.random.default_rng(1).integers(0, 256, (1400, 2000, 3), dtype=np.uint8)
+    pixels = np.random.default_rng(1).integers(0, 256, (1680, 2380, 3), dtype=np.uint8)
     buf = io.BytesIO()
     Image.fromarray(pixels).save(buf, "PNG", compress_level=0)
     body = json.dumps({"instances": [{"b64": base64.b64encode(buf.getvalue()).decode()}]}).encode()
-    assert 10 * 2**20 < len(body) <= 16 * 2**20
+    assert 15 * 2**20 < len(body) <= 16 * 2**20
     answer = {}
 
     def upload():
@@ -604,3 +604,51 @@ def test_sigterm_during_a_long_explanation_stops_within_5_s(tiny_assets):
     print(f"SIGTERM during an explanation: exited in {stopped_s:.2f} s")
     assert stopped_s < 5
     thread.join(10)
+
+
+def test_file_name_only_signatures_read_a_private_copy_of_the_checked_bytes(tiny_assets, tmp_path):
+    """09c's re-saved model has no from_bytes: its file-name signatures get a private copy of
+    the checked bytes (never the client's path), and the copy's name is never shown."""
+    import shutil
+
+    from pmlv_utils.serving import PredictionService
+
+    model = tf.saved_model.load(str(tiny_assets["export"]))
+    old_fn = model.signatures["serving_default"]
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([], tf.int64)])
+    def pass_through_sequence(filenames, sequenceNumber):
+        result = old_fn(filenames=filenames)
+        result["filename"] = filenames
+        result["sequenceNumber"] = sequenceNumber
+        return result
+
+    new_dir = tmp_path / "model2"
+    signatures = {"serving_default": old_fn, "sequence_pass_through": pass_through_sequence}
+    tf.saved_model.save(model, str(new_dir), signatures=signatures)
+    shutil.copytree(tiny_assets["export"] / "assets.extra", new_dir / "assets.extra")
+    service = PredictionService(str(new_dir), allowed_roots=[tiny_assets["images"]])
+    names = [Path(f).name for f in tiny_assets["good"][:3]]
+    body = {
+        "signature_name": "sequence_pass_through",
+        "instances": [{"filenames": n, "sequenceNumber": 17} for n in names],
+    }
+    rows = service.predict(body)["predictions"]
+    assert [(r["filename"], r["sequenceNumber"]) for r in rows] == [(n, 17) for n in names]
+    direct = service.model.call("serving_default", filenames=tiny_assets["good"][:3])
+    np.testing.assert_allclose([r["probability"] for r in rows], direct["probability"], atol=1e-6)
+    assert os.listdir(service.copies.folder) == []  # copies removed after the call
+    with pytest.raises(RequestError) as err:
+        service.predict({"instances": [str(Path(tiny_assets["images"]) / "corrupt.jpg")]})
+    assert err.value.status == 400
+    service.close()
+    assert not os.path.exists(service.copies.folder)
+
+
+def test_non_finite_output_is_a_json_500():
+    from pmlv_utils.serving.app import json_response
+
+    resp = json_response({"probability": [float("nan")]})
+    assert resp.status_code == 500
+    assert "not a finite number" in json.loads(resp.body)["error"]
+    assert json_response({"ok": [1.5]}).status_code == 200
