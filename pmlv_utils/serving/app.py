@@ -50,11 +50,19 @@ class RouteLimits:
 
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
-    max_json_values: int = DEFAULT_MAX_JSON_VALUES
+    max_json_values: int | None = None  # None: json_value_budget(the model's image size)
     max_concurrent: int = DEFAULT_MAX_CONCURRENT
     explain_timeout_s: float = DEFAULT_EXPLAIN_TIMEOUT_S
     max_pending_explanations: int = DEFAULT_MAX_PENDING_EXPLANATIONS
     allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
+
+
+def json_value_budget(img_size: int | None, baselines: int = 4) -> int:
+    """JSON values a request may hold: 200,000, or enough for ``baselines`` explain baseline
+    images [H, W, 3] of the model's size (each value and list counts)."""
+    side = int(img_size or 0)
+    per_image = side * side * 3 + side * side + side + 1
+    return max(DEFAULT_MAX_JSON_VALUES, baselines * per_image + 10_000)
 
 
 def error_response(status: int, message: str, headers: dict | None = None) -> JSONResponse:
@@ -93,6 +101,7 @@ class Routes:
 
     def __init__(self, model: PredictionService, lanes: dict[str, MicroBatcher], limits):
         self.model, self.limits = model, limits
+        self.max_json_values = limits.max_json_values or json_value_budget(model.model.img_size)
         self.batcher, self.large = lanes["model"], lanes["large"]
         self.pool = DaemonExecutor(4, "request")
         self.admission = Admission(limits.max_concurrent)
@@ -121,11 +130,11 @@ class Routes:
         return await read_body(request, self.limits.max_body_bytes, self.limits.body_timeout_s)
 
     def _parse_predict(self, raw: bytes):
-        parsed = self.model.parse(parse_json(raw, self.limits.max_json_values))
+        parsed = self.model.parse(parse_json(raw, self.max_json_values))
         return parsed, self.model.load(parsed)
 
     def _parse_explain(self, raw: bytes):
-        return self.model.prepare_explain(parse_json(raw, self.limits.max_json_values))
+        return self.model.prepare_explain(parse_json(raw, self.max_json_values))
 
     async def predict(self, request):
         with self.admission.admit():

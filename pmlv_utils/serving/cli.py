@@ -98,7 +98,13 @@ def add_limit_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--max_file_bytes", type=int, default=DEFAULT_MAX_FILE_BYTES)
     ap.add_argument("--read_timeout_s", type=float, default=DEFAULT_READ_TIMEOUT_S)
     ap.add_argument("--body_timeout_s", type=float, default=DEFAULT_BODY_TIMEOUT_S)
-    ap.add_argument("--max_json_values", type=int, default=DEFAULT_MAX_JSON_VALUES)
+    ap.add_argument(
+        "--max_json_values",
+        type=int,
+        default=None,
+        help=f"JSON values in one body (default: {DEFAULT_MAX_JSON_VALUES:,}, or enough for "
+        "four explain baselines at the model's image size)",
+    )
     ap.add_argument("--max_concurrent", type=int, default=DEFAULT_MAX_CONCURRENT)
     ap.add_argument("--explain_timeout_s", type=float, default=DEFAULT_EXPLAIN_TIMEOUT_S)
     ap.add_argument(
