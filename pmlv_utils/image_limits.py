@@ -133,7 +133,8 @@ def _header_size(fmt: str, data: bytes) -> tuple[int, int]:
         # The plugin's constructor parses the header only; load() would decode pixels.
         image = factory(io.BytesIO(data), None)
     except (SyntaxError, OSError, ValueError, EOFError, IndexError, struct.error) as err:
-        raise NotAnImage(f"unreadable {fmt} header: {err}") from None
+        reason = str(err) if len(str(err)) <= 60 else "truncated or broken"
+        raise NotAnImage(f"unreadable {fmt} header: {reason}") from None
     try:
         return image.size
     finally:
