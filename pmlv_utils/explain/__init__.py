@@ -21,6 +21,8 @@ batches: it is the cost that scales with the image count on a serving platform.
 Submodules (every public name of the first eight is also importable from here):
 
     adapters        -> ExplainableModel and its loaders (SavedModel, Keras, job dir, black box)
+    fov             -> FieldOfView: the window of the input the model sees (every map and
+                       measure is drawn and scored on it)
     checks          -> check_images, check_targets, make_baseline (IG baselines)
     gradients       -> IG with its integration rules, completeness_gap, XRAI, Grad-CAM
     perturbation    -> superpixels, hidden_image, segment_map; LIME, KernelSHAP, Anchors
@@ -46,6 +48,7 @@ from .encoding import (
     rest_predict_fn,
 )
 from .examples import Examples, load_examples, preprocess_mask
+from .fov import FieldOfView
 from .gradients import (
     DEFAULT_IG_STEPS,
     IG_INTEGRATION,
@@ -55,12 +58,15 @@ from .gradients import (
 )
 from .metrics import (
     LIME_STABILITY_SEEDS,
+    MAP_KINDS,
     agreement_table,
     attribution_share,
+    comparable,
     gap_vs_steps,
     iou,
     lime_stability,
     rank_correlation,
+    ranked_pairs,
     steps_for_gap,
     top_k_iou,
     top_k_mask,
@@ -81,6 +87,7 @@ __all__ = [
     "check_images",
     "check_targets",
     "make_baseline",
+    "FieldOfView",
     # gradients
     "IG_INTEGRATION",
     "DEFAULT_IG_STEPS",
@@ -95,7 +102,10 @@ __all__ = [
     "segment_map",
     # metrics
     "LIME_STABILITY_SEEDS",
+    "MAP_KINDS",
     "rank_correlation",
+    "comparable",
+    "ranked_pairs",
     "top_k_mask",
     "iou",
     "top_k_iou",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import saliency.core as saliency
+from skimage.transform import resize
 
 from .adapters import ExplainableModel
 from .checks import make_baseline
@@ -198,8 +199,22 @@ def run_xrai(
 
 
 def run_gradcam(images, targets, model):
-    """Grad-CAM maps (saliency's, resized to the image) of a model from ``from_keras``."""
-    maps = _saliency_masks(
-        saliency.GradCam(), model, images, targets, should_resize=True, three_dims=False
+    """Grad-CAM maps of a model from ``from_keras``: saliency's conv-cell map (ReLU, scaled to
+    max 1), resized into the model's field of view and 0 outside it.
+
+    Resizing it over the whole image instead (saliency's ``should_resize``) would stretch the
+    map of a cropped window over the frame the model never sees, misplacing every cell."""
+    cells = _saliency_masks(
+        saliency.GradCam(), model, images, targets, should_resize=False, three_dims=False
     )
-    return maps, None, {}
+    fov = model.field_of_view
+    maps = np.stack([fov.place(_resize_cells(c, (fov.height, fov.width))) for c in cells])
+    return maps, None, {"cells": list(cells[0].shape), "field_of_view": fov.window}
+
+
+def _resize_cells(cells: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A conv-cell map scaled to max 1 and resized bilinearly to ``size`` (cell centres land on
+    the centres of the pixel blocks they cover)."""
+    peak = cells.max()
+    cells = cells / peak if peak > 0 else cells
+    return resize(cells.astype(np.float64), size, order=1, mode="edge").astype(np.float32)
