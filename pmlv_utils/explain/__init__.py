@@ -30,13 +30,17 @@ Submodules (every public name of the first eight is also importable from here):
     metrics         -> rank correlation, top-k IoU, agreement_table, lime_stability,
                        attribution_share, gap_vs_steps / steps_for_gap
     examples        -> Examples, load_examples, preprocess_mask (images + flower masks)
+    faithfulness    -> deletion / insertion curves and their AUCs, the blog's experiment of
+                       removing the negative superpixels (``explain.faithfulness.…``)
+    sanity          -> cascading weight randomisation and label randomisation (Adebayo et
+                       al., 2018) (``explain.sanity.…``: imports keras' training stack)
     encoding        -> maps as base64 PNG, :explain responses decoded, rest_predict_fn
     plots           -> overlays, the book's grid, method comparisons (``explain.plots.…``)
     vertex_metadata -> explanation_metadata.json, Vertex AI upload commands
                        (``explain.vertex_metadata.…``)
 """
 
-from . import plots, vertex_metadata
+from . import faithfulness, plots, sanity, vertex_metadata
 from .adapters import BLACK_BOX_METHODS, GRADIENT_METHODS, ExplainableModel
 from .api import METHODS, Explanation, explain
 from .checks import IG_BASELINES, check_images, check_targets, make_baseline
@@ -74,7 +78,9 @@ from .metrics import (
 from .perturbation import HIDE_MODES, hidden_image, segment_map, segment_means, superpixels
 
 __all__ = [
+    "faithfulness",
     "plots",
+    "sanity",
     "vertex_metadata",
     # api / adapters / checks
     "METHODS",
