@@ -89,3 +89,16 @@ def test_bad_inputs_raise(model, image):
         fa.deletion_insertion(image[None], [0], np.zeros((1, SIZE, SIZE)), model, steps=0)
     with pytest.raises(ValueError, match="fill"):
         fa.fill_image(image, "pink")
+
+
+def test_plots_draw(model, image):
+    import matplotlib.pyplot as plt
+
+    _, curves = fa.faithfulness_table(image[None], [0], {"truth": truth_map(image)[None]}, model)
+    fig = ex.plots.plot_deletion_insertion(curves, "t")
+    assert len(fig.axes) == 2
+    fig2 = ex.plots.plot_method_comparison(
+        image[None], {"truth": truth_map(image)[None]}, field_of_view=model.field_of_view
+    )
+    assert all(len(ax.patches) == 1 for ax in fig2.axes)  # the dashed frame on every panel
+    plt.close("all")
