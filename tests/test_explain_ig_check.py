@@ -81,3 +81,46 @@ def test_independent_ig_is_complete_and_matches_pmlv_utils(export_dir, image):
     assert np.corrcoef(mine.ravel(), saliency_rule.attributions[0].ravel())[0, 1] > 0.95
     outside = ~model.field_of_view.mask()
     assert np.all(mine[outside] == 0) and model.field_of_view.window == [4, 4, 24, 24]
+
+
+def test_alibi_integrated_gradients_matches_ours_with_the_same_rule(image):
+    from pmlv_utils.explain.gradients import alibi_integrated_gradients
+
+    keras.utils.set_random_seed(1)
+    inp = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Conv2D(6, 3, activation="tanh", padding="same", name="conv")(inp)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    out = keras.layers.Dense(3, activation="softmax")(x)
+    keras_model = keras.Model(inp, out)
+    model = ex.ExplainableModel.from_keras(keras_model)
+    target = int(model.predict(image[None]).argmax())
+    theirs = alibi_integrated_gradients(
+        image[None], [target], keras_model, "riemann_trapezoid", n_steps=32, internal_batch_size=16
+    )
+    ours = ex.explain(
+        image[None],
+        [target],
+        "ig",
+        model,
+        steps=32,
+        baseline="black",
+        integration="riemann_trapezoid",
+    )
+    assert theirs["attributions"].shape == (1, SIZE, SIZE)
+    r = np.corrcoef(theirs["attributions"].ravel(), ours.attributions.ravel())[0, 1]
+    assert r > 0.999
+    # alibi 0.5.5's trapezoid weights are 1/n (ends halved) on n points: they sum to (n-1)/n,
+    # so its attributions are (n-1)/n of the integral (a gap of about 1/n); ours use 1/(n-1)
+    assert theirs["attributions"].sum() == pytest.approx(
+        ours.attributions.sum() * 31 / 32, rel=1e-3
+    )
+    assert ours.approx_error[0] < 1e-3 and theirs["gap"][0] == pytest.approx(1 / 32, abs=2e-3)
+    gl = alibi_integrated_gradients(image[None], [target], keras_model, "gausslegendre", 32)
+    ours_gl = ex.explain(
+        image[None], [target], "ig", model, steps=32, baseline="black", integration="gausslegendre"
+    )
+    assert gl["gap"][0] == pytest.approx(ours_gl.approx_error[0], abs=1e-3)
+    layer = alibi_integrated_gradients(image[None], [target], keras_model, n_steps=32, layer="conv")
+    assert layer["raw"].shape == (1, SIZE, SIZE, 6)  # what the conv layer's outputs contribute
+    with pytest.raises(ValueError, match="alibi's rules"):
+        alibi_integrated_gradients(image[None], [target], keras_model, "riemann")

@@ -1,7 +1,9 @@
 """Is an explanation faithful to the model? Deletion and insertion curves, and the blog's
 experiment of removing the evidence *against* a class.
 
-Deletion (Petsiuk et al., 2018, "RISE"): switch off the most-attributed pixels first, a fraction
+Deletion (Petsiuk et al., 2018, "RISE"): switch off the most-attributed pixels first (replace
+them by a strong blur of the image, by default: black pixels scattered over an image push it off
+the data the model knows, so that even a random order kills the prediction at once), a fraction
 at a time, and re-predict; a faithful map makes the target probability fall fast (a LOW area
 under the curve). Insertion: start from a blurred image and put the most-attributed pixels back
 first; a faithful map makes the probability rise fast (a HIGH area). Pixels are ranked inside the
@@ -61,7 +63,7 @@ def deletion_insertion(
     maps: np.ndarray,
     model: ExplainableModel,
     steps: int = DEFAULT_STEPS,
-    deletion_fill: str = "black",
+    deletion_fill: str = "blur",
     insertion_fill: str = "blur",
 ) -> dict:
     """Deletion and insertion curves of each image's map, and their areas.
