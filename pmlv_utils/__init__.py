@@ -70,6 +70,7 @@ The module map, in the order the data flows (a test checks that every module is 
     explain.fov             -> FieldOfView: the window of the input the model sees
     explain.faithfulness    -> deletion/insertion curves and AUCs, removing negative evidence
     explain.sanity          -> Adebayo et al.'s randomisation checks (cascade, shuffled labels)
+    explain.tracin          -> TracIn from checkpoints: proponents, opponents, self-influence
     explain.examples        -> test images with their flower masks
     explain.encoding        -> maps as base64 PNG, :explain answers, a REST predict fn
     explain.plots           -> overlays, the book's grid, comparisons

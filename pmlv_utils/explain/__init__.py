@@ -34,13 +34,15 @@ Submodules (every public name of the first eight is also importable from here):
                        removing the negative superpixels (``explain.faithfulness.…``)
     sanity          -> cascading weight randomisation and label randomisation (Adebayo et
                        al., 2018) (``explain.sanity.…``: imports keras' training stack)
+    tracin          -> TracIn over the last layer of saved checkpoints: proponents, opponents,
+                       self-influence (``explain.tracin.…``)
     encoding        -> maps as base64 PNG, :explain responses decoded, rest_predict_fn
     plots           -> overlays, the book's grid, method comparisons (``explain.plots.…``)
     vertex_metadata -> explanation_metadata.json, Vertex AI upload commands
                        (``explain.vertex_metadata.…``)
 """
 
-from . import faithfulness, plots, sanity, vertex_metadata
+from . import faithfulness, plots, sanity, tracin, vertex_metadata
 from .adapters import BLACK_BOX_METHODS, GRADIENT_METHODS, ExplainableModel
 from .api import METHODS, Explanation, explain
 from .checks import IG_BASELINES, check_images, check_targets, make_baseline
@@ -81,6 +83,7 @@ __all__ = [
     "faithfulness",
     "plots",
     "sanity",
+    "tracin",
     "vertex_metadata",
     # api / adapters / checks
     "METHODS",
