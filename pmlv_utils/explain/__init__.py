@@ -36,6 +36,9 @@ Submodules (every public name of the first eight is also importable from here):
                        al., 2018) (``explain.sanity.…``: imports keras' training stack)
     tracin          -> TracIn over the last layer of saved checkpoints: proponents, opponents,
                        self-influence (``explain.tracin.…``)
+    blackbox        -> the export as ONNX and as a frozen graph, with predict functions for
+                       from_predict_fn (import it: ``from pmlv_utils.explain import blackbox``;
+                       it needs tf2onnx and onnxruntime)
     encoding        -> maps as base64 PNG, :explain responses decoded, rest_predict_fn
     plots           -> overlays, the book's grid, method comparisons (``explain.plots.…``)
     vertex_metadata -> explanation_metadata.json, Vertex AI upload commands
