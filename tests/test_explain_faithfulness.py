@@ -102,3 +102,11 @@ def test_plots_draw(model, image):
     )
     assert all(len(ax.patches) == 1 for ax in fig2.axes)  # the dashed frame on every panel
     plt.close("all")
+
+
+def test_readable_views_draw_with_colour_bars(model, image):
+    import matplotlib.pyplot as plt
+
+    fig = ex.plots.plot_readable_views(image, truth_map(image), 1.5, "t", model.field_of_view)
+    assert len(fig.axes) == 4 + 3  # four panels, three colour bars
+    plt.close("all")

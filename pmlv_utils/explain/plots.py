@@ -281,3 +281,35 @@ def plot_deletion_insertion(curves: Mapping[str, dict], title: str = ""):
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def plot_readable_views(
+    image: np.ndarray,
+    attribution: np.ndarray,
+    sigma: float = 1.5,
+    title: str | None = None,
+    field_of_view=None,
+):
+    """One row: the image, the raw signed map, its magnitude |map|, and |map| smoothed by a
+    Gaussian of ``sigma`` pixels (IG's speckle, averaged over neighbours, shows the regions at
+    larger image sizes); each map with its colour bar."""
+    from scipy.ndimage import gaussian_filter
+
+    a = np.asarray(attribution, np.float64)
+    views = [
+        ("attribution (signed)", a, DIVERGING, -symmetric_limit(a), symmetric_limit(a)),
+        ("|attribution|", np.abs(a), POSITIVE, 0.0, symmetric_limit(a)),
+    ]
+    smooth = gaussian_filter(np.abs(a), sigma=float(sigma))
+    views.append((f"|attribution|, smoothed (σ={sigma:g} px)", smooth, POSITIVE, 0.0, None))
+    fig, axes = plt.subplots(1, 4, figsize=(12, 3))
+    axes[0].imshow(np.clip(image, 0, 1))
+    axes[0].set_title(title or "image")
+    for ax, (name, m, cmap, lo, hi) in zip(axes[1:], views):
+        im = ax.imshow(m, cmap=cmap, vmin=lo, vmax=hi if hi is not None else float(m.max()) or 1)
+        ax.set_title(name, fontsize=9)
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+    for ax in axes:
+        ax.axis("off")
+        mark_field_of_view(ax, field_of_view)
+    return fig
