@@ -15,11 +15,13 @@ sign of an attribution may flip with a re-initialised layer), on the model's fie
 
 from __future__ import annotations
 
+import contextlib
 from typing import Sequence
 
 import keras
 import numpy as np
 import pandas as pd
+import tensorflow as tf
 
 from ..model import compile_model
 from .adapters import ExplainableModel
@@ -65,6 +67,19 @@ def map_change(reference: np.ndarray, other: np.ndarray, support: np.ndarray | N
     return [rank_correlation(np.abs(a), np.abs(b), support) for a, b in zip(reference, other)]
 
 
+@contextlib.contextmanager
+def _no_retracing_warnings():
+    """Each randomised copy gets its own traced functions, so TensorFlow warns about
+    'retracing' on every stage: expected here, so hidden while the checks run."""
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _maps(images, targets, model, methods: dict) -> dict:
     return {
         m: explain(images, targets, m, model, **opts).attributions for m, opts in methods.items()
@@ -92,7 +107,8 @@ def cascading_randomisation(
     rows, all_maps = [], {0: reference}
     for k in range(1, len(layers) + 1):
         model = ExplainableModel.from_keras(randomised_copy(keras_model, layers[:k], seed))
-        all_maps[k] = _maps(images, targets, model, methods)
+        with _no_retracing_warnings():
+            all_maps[k] = _maps(images, targets, model, methods)
         for method, maps in all_maps[k].items():
             for i, r in enumerate(map_change(reference[method], maps, support)):
                 rows.append(
@@ -147,7 +163,8 @@ def label_randomisation(
         keras_model, train_images, train_labels, epochs, seed
     )
     reference = _maps(images, targets, original, methods)
-    other = _maps(images, targets, ExplainableModel.from_keras(shuffled), methods)
+    with _no_retracing_warnings():
+        other = _maps(images, targets, ExplainableModel.from_keras(shuffled), methods)
     rows = [
         {"method": m, "image": i, "rank": r}
         for m in methods
