@@ -148,10 +148,10 @@ class Routes:
 
     async def explain(self, request):
         with self.admission.admit():
-            self.explains.check_free()
-            raw = await self._body(request)
-            args = await self.pool.run(self._parse_explain, raw)
-            result = await self.explains.run(self.model.explain, *args)
+            with self.explains.slot() as budget:
+                raw = await self._body(request)
+                args = await self.pool.run(self._parse_explain, raw)
+                result = await self.explains.run(self.model.explain, *args, budget=budget)
             return await self.pool.run(json_response, result)
 
     async def health(self, request):
