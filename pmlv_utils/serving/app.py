@@ -184,11 +184,13 @@ class Routes:
     async def explain(self, request):
         self.check_version(request)
         with self.admission.admit():
-            self.explains.check_free()
-            check_json_headers(request.headers)
-            raw = await read_body(request, self.limits.max_body_bytes, self.limits.body_timeout_s)
-            args = await self.pool.run(self._parse_explain, raw)
-            result = await self.explains.run(self.model.explain, *args)
+            with self.explains.slot() as budget:
+                check_json_headers(request.headers)
+                raw = await read_body(
+                    request, self.limits.max_body_bytes, self.limits.body_timeout_s
+                )
+                args = await self.pool.run(self._parse_explain, raw)
+                result = await self.explains.run(self.model.explain, *args, budget=budget)
             return await self.pool.run(json_response, result)
 
     async def health(self, request):
