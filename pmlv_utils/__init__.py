@@ -42,6 +42,7 @@ The module map, in the order the data flows (a test checks that every module is 
     predict.model           -> LoadedModel: the SavedModel in memory
     predict.inmemory        -> predict_files / predict_bytes, JSON rows, tables
     predict.beam            -> the DoFns (Shared model + BatchElements, naive, REST)
+    predict.rest            -> REST batch calls: bounded retries, circuit breaker, dead letters
     predict.job             -> run_batch_prediction: files, CSV, TestStream, Pub/Sub
     serving                 -> the local REST model server
     serving.paths           -> PathPolicy: which files a request may read
