@@ -61,6 +61,7 @@ from .battery import (
     bad_request_cases,
     hostile_request_cases,
     make_hostile_files,
+    protocol_request_cases,
     run_request_battery,
 )
 from .cli import DEFAULT_HOST, DEFAULT_PORT, main, parse_args
@@ -121,6 +122,7 @@ __all__ = [
     "bad_request_cases",
     "hostile_request_cases",
     "make_hostile_files",
+    "protocol_request_cases",
     "create_app",
     "free_port",
     "load_test",

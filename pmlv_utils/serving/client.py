@@ -67,6 +67,17 @@ class ServerHandle:
     def explain_url(self) -> str:
         return f"{self.model_url}:explain"
 
+    @property
+    def metadata_url(self) -> str:
+        """TF Serving's model metadata (the signature_def map)."""
+        return f"{self.model_url}/metadata"
+
+    @property
+    def v2_url(self) -> str:
+        """The model's KServe v2 routes (``+ "/infer"``, ``+ "/ready"``); tritonclient's url
+        is :attr:`url` without ``http://``."""
+        return f"{self.url}/v2/models/{self.model_name}"
+
     def running(self) -> bool:
         return self.process.poll() is None
 
