@@ -54,8 +54,8 @@ The module map, in the order the data flows (a test checks that every module is 
     serving.workers         -> DaemonExecutor (threads that never block SIGTERM), PixelBudget
     serving.batching        -> MicroBatcher: concurrent requests in one model call
     serving.app             -> create_app: the FastAPI routes and error answers
-    serving.tfserving       -> TF Serving REST: model status, signature_def metadata, columnar, versions
-    serving.oip             -> KServe v2 / Open Inference Protocol wire codec (JSON + binary tensors)
+    serving.tfserving       -> TF Serving REST: model status, signature_def metadata, columnar
+    serving.oip             -> KServe v2 (Open Inference Protocol) codec: JSON + binary tensors
     serving.oip_tensors     -> KServe v2 tensors checked against the served signatures
     serving.cli             -> `python -m pmlv_utils.serving` flags
     serving.client          -> start_server, wait_until_ready, load_test, predict_jsonl
