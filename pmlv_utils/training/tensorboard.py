@@ -2,16 +2,21 @@
 
 ``<job_dir>/tensorboard/`` holds, per run folder (TensorBoard's "runs"):
 
-    train/        epoch_loss, epoch_accuracy, epoch_learning_rate; the Keras model graph
-                  (``fit`` only); input_images (the first training records, as the model
-                  gets them) and augmented_views (the same through the training-time layers)
+    train/        epoch_loss, epoch_accuracy, epoch_learning_rate; the model's graph (and
+                  Keras' model summary with ``fit``);
+                  input_images (the first training records, as the model gets them) and
+                  augmented_views (one of them through the training-time layers)
     validation/   epoch_loss, epoch_accuracy; confusion_matrix (an image per epoch)
 
-With Keras ``fit`` the scalars and the graph come from ``keras.callbacks.TensorBoard``; the
-custom multi-replica loop (:func:`pmlv_utils.training.fit_distributed`) writes the same
-scalar tags itself (:class:`EpochScalars`). :func:`read_scalars` reads them back (no
-``tensorboard`` package needed); :func:`start_tensorboard` runs
-``tensorboard --logdir ... --host 127.0.0.1 --port P`` (needs the ``tensorboard`` package).
+With Keras ``fit`` and the ``tensorboard`` package installed, the scalars and the model
+summary come from ``keras.callbacks.TensorBoard``. Otherwise, and always with the custom
+multi-replica loop (:func:`pmlv_utils.training.fit_distributed`), :class:`EpochScalars`
+writes the same scalar tags itself. The rest is written with TensorFlow's own summary ops
+(``tf.summary.write`` and ``tf.summary.graph``; ``tf.summary.scalar`` and
+``tf.summary.image`` need the ``tensorboard`` package, which TensorFlow 2.21 no longer
+installs). :func:`read_scalars` reads the logs back with TensorFlow only;
+:func:`start_tensorboard` runs ``tensorboard --logdir ... --host 127.0.0.1 --port P``
+(that needs the ``tensorboard`` package).
 """
 
 from __future__ import annotations
@@ -45,18 +50,50 @@ def tensorboard_dir(job_dir: str | os.PathLike) -> str:
     return os.path.join(str(job_dir), TENSORBOARD_DIR)
 
 
-def figure_to_image(fig) -> np.ndarray:
-    """A matplotlib figure as a uint8 ``[1, H, W, 4]`` batch for ``tf.summary.image``."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80)
-    return tf.image.decode_png(buf.getvalue(), channels=4)[None].numpy()
+def tensorboard_installed() -> bool:
+    """Whether the ``tensorboard`` package (the server, and the Keras callback's summary
+    ops) can be imported."""
+    return importlib.util.find_spec("tensorboard") is not None
 
 
-def confusion_matrix_image(confusion, labels, title: str) -> np.ndarray:
-    """The confusion matrix plot (rows: true, columns: predicted) as an image batch."""
+def _metadata(plugin: str, data_class: int):
+    meta = tf.compat.v1.SummaryMetadata()
+    meta.plugin_data.plugin_name = plugin
+    meta.data_class = data_class
+    return meta
+
+
+def write_scalar(tag: str, value: float, step: int) -> None:
+    """A scalar to the default summary writer (TensorBoard's "scalars" format)."""
+    tf.summary.write(
+        tag, tf.constant(float(value), tf.float32), step=step, metadata=_metadata("scalars", 1)
+    )
+
+
+def write_png_images(tag: str, pngs: list[bytes], width: int, height: int, step: int) -> None:
+    """Encoded PNG images to the default summary writer (TensorBoard's "images" format:
+    a string tensor [width, height, png, png, ...])."""
+    tensor = tf.constant([str(width).encode(), str(height).encode(), *pngs], tf.string)
+    tf.summary.write(tag, tensor, step=step, metadata=_metadata("images", 3))
+
+
+def write_images(tag: str, images, step: int) -> None:
+    """Images ``[N, H, W, C]`` (float in [0, 1] or uint8) as PNGs, see :func:`write_png_images`."""
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        images = np.round(np.clip(images, 0.0, 1.0) * 255).astype(np.uint8)
+    pngs = [tf.io.encode_png(image).numpy() for image in images]
+    write_png_images(tag, pngs, images.shape[2], images.shape[1], step)
+
+
+def confusion_matrix_png(confusion, labels, title: str) -> tuple[bytes, int, int]:
+    """The confusion matrix plot (rows: true, columns: predicted): (PNG, width, height)."""
     fig = Figure(figsize=(1.0 + 0.9 * len(labels), 0.8 + 0.8 * len(labels)))
     plot_confusion_matrix(confusion, labels, title=title, ax=fig.subplots())
-    return figure_to_image(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
+    height, width = tf.io.decode_png(buf.getvalue()).shape[:2]
+    return buf.getvalue(), int(width), int(height)
 
 
 def confusion_matrix(model, dataset, num_classes: int) -> np.ndarray:
@@ -69,8 +106,9 @@ def confusion_matrix(model, dataset, num_classes: int) -> np.ndarray:
 
 
 class EpochImages(keras.callbacks.Callback):
-    """Writes a few input images (once, at the start) and the validation confusion matrix
-    (every epoch) to ``<log_dir>/train`` and ``<log_dir>/validation``.
+    """Writes the model's inference graph and a few input images (once, at the start) and
+    the validation confusion matrix (every epoch) to ``<log_dir>/train`` and
+    ``<log_dir>/validation``.
 
     sample_images: preprocessed images ``[N, H, W, 3]`` (e.g. the first training records);
     augment: the augmentation settings (``augmentation_examples`` keywords) for the
@@ -90,21 +128,24 @@ class EpochImages(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         images = self.sample_images
+        spec = tf.TensorSpec([None, *self.model.input_shape[1:]], tf.float32)
+        graph = tf.function(lambda x: self.model(x, training=False)).get_concrete_function(spec)
         with self.writer(TRAIN_RUN).as_default():
-            tf.summary.image("input_images", images, step=0, max_outputs=len(images))
+            tf.summary.graph(graph.graph)  # the model's inference graph (Graphs tab)
+            write_images("input_images", images, step=0)
             if self.augment is not None and len(images):
                 views, _ = augmentation_examples(images[0], count=len(images), **self.augment)
-                tf.summary.image("augmented_views", views, step=0, max_outputs=len(views))
+                write_images("augmented_views", views, step=0)
         self.writer(TRAIN_RUN).flush()
 
     def on_epoch_end(self, epoch, logs=None):
         cm = confusion_matrix(self.model, self.valid_ds, len(self.labels))
         accuracy = np.trace(cm) / max(cm.sum(), 1)
-        image = confusion_matrix_image(
+        png, width, height = confusion_matrix_png(
             cm, self.labels, f"validation, epoch {epoch + 1}: accuracy {accuracy:.3f}"
         )
         with self.writer(VALID_RUN).as_default():
-            tf.summary.image("confusion_matrix", image, step=epoch)
+            write_png_images("confusion_matrix", [png], width, height, step=epoch)
         self.writer(VALID_RUN).flush()
 
     def on_train_end(self, logs=None):
@@ -115,32 +156,32 @@ class EpochImages(keras.callbacks.Callback):
 
 class EpochScalars(EpochImages):
     """:class:`EpochImages` plus the epoch scalars under the tags Keras' TensorBoard callback
-    uses (``epoch_loss``, ``epoch_accuracy``, ``epoch_learning_rate``), for the custom loop."""
+    uses (``epoch_loss``, ``epoch_accuracy``,
+    ``epoch_learning_rate``, step = epoch), for the custom loop and when the ``tensorboard``
+    package is missing."""
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
         optimizer = getattr(self.model, "optimizer", None)
+        train = {k: v for k, v in logs.items() if not k.startswith("val_")}
         if optimizer is not None:
-            logs["learning_rate"] = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
-        for run, keep in ((TRAIN_RUN, lambda k: not k.startswith("val_")), (VALID_RUN, None)):
-            items = {
-                (k if keep else k[4:]): v
-                for k, v in logs.items()
-                if (keep(k) if keep else k.startswith("val_"))
-            }
+            train["learning_rate"] = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+        valid = {k[4:]: v for k, v in logs.items() if k.startswith("val_")}
+        for run, values in ((TRAIN_RUN, train), (VALID_RUN, valid)):
             with self.writer(run).as_default():
-                for name, value in items.items():
-                    tf.summary.scalar(f"epoch_{name}", float(value), step=epoch)
+                for name, value in values.items():
+                    write_scalar(f"epoch_{name}", value, step=epoch)
         super().on_epoch_end(epoch, logs)
 
 
 def callbacks(
     job_dir, custom_loop: bool, sample_images, valid_ds, labels, augment: dict | None = None
 ) -> list:
-    """The TensorBoard callbacks of a run: Keras' own (scalars + graph) and
-    :class:`EpochImages` for ``fit``; :class:`EpochScalars` for the custom loop."""
+    """The TensorBoard callbacks of a run: Keras' own (scalars + train graph) and
+    :class:`EpochImages` for ``fit`` when the ``tensorboard`` package is installed,
+    else :class:`EpochScalars`."""
     log_dir = tensorboard_dir(job_dir)
-    if custom_loop:
+    if custom_loop or not tensorboard_installed():
         return [EpochScalars(log_dir, sample_images, valid_ds, labels, augment)]
     keras_tb = keras.callbacks.TensorBoard(
         log_dir, write_graph=True, update_freq="epoch", profile_batch=0
@@ -193,7 +234,7 @@ def tensorboard_command() -> list[str]:
     here = shutil.which("tensorboard", path=os.path.dirname(sys.executable))
     if here:
         return [here]
-    if importlib.util.find_spec("tensorboard") is not None:
+    if tensorboard_installed():
         return [sys.executable, "-m", "tensorboard.main"]
     on_path = shutil.which("tensorboard")
     if on_path:
