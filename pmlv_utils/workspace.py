@@ -202,3 +202,29 @@ def ensure_trained_model(
 def ensure_exported_model(**kwargs) -> Path:
     """The exported SavedModel folder of :func:`ensure_trained_model` (same arguments)."""
     return ensure_trained_model(**kwargs) / "export"
+
+
+def ensure_backbone(
+    img_size: int = 64,
+    alpha: float = 0.35,
+    images_per_class: int = 300,
+    epochs: int = 8,
+    seed: int = 0,
+    workspace=None,
+    rebuild: bool = False,
+) -> Path:
+    """The offline MobileNetV2 backbone, pretrained once on the shapes task (not flowers);
+    returns its folder. ``<returned>/mobilenetv2_backbone.weights.h5`` is a no-top weights
+    file for ``TrainConfig(model_kind="mobilenetv2", weights=..., alpha=alpha)``;
+    ``backbone.json`` holds its settings, pretext accuracy and wall/CPU seconds."""
+    from .backbone import pretrain
+
+    config = pretrain.BackboneConfig(
+        img_size=img_size, alpha=alpha, images_per_class=images_per_class, epochs=epochs, seed=seed
+    )
+    settings = dict(**config.to_dict(), version=pretrain.PRETRAIN_VERSION)
+
+    def build(folder: Path) -> None:
+        pretrain.pretrain_backbone(folder, config)
+
+    return build_or_reuse("backbone", settings, build, workspace, rebuild)
