@@ -401,3 +401,44 @@ def test_tensorboard_server_serves_the_scalars(tiny, tmp_path):
             time.sleep(1)
         assert "epoch_accuracy" in tags["train"] and "epoch_accuracy" in tags["validation"]
     assert server.process.poll() is not None  # stopped
+
+
+def test_ablation_variants_switch_one_augmentation_each():
+    from pmlv_utils.training import ablation
+
+    base = training.TrainConfig()
+    configs = {n: ablation.variant_config(base, c) for n, c in training.ABLATION_VARIANTS.items()}
+    assert configs["no augmentation"].augment is False
+    flip, crop, colour = configs["flip only"], configs["crop only"], configs["colour only"]
+    assert (flip.flip, flip.crop_ratio, flip.with_color_distort) == (True, 1.0, False)
+    assert (crop.flip, crop.crop_ratio, crop.with_color_distort) == (False, 0.75, False)
+    assert (colour.flip, colour.crop_ratio, colour.with_color_distort) == (False, 1.0, True)
+    assert configs["all"] == base
+    # "crop" keeps a crop when the base config has none
+    assert ablation.variant_config(base.replace(crop_ratio=1.0), {"crop": True}).crop_ratio == 0.75
+
+
+def test_augmentation_ablation_table(tiny, tmp_path):
+    folder, _ = tiny
+    variants = {k: training.ABLATION_VARIANTS[k] for k in ("no augmentation", "all")}
+    runs = training.augmentation_ablation(
+        str(tmp_path / "abl"),
+        str(folder),
+        str(folder / "dict.txt"),
+        training.TrainConfig(img_size=28, batch_size=8, num_epochs=2),
+        seeds=(1, 2),
+        variants=variants,
+        log=lambda *a: None,
+    )
+    assert list(runs["variant"]) == ["no augmentation"] * 2 + ["all"] * 2
+    assert runs["test_accuracy"].between(0, 1).all() and (runs["epochs_run"] == 2).all()
+    saved = json.loads((tmp_path / "abl" / "ablation_runs.json").read_text())
+    assert len(saved) == 4 and saved[0]["history"]["val_accuracy"]
+    assert (tmp_path / "abl" / "no_augmentation" / "seed_2" / "metrics.json").exists()
+    summary = training.ablation_summary(runs)
+    assert list(summary.index) == ["no augmentation", "all"]
+    row = summary.loc["all"]
+    assert row["seeds"] == 2 and row["test_min"] <= row["test_mean"] <= row["test_max"]
+    assert "±" in row["test_accuracy"]
+    fig = training.plot_overfitting(runs)
+    assert len(fig.axes) == 2 and len(fig.axes[0].lines) >= 4

@@ -11,10 +11,17 @@ Submodules:
     evaluation   -> evaluate (accuracy, confusion matrix), curves plot, artifacts, tuning metric
     tensorboard  -> TensorBoard logs of a run, read_scalars, start_tensorboard (a local server)
     hparams      -> the book's search space and a local random search
+    ablation     -> augmentation ablation over seeds, its summary, over-fitting curves
     cli          -> the book's flags (``python -m pmlv_utils.train``), Vertex job specs
 """
 
-from . import checkpoints, cli, config, evaluation, hparams, loop, run, tensorboard
+from . import ablation, checkpoints, cli, config, evaluation, hparams, loop, run, tensorboard
+from .ablation import (
+    ABLATION_VARIANTS,
+    ablation_summary,
+    augmentation_ablation,
+    plot_overfitting,
+)
 from .checkpoints import CheckpointAndEarlyStop, load_state
 from .config import RESUME_KEYS, TrainConfig
 from .evaluation import evaluate, list_artifacts, plot_training_curves, report_tuning_metric
@@ -24,6 +31,11 @@ from .run import CACHE_LIMIT_BYTES, TRAINER_VERSION, count_split_records, train_
 from .tensorboard import read_scalars, start_tensorboard, tensorboard_dir
 
 __all__ = [
+    "ABLATION_VARIANTS",
+    "ablation",
+    "ablation_summary",
+    "augmentation_ablation",
+    "plot_overfitting",
     "BOOK_SEARCH_SPACE",
     "CACHE_LIMIT_BYTES",
     "CheckpointAndEarlyStop",
