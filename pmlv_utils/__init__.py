@@ -3,6 +3,7 @@
 The module map, in the order the data flows (a test checks that every module is on it):
 
     safe_io                 -> atomic JSON/text writes, error text fit for a client
+    image_limits            -> the pixel budget read from image headers, before any decode
     workspace               -> where artifacts live; build-or-reuse the upstream artifacts
     synthetic               -> the offline 5-flowers data set (numpy + PIL only)
     synthetic.palette       -> colour families, each class's petal palette, greens
@@ -45,7 +46,11 @@ The module map, in the order the data flows (a test checks that every module is 
     serving                 -> the local REST model server
     serving.paths           -> PathPolicy: which files a request may read
     serving.requests        -> the body, JSON, validation into a ParsedRequest
-    serving.service         -> PredictionService: signatures, :predict, :explain
+    serving.service         -> PredictionService: public signatures, strict outputs, errors -> 4xx
+    serving.inputs          -> ImageLoader: files opened once (fstat, size cap), pixel budget
+    serving.explaining      -> :explain option bounds, time budget, ExplainQueue (429 when busy)
+    serving.guards          -> HostGuard (Host allowlist, 421), Admission (concurrency limit, 429)
+    serving.workers         -> DaemonExecutor (threads that never block SIGTERM), PixelBudget
     serving.batching        -> MicroBatcher: concurrent requests in one model call
     serving.app             -> create_app: the FastAPI routes and error answers
     serving.cli             -> `python -m pmlv_utils.serving` flags

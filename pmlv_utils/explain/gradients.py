@@ -69,6 +69,21 @@ def _saliency_call_model_function(model: ExplainableModel):
     return call
 
 
+def _saliency_masks(method, model, images, targets, per_image=None, **options) -> np.ndarray:
+    """``method.GetMask`` (a saliency method) of each image for its target class, stacked.
+
+    ``per_image``: keyword arguments for each image's call; ``options``: for every call.
+    """
+    call_model = _saliency_call_model_function(model)
+    per_image = per_image if per_image is not None else [{}] * len(images)
+    return np.stack(
+        [
+            method.GetMask(x, call_model, call_model_args={"target": int(t)}, **extra, **options)
+            for x, t, extra in zip(images, targets, per_image)
+        ]
+    )
+
+
 def _ig_one(
     x: np.ndarray,
     baseline: np.ndarray,
@@ -163,19 +178,16 @@ def run_xrai(
     ig_mean = np.mean([attrs for attrs, _, _ in per_baseline], axis=0)
     gaps = np.mean([g for _, g, _ in per_baseline], axis=0)
     params = saliency.XRAIParameters(steps=int(steps), algorithm=algorithm)
-    xrai = saliency.XRAI()
-    maps = [
-        xrai.GetMask(
-            x,
-            _saliency_call_model_function(model),
-            call_model_args={"target": int(t)},
-            base_attribution=a,
-            extra_parameters=params,
-        )
-        for x, t, a in zip(images, targets, ig_mean)
-    ]
+    maps = _saliency_masks(
+        saliency.XRAI(),
+        model,
+        images,
+        targets,
+        [dict(base_attribution=a) for a in ig_mean],
+        extra_parameters=params,
+    )
     return (
-        np.stack(maps),
+        maps,
         gaps,
         {
             "steps": int(steps),
@@ -187,15 +199,7 @@ def run_xrai(
 
 def run_gradcam(images, targets, model):
     """Grad-CAM maps (saliency's, resized to the image) of a model from ``from_keras``."""
-    gradcam = saliency.GradCam()
-    maps = [
-        gradcam.GetMask(
-            x,
-            _saliency_call_model_function(model),
-            call_model_args={"target": int(t)},
-            should_resize=True,
-            three_dims=False,
-        )
-        for x, t in zip(images, targets)
-    ]
-    return np.stack(maps), None, {}
+    maps = _saliency_masks(
+        saliency.GradCam(), model, images, targets, should_resize=True, three_dims=False
+    )
+    return maps, None, {}

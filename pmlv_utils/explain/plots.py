@@ -41,6 +41,15 @@ def overlay(
     return np.clip(base * (1 - alpha * strength) + alpha * strength * colour, 0, 1)
 
 
+def _without_ticks(fig, axes):
+    """A grid figure finished: no ticks on any of its axes, laid out tight."""
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
 def plot_attribution(
     image: np.ndarray, attribution: np.ndarray, title: str | None = None, axes=None
 ):
@@ -86,11 +95,7 @@ def plot_explanation_grid(
     axes[1, 0].set_ylabel(f"{method} attribution" if method else "attribution")
     if recoloured:
         axes[2, 0].set_ylabel("overlay")
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.tight_layout()
-    return fig
+    return _without_ticks(fig, axes)
 
 
 def plot_method_comparison(
@@ -123,11 +128,7 @@ def plot_method_comparison(
             if i == 0:
                 axes[i, j].set_title(m)
     axes[0, 0].set_title("image")
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.tight_layout()
-    return fig
+    return _without_ticks(fig, axes)
 
 
 def plot_gap_vs_steps(table, target: float = 0.05, chosen: Mapping[str, int] | None = None):

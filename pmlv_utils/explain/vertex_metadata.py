@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +87,10 @@ def write_explanation_metadata(
     return folder / METADATA_FILE
 
 
+# The names summary() shows for the fields (the others under their own name).
+_SUMMARY_NAMES = {"input_name": "input", "output_name": "output"}
+
+
 @dataclass
 class ExplanationConfig:
     """What an explanation service needs from ``explanation_metadata.json``."""
@@ -103,17 +107,15 @@ class ExplanationConfig:
 
     def summary(self) -> dict:
         """The fields without the baseline pixels (for display)."""
+        shown = {
+            _SUMMARY_NAMES.get(f.name, f.name): getattr(self, f.name)
+            for f in fields(self)
+            if f.name not in ("baseline", "source", "extra")
+        }
         b = self.baseline
-        return dict(
-            input=self.input_name,
-            input_tensor_name=self.input_tensor_name,
-            output=self.output_name,
-            output_tensor_name=self.output_tensor_name,
-            modality=self.modality,
-            framework=self.framework,
-            baseline_shape=None if b is None else list(b.shape),
-            baseline_mean=None if b is None else round(float(b.mean()), 3),
-        )
+        shown["baseline_shape"] = None if b is None else list(b.shape)
+        shown["baseline_mean"] = None if b is None else round(float(b.mean()), 3)
+        return shown
 
 
 def read_explanation_metadata(path) -> ExplanationConfig:
@@ -146,26 +148,30 @@ def read_explanation_metadata(path) -> ExplanationConfig:
         raise ValueError(
             f"{path}: inputs.{inp.name}.modality is {inp.modality!r}, expected 'image'"
         )
-    baselines = inp.input_baselines or []
-    baseline = None
-    if baselines:
-        baseline = np.asarray(baselines[0], np.float32)
-        if baseline.ndim != 3 or baseline.shape[-1] != 3:
-            raise ValueError(
-                f"{path}: inputs.{inp.name}.input_baselines[0] has shape {baseline.shape}, "
-                "expected [H, W, 3]"
-            )
     return ExplanationConfig(
         input_name=inp.name,
         input_tensor_name=inp.input_tensor_name,
         output_name=out.name,
         output_tensor_name=out.output_tensor_name,
         modality=inp.modality,
-        baseline=baseline,
+        baseline=_input_baseline(path, inp),
         framework=md.framework,
         source=str(path),
-        extra=dict(baselines=len(baselines)),
+        extra=dict(baselines=len(inp.input_baselines or [])),
     )
+
+
+def _input_baseline(path: Path, inp) -> np.ndarray | None:
+    """The input's first baseline as a float32 [H, W, 3] array (None when it has none)."""
+    if not inp.input_baselines:
+        return None
+    baseline = np.asarray(inp.input_baselines[0], np.float32)
+    if baseline.ndim != 3 or baseline.shape[-1] != 3:
+        raise ValueError(
+            f"{path}: inputs.{inp.name}.input_baselines[0] has shape {baseline.shape}, "
+            "expected [H, W, 3]"
+        )
+    return baseline
 
 
 def explainable_model(model_dir, config: ExplanationConfig, signature: str = "xai_model"):

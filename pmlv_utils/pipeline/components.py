@@ -30,22 +30,9 @@ def fingerprint_inputs(data_csv: str, labels_file: str) -> NamedTuple(
     evaluate_code=str,
 ):
     """Content hashes of the data and of each step's code (never cached: it looks every time)."""
-    from typing import NamedTuple
-
     from pmlv_utils.pipeline import fingerprints
 
-    data = fingerprints.data_fingerprint(data_csv, labels_file) if data_csv else "synthetic"
-    step_names = list(fingerprints.STEP_MODULES)
-    codes = [fingerprints.code_fingerprint(step) for step in step_names]
-    print(f"data {data}; code " + ", ".join(f"{s} {c}" for s, c in zip(step_names, codes)))
-    return NamedTuple(
-        "Fingerprints",
-        data_version=str,
-        dataset_code=str,
-        train_code=str,
-        export_code=str,
-        evaluate_code=str,
-    )(data, *codes)
+    return fingerprints.input_fingerprints(data_csv, labels_file)
 
 
 def create_dataset(

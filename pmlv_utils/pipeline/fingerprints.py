@@ -4,6 +4,7 @@
     code_fingerprint    a step's ``*_step`` function and every pmlv_utils module it runs
     module_closure      the files of some pmlv_utils modules and of all they import (packages whole)
     folder_fingerprint  every file under a folder (the watcher's trigger)
+    input_fingerprints  the fingerprint-inputs task's outputs (data hash, each step's code hash)
 
 kfp (its local runner and Vertex AI) caches on the *values* of a task's inputs: the same CSV
 path with new lines in it, or an edited training module, would be a cache hit. The
@@ -13,6 +14,7 @@ miss.
 """
 
 import ast
+import collections
 import hashlib
 import inspect
 import os
@@ -36,6 +38,7 @@ STEP_FUNCTIONS = {
 }
 # The outputs of the fingerprint-inputs task (and of the pipeline).
 FINGERPRINT_OUTPUTS = ("data_version", "dataset_code", "train_code", "export_code", "evaluate_code")
+Fingerprints = collections.namedtuple("Fingerprints", FINGERPRINT_OUTPUTS)
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the pmlv_utils folder
 
 
@@ -132,3 +135,13 @@ def folder_fingerprint(folder: str | os.PathLike) -> str:
         h.update(str(path.relative_to(folder)).encode() + b"\0")
         _hash_file(h, path)
     return h.hexdigest()[:16]
+
+
+def input_fingerprints(data_csv: str, labels_file: str) -> Fingerprints:
+    """The fingerprint-inputs task's outputs: the data's hash (``"synthetic"`` without a CSV)
+    and each step's code hash (in ``STEP_MODULES`` order); printed on one line too."""
+    data = data_fingerprint(data_csv, labels_file) if data_csv else "synthetic"
+    step_names = list(STEP_MODULES)
+    codes = [code_fingerprint(step) for step in step_names]
+    print(f"data {data}; code " + ", ".join(f"{s} {c}" for s, c in zip(step_names, codes)))
+    return Fingerprints(data, *codes)

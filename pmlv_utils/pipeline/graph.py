@@ -39,6 +39,19 @@ GATE_NAME = "accuracy-gate"
 COMPILED_PIPELINE = ws.REPO_ROOT / "10_mlops" / "pipeline" / "flowers_pipeline.yaml"
 DEFAULT_ACCURACY_THRESHOLD = 0.7
 DEFAULT_MODEL_KIND = "small_cnn"
+# The pipeline parameters a local run sets (local.run_local), with the pipeline's defaults;
+# runner, project, region and endpoint_name are for the cloud, deploy_dir and workspace the
+# local run fills in itself.
+LOCAL_PARAMETERS = (
+    "data_csv",
+    "labels_file",
+    "images_per_class",
+    "seed",
+    "img_size",
+    "epochs",
+    "model_kind",
+    "accuracy_threshold",
+)
 DESCRIPTION = (
     "Flowers: create dataset (Beam) -> train -> export -> evaluate -> "
     "deploy when test accuracy passes the gate"

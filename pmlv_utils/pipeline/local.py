@@ -19,6 +19,7 @@ fingerprints); kfp warns about a "non-Python base image" for every component (si
 """
 
 import contextlib
+import inspect
 import io
 import logging
 import os
@@ -35,14 +36,7 @@ from kfp import local as kfp_local
 
 from .. import workspace as ws
 from .fingerprints import FINGERPRINT_OUTPUTS
-from .graph import (
-    ALL_TASKS,
-    DEFAULT_ACCURACY_THRESHOLD,
-    DEFAULT_MODEL_KIND,
-    GATE_NAME,
-    STEPS,
-    make_pipeline,
-)
+from .graph import ALL_TASKS, GATE_NAME, LOCAL_PARAMETERS, STEPS, make_pipeline
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _EXECUTING = re.compile(r"Executing task '([^']+)'")
@@ -240,13 +234,29 @@ def default_root(workspace=None) -> Path:
     return ws.workspace_dir(workspace) / "pipeline"
 
 
-def _execute(root: Path, parameters: dict, progress, echo_logs: bool) -> PipelineRun:
+def _local_parameters(flowers_pipeline, settings: dict) -> dict:
+    """The pipeline parameters of a local run: ``settings`` (names from ``LOCAL_PARAMETERS``)
+    over the pipeline's own defaults, each as its parameter's type (None or a Path: a string)."""
+    unknown = sorted(set(settings) - set(LOCAL_PARAMETERS))
+    if unknown:
+        raise TypeError(f"run_local() got unexpected keyword arguments {unknown}")
+    signature = inspect.signature(flowers_pipeline.pipeline_func, eval_str=True).parameters
+    parameters = {}
+    for name in LOCAL_PARAMETERS:
+        value = settings.get(name, signature[name].default)
+        kind = signature[name].annotation
+        parameters[name] = kind(value or "") if kind is str else kind(value)
+    return parameters
+
+
+def _execute(
+    root: Path, flowers_pipeline, parameters: dict, progress, echo_logs: bool
+) -> PipelineRun:
     """One run of the pipeline in the (initialised) local runner, its log in ``root/logs``."""
     runs = root / "runs"
     (root / "logs").mkdir(exist_ok=True)
     log_path = root / "logs" / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
     before = set(runs.iterdir()) if runs.exists() else set()
-    flowers_pipeline = make_pipeline()
     start = time.perf_counter()
     error, outputs = None, {}
     with open(log_path, "w") as log_file:
@@ -280,21 +290,17 @@ def run_local(
     pipeline_root: str | os.PathLike | None = None,
     *,
     workspace=None,
-    data_csv: str = "",
-    labels_file: str = "",
-    images_per_class: int = ws.DEFAULT_IMAGES_PER_CLASS,
-    seed: int = ws.DEFAULT_SEED,
-    img_size: int = ws.DEFAULT_IMG_SIZE,
-    epochs: int = ws.DEFAULT_EPOCHS,
-    model_kind: str = DEFAULT_MODEL_KIND,
-    accuracy_threshold: float = DEFAULT_ACCURACY_THRESHOLD,
     deploy_dir: str | os.PathLike | None = None,
     enable_caching: bool = True,
     progress: bool | Callable[[str], None] = True,
     echo_logs: bool = False,
+    **settings,
 ) -> PipelineRun:
     """Run the pipeline in kfp's local runner (every step a subprocess of this Python).
 
+    ``settings``: the pipeline parameters of ``graph.LOCAL_PARAMETERS`` by name (data_csv,
+    labels_file, images_per_class, seed, img_size, epochs, model_kind, accuracy_threshold); the
+    ones not given take the pipeline's defaults.
     ``pipeline_root`` (default ``<workspace>/pipeline``) holds ``runs/`` (artifacts, one folder
     per run), ``cache/`` (kfp's cache entries), ``logs/`` (the full log of each run) and, unless
     ``deploy_dir`` says otherwise, ``deployed/`` (the folder the deploy step swaps a model into).
@@ -305,22 +311,13 @@ def run_local(
     step and the cause (the exception the step raised). A model below the gate is not an error:
     ``run.deployed`` is False and the deploy step is "skipped".
     """
+    flowers_pipeline = make_pipeline()
+    parameters = _local_parameters(flowers_pipeline, settings)
     root = Path(pipeline_root) if pipeline_root else default_root(workspace)
     root.mkdir(parents=True, exist_ok=True)
     if deploy_dir is None:
         deploy_dir = root / "deployed"
-    parameters = dict(
-        data_csv=str(data_csv or ""),
-        labels_file=str(labels_file or ""),
-        images_per_class=int(images_per_class),
-        seed=int(seed),
-        img_size=int(img_size),
-        epochs=int(epochs),
-        model_kind=model_kind,
-        accuracy_threshold=float(accuracy_threshold),
-        deploy_dir=str(deploy_dir or ""),
-        workspace=str(ws.workspace_dir(workspace)),
-    )
+    parameters.update(deploy_dir=str(deploy_dir or ""), workspace=str(ws.workspace_dir(workspace)))
     kfp_local.init(
         runner=kfp_local.SubprocessRunner(use_venv=False),
         pipeline_root=str(root / "runs"),
@@ -328,7 +325,7 @@ def run_local(
         cache_root=str(root / "cache"),
         raise_on_error=True,
     )
-    return _execute(root, parameters, progress, echo_logs)
+    return _execute(root, flowers_pipeline, parameters, progress, echo_logs)
 
 
 def confusion_matrix(artifact) -> tuple[list[str], list[list[int]]]:
