@@ -182,6 +182,14 @@ def error_gallery(preds: pd.DataFrame, kind: str = "false_positive", per_class: 
     return fig
 
 
+def label_noise_recorded(image_info_csv: str | os.PathLike) -> bool:
+    """Whether ``image_info.csv`` exists and records label noise (a ``label_noise`` column;
+    data made before the generator recorded it has none)."""
+    if not os.path.isfile(image_info_csv):
+        return False
+    return "label_noise" in pd.read_csv(image_info_csv, nrows=0).columns
+
+
 def read_label_noise(image_info_csv: str | os.PathLike) -> pd.DataFrame:
     """The generator's record: ``image`` (path relative to the data folder), ``label``
     (listed), ``true_label`` (drawn) and ``label_noise`` (listed != drawn)."""
@@ -246,3 +254,16 @@ def mislabel_scores(preds: pd.DataFrame, info: pd.DataFrame, k: int | None = Non
         "lift": precision / random_rate if random_rate else float("nan"),
         "top": top[["rank", "path", "label", "true_label", "pred", "loss", "label_noise"]],
     }
+
+
+def precision_at_k(preds: pd.DataFrame, info: pd.DataFrame, ks=(10, 20, 50)) -> pd.DataFrame:
+    """One row per ``k`` (and one at k = the number of noisy labels): how many of the ``k``
+    highest-loss records are mislabelled, precision, recall, the random pick's precision."""
+    noisy = int(info["label_noise"].sum())
+    ks = sorted({int(k) for k in ks if int(k) > 0} | ({noisy} if noisy else set()))
+    columns = ("k", "found", "precision_at_k", "recall_at_k", "random_precision", "lift")
+    rows = []
+    for k in ks:
+        scores = mislabel_scores(preds, info, k)
+        rows.append({c: scores[c] for c in columns})
+    return pd.DataFrame(rows, columns=columns).set_index("k").round(3)

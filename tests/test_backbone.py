@@ -91,12 +91,12 @@ def test_subset_and_fine_tune_table(cached, tmp_path):
     }  # a class with fewer keeps them all
     config = training.TrainConfig(img_size=32, batch_size=8, num_epochs=1)
     table = backbone.fine_tune_table(
-        str(data), str(data / "dict.txt"), str(folder), str(tmp_path / "ft"), (1, 3), config,
+        str(data), str(data / "dict.txt"), str(folder), str(tmp_path / "ft"), (2,), config,
         log=lambda *a: None,
     )  # fmt: skip
-    assert list(table["labels_per_class"]) == [1, 1, 3, 3]
-    assert list(table["train_images"]) == [5, 5, 15, 15]
+    assert list(table["labels_per_class"]) == [2, 2]  # one MobileNetV2 fit: they are slow
+    assert list(table["train_images"]) == [10, 10]
     assert set(table["variant"]) == set(backbone.transfer.VARIANTS)
     assert table["test_accuracy"].between(0, 1).all()
     wide = backbone.transfer.pivot(table)
-    assert wide.shape == (2, 2) and list(wide.index) == [1, 3]
+    assert wide.shape == (1, 2) and list(wide.index) == [2]

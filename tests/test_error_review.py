@@ -143,6 +143,20 @@ def test_loss_ranking_finds_the_planted_labels(noisy):
     assert wider["found"] == 3 and wider["precision_at_k"] == 0.5
 
 
+def test_precision_at_k_table_and_the_recorded_column(noisy, tmp_path):
+    data, _, preds = noisy
+    info = error_review.read_label_noise(data["info"])
+    table = error_review.precision_at_k(preds, info, ks=(1, 6, 0))
+    assert list(table.index) == [1, 3, 6]  # k = 3: the number of noisy labels
+    assert list(table["found"]) == [1, 3, 3]
+    assert list(table["precision_at_k"]) == [1.0, 1.0, 0.5]
+    assert error_review.label_noise_recorded(data["info"])
+    old = tmp_path / "image_info.csv"
+    pd.read_csv(data["info"]).drop(columns=["true_label", "label_noise"]).to_csv(old, index=False)
+    assert not error_review.label_noise_recorded(old)
+    assert not error_review.label_noise_recorded(tmp_path / "missing.csv")
+
+
 def test_join_needs_every_record_in_the_info(noisy):
     data, _, preds = noisy
     info = error_review.read_label_noise(data["info"]).iloc[1:]
