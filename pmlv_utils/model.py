@@ -25,7 +25,7 @@ DEFAULT_CROP_RATIO = 0.75
 def build_model(
     model_kind: str = "small_cnn",
     num_classes: int = 5,
-    img_size: int = 64,
+    img_size: int = 128,
     num_hidden: int = 16,
     crop_ratio: float = DEFAULT_CROP_RATIO,
     with_color_distort: bool = True,

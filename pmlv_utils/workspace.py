@@ -60,7 +60,7 @@ MACHINE_PATH = re.compile(r"/(?:work|root|tmp|home/[a-z]+)/")
 # Defaults shared by the notebooks, `make run` and the tests (learner-sized).
 DEFAULT_IMAGES_PER_CLASS = 200
 DEFAULT_SEED = 42
-DEFAULT_IMG_SIZE = 64
+DEFAULT_IMG_SIZE = 128  # the model sees all of it (random crops only in training)
 DEFAULT_EPOCHS = 15
 KEEP_LOGS = 10  # log files of one kind kept (mlflow serve logs, pipeline run logs, ...)
 KEEP_RELEASES = 2  # deployed releases kept by swap_in: the current one and the one before

@@ -442,3 +442,16 @@ def test_augmentation_ablation_table(tiny, tmp_path):
     assert "±" in row["test_accuracy"]
     fig = training.plot_overfitting(runs)
     assert len(fig.axes) == 2 and len(fig.axes[0].lines) >= 4
+
+
+def test_learner_defaults_feed_the_model_at_least_128_px():
+    import inspect
+
+    from pmlv_utils import course, workspace
+
+    assert workspace.DEFAULT_IMG_SIZE >= 128
+    assert training.TrainConfig().img_size == workspace.DEFAULT_IMG_SIZE
+    args = training.cli.build_parser().parse_args(["--input_topdir", "x"])
+    assert args.img_size == workspace.DEFAULT_IMG_SIZE
+    for fn in (course.run_course, workspace.ensure_trained_model):
+        assert inspect.signature(fn).parameters["img_size"].default == workspace.DEFAULT_IMG_SIZE

@@ -3,7 +3,7 @@
     python -m pmlv_utils.train --job-dir JOB_DIR --input_topdir TFRECORD_DIR \\
         [--labels_file dict.txt] [--pattern "-*"] [--num_epochs 15] [--batch_size 32] \\
         [--lrate 0.002] [--num_hidden 16] [--crop_ratio 0.75] [--with_color_distort True] \\
-        [--l2 0] [--distribute cpu] [--resume] [--img_size 64] [--model_kind small_cnn] \\
+        [--l2 0] [--distribute cpu] [--resume] [--img_size 128] [--model_kind small_cnn] \\
         [--flip True] [--weights FILE --alpha 0.35 --freeze_backbone False] [--no_tensorboard]
 
 Runs :func:`pmlv_utils.training.train_and_export` and prints the metrics as JSON on the

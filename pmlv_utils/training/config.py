@@ -48,7 +48,7 @@ class TrainConfig:
     """
 
     model_kind: str = field(default="small_cnn", metadata=_SAME_ON_RESUME)
-    img_size: int = field(default=64, metadata=_SAME_ON_RESUME)
+    img_size: int = field(default=128, metadata=_SAME_ON_RESUME)
     num_hidden: int = field(default=16, metadata=_SAME_ON_RESUME)
     crop_ratio: float | None = field(default=DEFAULT_CROP_RATIO, metadata=_SAME_ON_RESUME)
     with_color_distort: bool = field(default=True, metadata=_SAME_ON_RESUME)
