@@ -269,7 +269,7 @@ def swap_in(source: str | os.PathLike, target: str | os.PathLike, keep: int = KE
 
         if tf.io.gfile.exists(str(target)):
             tf.io.gfile.rmtree(str(target))
-        _copy_gfile(str(source), str(target), tf)
+        copy_folder(source, target)
         return str(target)
     target, releases = Path(target), releases_dir(target)
     with artifact_lock(target):
@@ -304,13 +304,18 @@ def _release_number(path: Path) -> int:
     return int(match.group(1)) if match else 0
 
 
-def _copy_gfile(source: str, target: str, tf) -> None:
+def copy_folder(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Copy the folder ``source`` into ``target`` (created), file by file, through
+    ``tf.io.gfile``: local or gs:// on either side; existing files are overwritten."""
+    import tensorflow as tf  # heavy: only imported to copy
+
+    source, target = str(source).rstrip("/"), str(target).rstrip("/")
     for folder, _, files in tf.io.gfile.walk(source):
         rel = os.path.relpath(folder, source)
         dest = target if rel == "." else f"{target}/{rel}"
         tf.io.gfile.makedirs(dest)
         for name in files:
-            tf.io.gfile.copy(f"{folder}/{name}", f"{dest}/{name}", overwrite=True)
+            tf.io.gfile.copy(os.path.join(folder, name), f"{dest}/{name}", overwrite=True)
 
 
 def display_path(path: str | os.PathLike) -> str:
