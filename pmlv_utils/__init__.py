@@ -42,6 +42,7 @@ The module map, in the order the data flows (a test checks that every module is 
     predict.model           -> LoadedModel: the SavedModel in memory
     predict.inmemory        -> predict_files / predict_bytes, JSON rows, tables
     predict.beam            -> the DoFns (Shared model + BatchElements, naive, REST)
+    predict.rest            -> REST batch calls: bounded retries, circuit breaker, dead letters
     predict.job             -> run_batch_prediction: files, CSV, TestStream, Pub/Sub
     serving                 -> the local REST model server
     serving.paths           -> PathPolicy: which files a request may read
@@ -53,6 +54,9 @@ The module map, in the order the data flows (a test checks that every module is 
     serving.workers         -> DaemonExecutor (threads that never block SIGTERM), PixelBudget
     serving.batching        -> MicroBatcher: concurrent requests in one model call
     serving.app             -> create_app: the FastAPI routes and error answers
+    serving.tfserving       -> TF Serving REST: model status, signature_def metadata, columnar
+    serving.oip             -> KServe v2 (Open Inference Protocol) codec: JSON + binary tensors
+    serving.oip_tensors     -> KServe v2 tensors checked against the served signatures
     serving.cli             -> `python -m pmlv_utils.serving` flags
     serving.client          -> start_server, wait_until_ready, load_test, predict_jsonl
     serving.battery         -> the bad-request battery and its runner
