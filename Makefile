@@ -42,6 +42,7 @@ run: $(STAMP)
 
 test: $(STAMP) lint
 	-@bash tools/install_browser.sh
+	-@bash tools/install_java.sh
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 lint: $(STAMP)

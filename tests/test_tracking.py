@@ -1,4 +1,4 @@
-"""MLflow tracking of explanations, the SHAP explainer as a pyfunc model from code, serving, Beam."""
+"""MLflow tracking, the SHAP explainer as a pyfunc model from code, serving, Beam and Spark."""
 
 from __future__ import annotations
 
@@ -170,3 +170,65 @@ def test_served_explainer_and_beam_batch(setup, logged_explainer, tmp_path):
     explained = tracking.read_jsonl(result["explanation_files"])
     assert {r["path"] for r in explained} == set(paths[:3])
     assert all(np.asarray(r["shap"]).shape == (SIZE, SIZE) for r in explained)
+
+
+@pytest.fixture(scope="module")
+def spark(setup):
+    from pmlv_utils import tracking
+
+    if tracking.java_runtime() is None:
+        pytest.skip(tracking.JAVA_MISSING)
+    session = tracking.local_spark(cores=2, driver_memory="1g", workspace=setup["root"])
+    print(f"Spark session started in {session.pmlv_start_s:.1f} s")
+    yield session
+    session.stop()
+
+
+@pytest.mark.slow
+def test_spark_udf_explains_paths_and_keeps_dead_letters(setup, logged_explainer, spark):
+    import time
+
+    from pmlv_utils import tracking
+
+    paths = [str(p) for p in setup["images"]] + [
+        str(setup["root"] / "bad.jpg"),
+        str(setup["root"] / "missing.jpg"),
+    ]
+    started = time.perf_counter()
+    explained, dead = tracking.spark_explanations(spark, logged_explainer["uri"], paths)
+    good, bad = explained.toPandas(), dead.toPandas()
+    print(f"spark_udf job: {len(paths)} files in {time.perf_counter() - started:.1f} s")
+    assert sorted(good["path"]) == sorted(paths[:3])  # no row lost, no "None" error text
+    assert set(good["label"]) <= set(LABELS)
+    assert all(np.asarray(m.tolist()).shape == (SIZE, SIZE) for m in good["shap"])
+    reasons = dict(zip(bad["path"], bad["reason"]))
+    assert set(reasons) == set(paths[3:])
+    assert reasons[paths[-1]].startswith("unreadable") and "image" in reasons[paths[-2]]
+    # The same numbers as the pandas path (same seed, same settings).
+    model = tracking.load_explainer(logged_explainer["uri"])
+    local = model.predict(pd.DataFrame(tracking.image_request(paths[:1])["dataframe_records"]))
+    row = good.set_index("path").loc[paths[0]]
+    np.testing.assert_allclose(np.asarray(row["shap"].tolist()), np.asarray(local.loc[0, "shap"]))
+
+
+def test_install_java_explains_why_it_cannot_install(tmp_path):
+    import os
+    import shutil
+    import subprocess
+
+    from notebook_tools import REPO
+
+    bin_dir = tmp_path / "bin"  # sed, head, id but no java and no apt-get
+    bin_dir.mkdir()
+    for tool in ("sed", "head", "id", "date"):
+        os.symlink(shutil.which(tool), bin_dir / tool)
+    env = {"PATH": str(bin_dir), "HOME": str(tmp_path)}
+    done = subprocess.run(
+        ["/bin/bash", str(REPO / "tools" / "install_java.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "cannot install openjdk-17-jre-headless" in done.stderr

@@ -9,7 +9,8 @@ Submodules:
     explainer_model  -> the "model from code" file MLflow runs (never imported by the package)
     served           -> ServedModel, serve_model: ``mlflow models serve --env-manager local``
     server           -> launch / Background (start, wait, stop a server), ``mlflow server``
-    spark            -> local_spark (local[2] on 127.0.0.1, no UI, quiet), java_runtime
+    spark            -> local_spark (local[2] on 127.0.0.1, no UI, quiet), java_runtime,
+                        spark_explanations: spark_udf over a DataFrame of paths, dead letters
     batch            -> run_batch_explanations: Beam, one explainer a worker (Shared), dead letters
 
 Importing this package imports MLflow, SHAP, TensorFlow, PySpark and Apache Beam.
@@ -42,7 +43,14 @@ from .runs import (
 from .served import ServedModel, serve_model
 from .server import Background, launch, start_tracking_server, tracking_server_command
 from .shap_model import OUTPUT_COLUMNS, ShapImageExplainer, decode_image_b64
-from .spark import JAVA_MISSING, java_runtime, local_spark
+from .spark import (
+    JAVA_MISSING,
+    image_frame,
+    java_runtime,
+    local_spark,
+    spark_explanations,
+    split_dead_letters,
+)
 
 __all__ = [
     "EXPERIMENT",
@@ -62,6 +70,7 @@ __all__ = [
     "explainer_config",
     "explainer_signature",
     "image_request",
+    "image_frame",
     "java_runtime",
     "launch",
     "library_versions",
@@ -77,6 +86,8 @@ __all__ = [
     "read_jsonl",
     "run_batch_explanations",
     "serve_model",
+    "spark_explanations",
+    "split_dead_letters",
     "start_tracking_server",
     "tracking_server_command",
     "tracking_uri",

@@ -9,10 +9,19 @@ host name is looked up), turns the web UI and the console progress bars off, mak
 workers this interpreter (the venv), logs errors only (``log4j2.properties`` next to this file)
 and sends what the JVM and its Python workers write on stderr to ``<workspace>/spark.log``,
 not into the notebook.
+
+Batch explanations (:func:`spark_explanations`): a DataFrame of file paths; each file is read on
+the trusted side (:func:`image_frame`, a pandas UDF: an unreadable file gives ``read_error``,
+not a failed task), the logged explainer runs as ``mlflow.pyfunc.spark_udf`` with a struct
+result type (:data:`tracking.explainer.RESULT_TYPE`), and :func:`split_dead_letters` sends each
+row with a read or explainer error to a dead-letter DataFrame ``(path, reason)``. The explainer
+answers ``""`` rather than None in its string fields: ``spark_udf`` would turn a None into the
+text "None" in a partition that has other rows (MLflow 3.17's ``astype(str)``).
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import re
@@ -22,9 +31,13 @@ import sys
 import time
 from pathlib import Path
 
-from pyspark.sql import SparkSession
+import mlflow.pyfunc
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from .. import workspace as ws
+from .explainer import RESULT_TYPE, quiet_pyfunc_warnings
 
 LOG4J2 = Path(__file__).with_name("log4j2.properties")
 MIN_JAVA = 17
@@ -107,3 +120,46 @@ def local_spark(
     spark.sparkContext.setLogLevel("ERROR")
     spark.pmlv_start_s = time.perf_counter() - started
     return spark
+
+
+def read_b64(paths: pd.Series) -> pd.DataFrame:
+    """Files -> ``image_b64`` (their bytes in base64) and ``read_error`` (``""`` if read)."""
+    rows = []
+    for path in paths:
+        try:
+            rows.append((base64.b64encode(Path(path).read_bytes()).decode("ascii"), ""))
+        except OSError as err:
+            rows.append(("", f"unreadable: {err.strerror or err}"))
+    return pd.DataFrame(rows, columns=["image_b64", "read_error"])
+
+
+def image_frame(spark: SparkSession, paths, partitions: int = 2) -> DataFrame:
+    """A DataFrame ``(path, image_b64, read_error)`` over ``partitions`` partitions."""
+    frame = spark.createDataFrame([(str(p),) for p in paths], "path string")
+    read = F.pandas_udf(read_b64, "image_b64 string, read_error string")
+    return frame.repartition(partitions).withColumn("file", read("path")).select("path", "file.*")
+
+
+def split_dead_letters(explained: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """Rows with ``read_error`` or the explainer's ``error`` -> ``(path, reason)``; the rest kept
+    without those columns. ``""`` means no error (see the module doc)."""
+    reason = F.coalesce(F.nullif("read_error", F.lit("")), F.nullif("error", F.lit("")))
+    marked = explained.withColumn("reason", reason).drop("read_error", "error", "image_b64")
+    good = marked.where(F.col("reason").isNull()).drop("reason")
+    return good, marked.where(F.col("reason").isNotNull()).select("path", "reason")
+
+
+def spark_explanations(
+    spark: SparkSession, model_uri: str, paths, partitions: int = 2
+) -> tuple[DataFrame, DataFrame]:
+    """Explain image files with the logged explainer as a Spark UDF: ``(explained, dead_letter)``
+    DataFrames (lazy: an action such as ``toPandas()`` runs the job)."""
+    with quiet_pyfunc_warnings():
+        explain = mlflow.pyfunc.spark_udf(
+            spark, model_uri, env_manager="local", result_type=RESULT_TYPE
+        )
+    frame = image_frame(spark, paths, partitions)
+    out = frame.withColumn("x", explain(F.struct("image_b64"))).select(
+        "path", "image_b64", "read_error", "x.*"
+    )
+    return split_dead_letters(out)
