@@ -20,6 +20,7 @@ from .batch import ExplainBatchDoFn, LoadedExplainer, read_jsonl, run_batch_expl
 from .explainer import (
     INPUT_COLUMNS,
     MODEL_CODE,
+    PACKAGE_DIR,
     RESULT_TYPE,
     explainer_config,
     explainer_signature,
@@ -58,6 +59,7 @@ __all__ = [
     "JAVA_MISSING",
     "MODEL_CODE",
     "OUTPUT_COLUMNS",
+    "PACKAGE_DIR",
     "RESULT_TYPE",
     "Background",
     "ExplainBatchDoFn",
