@@ -11,17 +11,19 @@ and sends what the JVM and its Python workers write on stderr to ``<workspace>/s
 not into the notebook.
 
 Batch explanations (:func:`spark_explanations`): a DataFrame of file paths; each file is read on
-the trusted side (:func:`image_frame`, a pandas UDF: an unreadable file gives ``read_error``,
-not a failed task), the logged explainer runs as ``mlflow.pyfunc.spark_udf`` with a struct
-result type (:data:`tracking.explainer.RESULT_TYPE`), and :func:`split_dead_letters` sends each
-row with a read or explainer error to a dead-letter DataFrame ``(path, reason)``. The explainer
+the trusted side (:func:`image_frame`, a pandas UDF from :mod:`pmlv_utils.b64files`: an
+unreadable file gives ``read_error``, not a failed task), the logged explainer runs as
+``mlflow.pyfunc.spark_udf`` with a struct result type (:data:`tracking.explainer.RESULT_TYPE`),
+and :func:`split_dead_letters` sends each row with a read or explainer error to a dead-letter
+DataFrame ``(path, reason)``. The explainer
 answers ``""`` rather than None in its string fields: ``spark_udf`` would turn a None into the
-text "None" in a partition that has other rows (MLflow 3.17's ``astype(str)``).
+text "None" in a partition that has other rows (MLflow 3.17's ``astype(str)``). The UDF is
+marked nondeterministic: otherwise Spark's optimizer may run the model twice per row (once in
+the pushed-down dead-letter filter, once for the struct's fields).
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import os
 import re
@@ -32,10 +34,10 @@ import time
 from pathlib import Path
 
 import mlflow.pyfunc
-import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from .. import b64files
 from .. import workspace as ws
 from .explainer import RESULT_TYPE, quiet_pyfunc_warnings
 
@@ -122,21 +124,10 @@ def local_spark(
     return spark
 
 
-def read_b64(paths: pd.Series) -> pd.DataFrame:
-    """Files -> ``image_b64`` (their bytes in base64) and ``read_error`` (``""`` if read)."""
-    rows = []
-    for path in paths:
-        try:
-            rows.append((base64.b64encode(Path(path).read_bytes()).decode("ascii"), ""))
-        except OSError as err:
-            rows.append(("", f"unreadable: {err.strerror or err}"))
-    return pd.DataFrame(rows, columns=["image_b64", "read_error"])
-
-
 def image_frame(spark: SparkSession, paths, partitions: int = 2) -> DataFrame:
     """A DataFrame ``(path, image_b64, read_error)`` over ``partitions`` partitions."""
     frame = spark.createDataFrame([(str(p),) for p in paths], "path string")
-    read = F.pandas_udf(read_b64, "image_b64 string, read_error string")
+    read = F.pandas_udf(b64files.read_b64, b64files.SPARK_TYPE)  # a light module for workers
     return frame.repartition(partitions).withColumn("file", read("path")).select("path", "file.*")
 
 
@@ -157,7 +148,7 @@ def spark_explanations(
     with quiet_pyfunc_warnings():
         explain = mlflow.pyfunc.spark_udf(
             spark, model_uri, env_manager="local", result_type=RESULT_TYPE
-        )
+        ).asNondeterministic()  # once per row: not again for each field or for the filter
     frame = image_frame(spark, paths, partitions)
     out = frame.withColumn("x", explain(F.struct("image_b64"))).select(
         "path", "image_b64", "read_error", "x.*"
