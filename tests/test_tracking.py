@@ -195,7 +195,7 @@ def test_spark_udf_explains_paths_and_keeps_dead_letters(setup, logged_explainer
         str(setup["root"] / "missing.jpg"),
     ]
     started = time.perf_counter()
-    explained, dead = tracking.spark_explanations(spark, logged_explainer["uri"], paths)
+    explained, dead = tracking.spark_explanations(spark, logged_explainer["uri"], paths, 1)
     good, bad = explained.toPandas(), dead.toPandas()
     print(f"spark_udf job: {len(paths)} files in {time.perf_counter() - started:.1f} s")
     assert sorted(good["path"]) == sorted(paths[:3])  # no row lost, no "None" error text

@@ -144,7 +144,8 @@ def spark_explanations(
     spark: SparkSession, model_uri: str, paths, partitions: int = 2
 ) -> tuple[DataFrame, DataFrame]:
     """Explain image files with the logged explainer as a Spark UDF: ``(explained, dead_letter)``
-    DataFrames (lazy: an action such as ``toPandas()`` runs the job)."""
+    DataFrames (lazy: the first action, e.g. ``toPandas()``, runs the job; the rows are cached,
+    so the other one reads them instead of explaining the images again)."""
     with quiet_pyfunc_warnings():
         explain = mlflow.pyfunc.spark_udf(
             spark, model_uri, env_manager="local", result_type=RESULT_TYPE
@@ -153,4 +154,4 @@ def spark_explanations(
     out = frame.withColumn("x", explain(F.struct("image_b64"))).select(
         "path", "image_b64", "read_error", "x.*"
     )
-    return split_dead_letters(out)
+    return split_dead_letters(out.persist())  # both results from one pass over the images
