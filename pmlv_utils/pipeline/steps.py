@@ -16,6 +16,7 @@ The Google Cloud SDK (``aiplatform``, 10 s to import) is imported only on the cl
 
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
 from .. import dataset_files, safe_io
@@ -188,23 +189,24 @@ def evaluate_step(export_dir: str, tfrecords_dir: str, split: str = "test") -> d
 
 def _build_deployment(export_dir: str, out: Path) -> dict:
     """``out`` = ``saved_model/`` + the float32 TFLite file + ``deploy_info.json``, built in a
-    staging folder next to it and renamed into place."""
+    temporary folder of its own next to it and published by one rename, under ``out``'s lock
+    (:func:`pmlv_utils.workspace.publish_folder`)."""
     from .. import tflite
 
-    staging = out.parent / f".{out.name}.staging"
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
-    shutil.copytree(tflite.check_export_dir(export_dir), staging / "saved_model")
-    tflite.convert(staging / "saved_model", staging, kinds=["float32"])
-    info = dict(
-        tflite_bytes=(staging / TFLITE_NAME).stat().st_size,
-        savedmodel_bytes=tflite.savedmodel_size_bytes(staging / "saved_model"),
-    )
-    (staging / "deploy_info.json").write_text(json.dumps(info, indent=1))
-    if out.exists():
-        shutil.rmtree(out)
-    staging.rename(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with ws.artifact_lock(out):
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-", dir=out.parent))
+        try:
+            shutil.copytree(tflite.check_export_dir(export_dir), staging / "saved_model")
+            tflite.convert(staging / "saved_model", staging, kinds=["float32"])
+            info = dict(
+                tflite_bytes=(staging / TFLITE_NAME).stat().st_size,
+                savedmodel_bytes=tflite.savedmodel_size_bytes(staging / "saved_model"),
+            )
+            (staging / "deploy_info.json").write_text(json.dumps(info, indent=1))
+            ws.publish_folder(staging, out)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)  # gone already once published
     return info
 
 
@@ -221,14 +223,16 @@ def deploy_step(
     """Deploy an exported model.
 
     Locally: ``output_dir`` gets ``saved_model/`` (what the local model server serves) and a float32
-    TFLite file (edge devices); with ``deploy_dir``, that folder is then replaced by it in one
-    rename, so a reader sees the old model or the new one, never half of one. With ``project``:
+    TFLite file (edge devices); with ``deploy_dir``, it is switched in by one atomic step
+    (:func:`pmlv_utils.workspace.swap_in`: ``deploy_dir`` is a symlink to a release folder,
+    replaced by ``os.replace``; the last ``workspace.KEEP_RELEASES`` releases are kept), so a
+    reader sees the old model or the new one, never half of one, never none. With ``project``:
     also uploads ``export_uri`` (the gs:// SavedModel) to Vertex AI and deploys it to an endpoint.
     """
     out = Path(output_dir)
     info = _build_deployment(export_dir, out)
     if deploy_dir:
-        _swap_in(out, Path(deploy_dir))
+        info["release_dir"] = ws.swap_in(out, deploy_dir)
         info["deploy_dir"] = str(deploy_dir)
     if project:
         info.update(
@@ -241,22 +245,6 @@ def deploy_step(
             )
         )
     return info
-
-
-def _swap_in(source: Path, target: Path) -> None:
-    """Replace folder ``target`` by a copy of ``source``; the switch is one rename."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    incoming = target.parent / f".{target.name}.incoming"
-    previous = target.parent / f".{target.name}.previous"
-    for stale in (incoming, previous):
-        if stale.exists():
-            shutil.rmtree(stale)
-    shutil.copytree(source, incoming)
-    if target.exists():
-        target.rename(previous)
-    incoming.rename(target)
-    if previous.exists():
-        shutil.rmtree(previous)
 
 
 def deploy_to_vertex(

@@ -13,6 +13,7 @@ local artifact folder that the server serves to its clients (``mlflow-artifacts:
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import subprocess
@@ -102,7 +103,9 @@ def launch(
             env=child_env,
             start_new_session=True,
         )
-    return Background(process, log_path, url)
+    running = Background(process, log_path, url)
+    atexit.register(running.stop)  # a kernel that ends (or fails) does not leave it running
+    return running
 
 
 def tracking_server_command(
