@@ -80,6 +80,11 @@ The module map, in the order the data flows (a test checks that every module is 
     explain.perturbation    -> superpixels, LIME, KernelSHAP, Anchors
     explain.api             -> explain(): one entry point over every method
     explain.metrics         -> agreement, stability, attribution share, gap vs steps
+    explain.fov             -> FieldOfView: the window of the input the model sees
+    explain.faithfulness    -> deletion/insertion curves and AUCs, removing negative evidence
+    explain.sanity          -> Adebayo et al.'s randomisation checks (cascade, shuffled labels)
+    explain.tracin          -> TracIn from checkpoints: proponents, opponents, self-influence
+    explain.blackbox        -> the export as ONNX (tf2onnx, onnxruntime) and as a frozen graph
     explain.examples        -> test images with their flower masks
     explain.encoding        -> maps as base64 PNG, :explain answers, a REST predict fn
     explain.plots           -> overlays, the book's grid, comparisons
