@@ -214,6 +214,8 @@ def test_gcs_trainer_writes_job_dir_and_export_to_gs(gcs_job_dir):
     metrics = json.loads(gfile.GFile(f"{job_dir}/metrics.json").read())
     assert metrics["labels"] == ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
     assert f"copied to {job_dir}" in stdout
+    # the TensorBoard logs came along: `tensorboard --logdir gs://…/tensorboard` reads them
+    assert gfile.glob(f"{job_dir}/tensorboard/train/events.out.tfevents.*")
 
 
 @pytest.mark.slow
