@@ -57,23 +57,46 @@ CLI::
 """
 
 from .backgrounds import BACKGROUND_KINDS, BIAS_BACKGROUND, BIASED_CLASS, background_for
-from .dataset import GENERATOR_VERSION, generate_dataset, image_seed, load_mask, main, mask_path
+from .dataset import (
+    GENERATOR_VERSION,
+    INFO_COLUMNS,
+    LABEL_NOISE_RATE,
+    generate_dataset,
+    image_seed,
+    load_mask,
+    main,
+    mask_path,
+    true_label,
+)
 from .flowers import CLASSES
 from .palette import PETAL_PALETTES, Rng
-from .scene import DISTRACTOR_PROBABILITY, MAX_SIDE, MIN_SIDE, SUPERSAMPLE, render_flower
+from .scene import (
+    DIFFICULTIES,
+    DISTRACTOR_PROBABILITY,
+    MAX_SIDE,
+    MIN_SIDE,
+    SUPERSAMPLE,
+    render_flower,
+)
+from .varieties import CONFUSABLE, VARIETIES
 
 __all__ = [
     "BACKGROUND_KINDS",
     "BIAS_BACKGROUND",
     "BIASED_CLASS",
     "CLASSES",
+    "CONFUSABLE",
+    "DIFFICULTIES",
     "DISTRACTOR_PROBABILITY",
     "GENERATOR_VERSION",
+    "INFO_COLUMNS",
+    "LABEL_NOISE_RATE",
     "MAX_SIDE",
     "MIN_SIDE",
     "PETAL_PALETTES",
     "Rng",
     "SUPERSAMPLE",
+    "VARIETIES",
     "background_for",
     "generate_dataset",
     "image_seed",
@@ -81,4 +104,5 @@ __all__ = [
     "main",
     "mask_path",
     "render_flower",
+    "true_label",
 ]

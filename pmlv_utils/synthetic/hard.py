@@ -1,0 +1,116 @@
+"""The framing of the "hard" images: where the flowers are, how big, how many, which kind.
+
+Photos are not taken with the flower large and centred. :func:`plan_hard` draws:
+
+* the main flower's size: head radius 11..40% of the short side (log-uniform), its centre
+  up to 25% of the short side off the image centre in each direction; in
+  :data:`CUT_PROBABILITY` of the images it is large (30..50%) and 22..35% off-centre, so the
+  frame cuts it;
+* its variety (:mod:`.varieties`);
+* more flowers of the same class (:data:`EXTRA_PROBABILITY`: 1..4 of them, 45..100% of the
+  main flower's size, anywhere, often cut by the frame; most of the same variety);
+* a flower of another class (:data:`HARD_DISTRACTOR_PROBABILITY`; half the time of a
+  confusable class, :data:`.varieties.CONFUSABLE`), 40..85% of the main flower's size,
+  next to it, in front of it a quarter of the time (then it hides part of it).
+
+:func:`frame_fraction` measures how much of a flower head lies inside the image.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from .flowers import CLASSES
+from .palette import Rng
+from .varieties import CONFUSABLE, pick_variety
+
+HARD_MIN_SIDE, HARD_MAX_SIDE = 128, 256
+CUT_PROBABILITY = 0.15
+EXTRA_PROBABILITY = 0.35
+HARD_DISTRACTOR_PROBABILITY = 0.35
+HARD_OCCLUDER_PROBABILITY = 0.35
+MAX_HIDDEN = 0.6  # an occluder that would hide more of the flower's pixels is left out
+CUT_FRACTION = 0.9  # a head less inside the image than this is "cut by the frame"
+
+
+class FlowerSpec(NamedTuple):
+    """One flower to draw: its class, variety, head radius (px) and centre (x, y)."""
+
+    kind: str
+    variety: str
+    r: float
+    centre: tuple[float, float]
+    main: bool = False
+
+
+def hard_size(rng: Rng) -> tuple[int, int]:
+    """(width, height): each side in [HARD_MIN_SIDE, HARD_MAX_SIDE], aspect ratio 0.67..1.5."""
+    w = int(rng.integers(HARD_MIN_SIDE, HARD_MAX_SIDE + 1))
+    aspect = math.exp(rng.uniform(math.log(2 / 3), math.log(1.5)))
+    return w, int(np.clip(round(w * aspect), HARD_MIN_SIDE, HARD_MAX_SIDE))
+
+
+def _main_flower(rng: Rng, label: str, w: int, h: int) -> FlowerSpec:
+    side = min(w, h)
+    if rng.random() < CUT_PROBABILITY:
+        r = side * rng.uniform(0.3, 0.5)
+        a, d = rng.uniform(0, 2 * np.pi), side * rng.uniform(0.22, 0.35)
+        dx, dy = d * math.cos(a), d * math.sin(a)
+    else:
+        r = side * math.exp(rng.uniform(math.log(0.11), math.log(0.40)))
+        dx, dy = side * rng.uniform(-0.25, 0.25), side * rng.uniform(-0.25, 0.25)
+    return FlowerSpec(label, pick_variety(rng, label), r, (w / 2 + dx, h / 2 + dy), True)
+
+
+def _distractor(rng: Rng, label: str, main: FlowerSpec) -> FlowerSpec:
+    if rng.random() < 0.5:
+        options = CONFUSABLE[label]
+    else:
+        options = [c for c in CLASSES if c != label]
+    kind = options[int(rng.integers(len(options)))]
+    r = main.r * rng.uniform(0.4, 0.85)
+    a, d = rng.uniform(0, 2 * np.pi), main.r + r * rng.uniform(-0.2, 1.2)
+    centre = (main.centre[0] + d * math.cos(a), main.centre[1] + d * math.sin(a))
+    return FlowerSpec(kind, pick_variety(rng, kind), r, centre)
+
+
+def plan_hard(rng: Rng, label: str, w: int, h: int) -> list[FlowerSpec]:
+    """The flowers of one hard image of ``label``, in drawing order (the main one flagged)."""
+    main = _main_flower(rng, label, w, h)
+    behind, front = [], []
+    if rng.random() < HARD_DISTRACTOR_PROBABILITY:
+        other = _distractor(rng, label, main)
+        (front if rng.random() < 0.25 else behind).append(other)
+    if rng.random() < EXTRA_PROBABILITY:
+        margin = 0.1 * min(w, h)
+        for _ in range(int(rng.choice([1, 1, 2, 2, 3, 4]))):
+            variety = main.variety if rng.random() < 0.7 else pick_variety(rng, label)
+            centre = (rng.uniform(-margin, w + margin), rng.uniform(-margin, h + margin))
+            behind.append(FlowerSpec(label, variety, main.r * rng.uniform(0.45, 1.0), centre))
+    return [*behind, main, *front]
+
+
+_UNIT_DISC = np.stack(np.meshgrid(np.linspace(-1, 1, 21), np.linspace(-1, 1, 21)), -1).reshape(
+    -1, 2
+)
+_UNIT_DISC = _UNIT_DISC[(_UNIT_DISC**2).sum(1) <= 1]
+
+
+def frame_fraction(r: float, centre: tuple[float, float], w: int, h: int) -> float:
+    """The fraction of a head (a disc of radius ``r`` at ``centre``) inside a ``w x h`` image."""
+    x = centre[0] + r * _UNIT_DISC[:, 0]
+    y = centre[1] + r * _UNIT_DISC[:, 1]
+    return float(((x >= 0) & (x < w) & (y >= 0) & (y < h)).mean())
+
+
+def framing_info(main_r: float, centre: tuple[float, float], w: int, h: int) -> dict:
+    """The ``image_info.csv`` columns of the main flower's framing."""
+    side = min(w, h)
+    return {
+        "flower_scale": round(main_r / side, 3),
+        "centre_offset": round(math.hypot(centre[0] - w / 2, centre[1] - h / 2) / side, 3),
+        "cut_by_frame": frame_fraction(main_r, centre, w, h) < CUT_FRACTION,
+    }
