@@ -41,7 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def make_data(workdir: Path, difficulty: str, seed: int, images_per_class: int) -> dict:
     """The data folder of one setting (generated once), with the generation speed."""
-    folder = workdir / f"data_{difficulty}_n{images_per_class}_s{seed}_v{synthetic.GENERATOR_VERSION}"
+    version = synthetic.GENERATOR_VERSION
+    folder = workdir / f"data_{difficulty}_n{images_per_class}_s{seed}_v{version}"
     done = folder / "generation.json"
     if done.exists():
         return {"folder": folder, **json.loads(done.read_text())}

@@ -85,7 +85,9 @@ def twig(rng: Rng, w: int, h: int) -> Image.Image:
     for t in rng.uniform(0.1, 0.9, int(rng.integers(2, 6))):
         x, y = x0 + t * (x1 - x0), y0 + t * (y1 - y0)
         a = angle + rng.choice([-1, 1]) * rng.uniform(0.5, 1.2)
-        leaf(draw, x, y, a, side * rng.uniform(0.1, 0.2), side * rng.uniform(0.04, 0.08), green(rng))
+        leaf(
+            draw, x, y, a, side * rng.uniform(0.1, 0.2), side * rng.uniform(0.04, 0.08), green(rng)
+        )
     return layer
 
 
