@@ -25,11 +25,11 @@ from PIL import Image, ImageFilter
 from .backgrounds import linear_ramp
 from .palette import Rng
 
-DEFOCUS_PROBABILITY = 0.25
-MOTION_PROBABILITY = 0.12
-BAD_EXPOSURE_PROBABILITY = 0.3  # half under-, half over-exposed
-CAST_PROBABILITY = 0.3
-LOW_QUALITY_PROBABILITY = 0.35  # JPEG quality 20..44 (else 45..92)
+DEFOCUS_PROBABILITY = 0.1
+MOTION_PROBABILITY = 0.05
+BAD_EXPOSURE_PROBABILITY = 0.12  # half under-, half over-exposed
+CAST_PROBABILITY = 0.12
+LOW_QUALITY_PROBABILITY = 0.15  # JPEG quality 20..44 (else 45..92)
 CASTS = {
     "warm": (1.2, 1.0, 0.75),
     "cool": (0.8, 0.95, 1.25),
@@ -66,11 +66,11 @@ def _blur(rng: Rng, rgb: np.ndarray) -> tuple[np.ndarray, str, float]:
     scale = min(rgb.shape[:2]) / 128  # the model sees about 128 px
     u = rng.random()
     if u < DEFOCUS_PROBABILITY:
-        sigma = scale * math.exp(rng.uniform(math.log(0.8), math.log(2.6)))
+        sigma = scale * math.exp(rng.uniform(math.log(1.0), math.log(4.0)))
         img = Image.fromarray(rgb).filter(ImageFilter.GaussianBlur(sigma))
         return np.asarray(img, np.float32), "defocus", sigma
     if u < DEFOCUS_PROBABILITY + MOTION_PROBABILITY:
-        length = scale * rng.uniform(4, 11)
+        length = scale * rng.uniform(4, 12)
         img = motion_blur(rgb.astype(np.float32), length, rng.uniform(0, np.pi))
         return img, "motion", length
     return rgb.astype(np.float32), "none", 0.0

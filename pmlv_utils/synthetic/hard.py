@@ -28,10 +28,11 @@ from .palette import Rng
 from .varieties import CONFUSABLE, pick_variety
 
 HARD_MIN_SIDE, HARD_MAX_SIDE = 128, 256
-CUT_PROBABILITY = 0.15
-EXTRA_PROBABILITY = 0.35
-HARD_DISTRACTOR_PROBABILITY = 0.35
-HARD_OCCLUDER_PROBABILITY = 0.35
+CUT_PROBABILITY = 0.08
+FAR_PROBABILITY = 0.2  # a small flower (head radius 10..25% of the short side)
+EXTRA_PROBABILITY = 0.2
+HARD_DISTRACTOR_PROBABILITY = 0.25
+HARD_OCCLUDER_PROBABILITY = 0.25
 MAX_HIDDEN = 0.6  # an occluder that would hide more of the flower's pixels is left out
 CUT_FRACTION = 0.9  # a head less inside the image than this is "cut by the frame"
 
@@ -55,13 +56,17 @@ def hard_size(rng: Rng) -> tuple[int, int]:
 
 def _main_flower(rng: Rng, label: str, w: int, h: int) -> FlowerSpec:
     side = min(w, h)
-    if rng.random() < CUT_PROBABILITY:
+    u = rng.random()
+    if u < CUT_PROBABILITY:  # large and off-centre: the frame cuts it
         r = side * rng.uniform(0.3, 0.5)
         a, d = rng.uniform(0, 2 * np.pi), side * rng.uniform(0.22, 0.35)
         dx, dy = d * math.cos(a), d * math.sin(a)
+    elif u < CUT_PROBABILITY + FAR_PROBABILITY:  # taken from afar: small, anywhere central
+        r = side * math.exp(rng.uniform(math.log(0.1), math.log(0.25)))
+        dx, dy = side * rng.uniform(-0.2, 0.2), side * rng.uniform(-0.2, 0.2)
     else:
-        r = side * math.exp(rng.uniform(math.log(0.11), math.log(0.40)))
-        dx, dy = side * rng.uniform(-0.25, 0.25), side * rng.uniform(-0.25, 0.25)
+        r = side * rng.uniform(0.28, 0.46)
+        dx, dy = side * rng.uniform(-0.12, 0.12), side * rng.uniform(-0.12, 0.12)
     return FlowerSpec(label, pick_variety(rng, label), r, (w / 2 + dx, h / 2 + dy), True)
 
 
@@ -71,7 +76,7 @@ def _distractor(rng: Rng, label: str, main: FlowerSpec) -> FlowerSpec:
     else:
         options = [c for c in CLASSES if c != label]
     kind = options[int(rng.integers(len(options)))]
-    r = main.r * rng.uniform(0.4, 0.85)
+    r = main.r * rng.uniform(0.3, 0.6)
     a, d = rng.uniform(0, 2 * np.pi), main.r + r * rng.uniform(-0.2, 1.2)
     centre = (main.centre[0] + d * math.cos(a), main.centre[1] + d * math.sin(a))
     return FlowerSpec(kind, pick_variety(rng, kind), r, centre)
@@ -83,7 +88,7 @@ def plan_hard(rng: Rng, label: str, w: int, h: int) -> list[FlowerSpec]:
     behind, front = [], []
     if rng.random() < HARD_DISTRACTOR_PROBABILITY:
         other = _distractor(rng, label, main)
-        (front if rng.random() < 0.25 else behind).append(other)
+        (front if rng.random() < 0.15 else behind).append(other)
     if rng.random() < EXTRA_PROBABILITY:
         margin = 0.1 * min(w, h)
         for _ in range(int(rng.choice([1, 1, 2, 2, 3, 4]))):

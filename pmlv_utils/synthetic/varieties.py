@@ -142,27 +142,34 @@ def draw_dandelion_clock(draw, rng: Rng, c: float, r: float) -> None:
     draw.ellipse([c - cr, c - cr, c + cr, c + cr], fill=hsv(0.08, 0.6, 0.35))
 
 
+def _cup(cx: float, bottom: float, width: float, height: float, point: float = 0.0) -> list:
+    """A cup seen from the side: rounded at the bottom, widest low down, its top rounded
+    (``point`` 0) or drawn to a point (``point`` 1)."""
+    u = np.linspace(0.0, 1.0, 14)
+    half = width / 2 * np.sin(np.pi * (0.08 + 0.84 * u)) ** (0.8 + point)
+    left = [(cx - hw, bottom - height * t) for hw, t in zip(half, u)]
+    right = [(cx + hw, bottom - height * t) for hw, t in zip(half[::-1], u[::-1])]
+    return left + right
+
+
 def draw_rose_bud(draw, rng: Rng, c: float, r: float) -> None:
-    """Side view: a closed cup of wrapped petals on green sepals and a stem (like a tulip)."""
+    """Side view: a half-open bud of wrapped petals held by green sepals, on a stem (a red or
+    pink cup on a stem, like a tulip)."""
     colour = petal_colour(rng, "roses")
-    cup_h, cup_w = r * rng.uniform(1.3, 1.6), r * rng.uniform(1.1, 1.4)
+    cup_h, cup_w = r * rng.uniform(1.5, 1.8), r * rng.uniform(1.0, 1.25)
     bottom = c + cup_h / 2
     sg = green(rng)
     stem(draw, c, bottom - 0.1 * r, r * rng.uniform(1.6, 2.2), r * 0.1, sg, rng.uniform(-0.3, 0.3))
-    for side in (-1, 1):  # sepals
-        leaf(draw, c, bottom, np.pi / 2 - side * rng.uniform(1.6, 2.2), r * 0.55, r * 0.2, sg)
-    draw.polygon(ellipse_polygon(c, c + 0.05 * cup_h, cup_w / 2, cup_h / 2), fill=colour)
-    for k in range(int(rng.integers(3, 6))):  # wrapped petals, outer ones first
-        side = 1 if k % 2 else -1
-        col = jitter(rng, shade(colour, 0.75 + 0.06 * k), 0.04)
-        px = c + side * cup_w * rng.uniform(0.05, 0.2)
-        poly = ellipse_polygon(px, c + 0.1 * cup_h, cup_w * (0.5 - 0.06 * k), cup_h * 0.45)
-        draw.polygon(poly, fill=col, outline=shade(col, 0.5), width=max(1, int(r / 25)))
-    t = np.linspace(0, 2.5 * np.pi, 30)  # the spiral opening at the top
-    rad = np.linspace(cup_w * 0.3, cup_w * 0.03, 30)
-    top = c - cup_h * 0.3
-    pts = list(zip(c + rad * np.cos(t), top + 0.35 * rad * np.sin(t)))
-    draw.line(pts, fill=shade(colour, 0.45), width=max(1, int(r / 25)))
+    width = max(1, int(r / 25))
+    draw.polygon(_cup(c, bottom, cup_w, cup_h, 0.6), fill=shade(colour, 0.7))  # inner petals
+    for k, side in enumerate((-1, 1, -1)):  # outer petals wrapping round, each one lower
+        col = jitter(rng, shade(colour, 0.85 + 0.07 * k), 0.04)
+        cx = c + side * cup_w * (0.18 - 0.05 * k)
+        poly = _cup(cx, bottom, cup_w * (0.8 - 0.1 * k), cup_h * (0.85 - 0.15 * k), 0.2)
+        draw.polygon(poly, fill=col, outline=shade(col, 0.5), width=width)
+        draw.line(poly[2:12], fill=shade(col, 1.3), width=width)  # a lighter rolled edge
+    for a in (-0.75, -0.45, 0.45, 0.75):  # sepals hugging the bud
+        leaf(draw, c, bottom, -np.pi / 2 + a, cup_h * rng.uniform(0.3, 0.45), r * 0.12, sg)
 
 
 def draw_rose_wild(draw, rng: Rng, c: float, r: float) -> None:
@@ -216,53 +223,52 @@ def draw_tulip_open(draw, rng: Rng, c: float, r: float) -> None:
 
 
 def draw_tulip_double(draw, rng: Rng, c: float, r: float) -> None:
-    """A double (peony) tulip from the side: a round cup of many rounded petals on a stem."""
+    """A double (peony) tulip from the side: a round bowl of many rounded petals on a stem
+    (like a rose: a red or pink ball of petals)."""
     colour = petal_colour(rng, "tulips")
-    cup_w = r * rng.uniform(1.4, 1.7)
-    bottom = c + r * 0.6
+    cup_w, cup_h = r * rng.uniform(1.5, 1.8), r * rng.uniform(1.2, 1.45)
+    bottom = c + cup_h / 2
     sg = green(rng)
     base = stem(draw, c, bottom - 0.1 * r, r * rng.uniform(1.8, 2.4), r * 0.12, sg)
     for side in (-1, 1):
         a = -np.pi / 2 + side * rng.uniform(0.2, 0.5)
         leaf(draw, base[0], base[1], a, r * rng.uniform(1.4, 2.0), r * 0.5, green(rng, 0.1))
-    rows = int(rng.integers(3, 5))
-    for j in range(rows):  # back (upper) rows first
-        y = bottom - r * (1.1 - 0.25 * j)
-        n = 4 + j
+    width = max(1, int(r / 30))
+    draw.polygon(_cup(c, bottom, cup_w, cup_h), fill=shade(colour, 0.6))
+    for j, n in enumerate((5, 4, 3)):  # the back row (highest) first, the front row last
         for k in range(n):
-            x = c + (k - (n - 1) / 2) * cup_w / n * 0.95
-            col = jitter(rng, shade(colour, 0.7 + 0.3 * j / max(rows - 1, 1)), 0.05)
-            poly = ellipse_polygon(x, y, cup_w / n * 0.75, r * 0.45, rng.normal(0, 0.2), n=16)
-            draw.polygon(poly, fill=col, outline=shade(col, 0.55), width=max(1, int(r / 30)))
+            x = c + (k - (n - 1) / 2) * cup_w * (0.24 - 0.02 * j) + rng.normal(0, 0.03 * r)
+            w, h = cup_w * (0.3 + 0.06 * j), cup_h * (0.55 + 0.12 * j)
+            col = jitter(rng, shade(colour, 0.75 + 0.12 * j), 0.05)
+            poly = _cup(x, bottom - cup_h * (0.3 - 0.12 * j), w, h)
+            draw.polygon(poly, fill=col, outline=shade(col, 0.55), width=width)
 
 
 VARIETIES = {
     "daisy": {
-        "classic": Variety(0.45, DRAWERS["daisy"]),
-        "oxeye": Variety(0.3, draw_daisy_oxeye),
-        "coloured": Variety(0.25, draw_daisy_coloured),
+        "classic": Variety(0.8, DRAWERS["daisy"]),
+        "oxeye": Variety(0.1, draw_daisy_oxeye),
+        "coloured": Variety(0.1, draw_daisy_coloured),
     },
     "dandelion": {
-        "classic": Variety(0.45, DRAWERS["dandelion"]),
-        "open": Variety(0.35, draw_dandelion_open),
-        "clock": Variety(0.2, draw_dandelion_clock),
+        "classic": Variety(0.8, DRAWERS["dandelion"]),
+        "open": Variety(0.1, draw_dandelion_open),
+        "clock": Variety(0.1, draw_dandelion_clock),
     },
     "roses": {
-        "classic": Variety(0.45, DRAWERS["roses"]),
-        "bud": Variety(0.35, draw_rose_bud, own_stem=True, upright=True, squash=(0.85, 1.1)),
-        "wild": Variety(0.2, draw_rose_wild),
+        "classic": Variety(0.8, DRAWERS["roses"]),
+        "bud": Variety(0.1, draw_rose_bud, own_stem=True, upright=True, squash=(0.85, 1.1)),
+        "wild": Variety(0.1, draw_rose_wild),
     },
     "sunflowers": {
-        "classic": Variety(0.45, DRAWERS["sunflowers"]),
-        "small_disc": Variety(0.3, draw_sunflower_small_disc),
-        "tilted": Variety(0.25, DRAWERS["sunflowers"], squash=(0.45, 0.7)),
+        "classic": Variety(0.8, DRAWERS["sunflowers"]),
+        "small_disc": Variety(0.1, draw_sunflower_small_disc),
+        "tilted": Variety(0.1, DRAWERS["sunflowers"], squash=(0.45, 0.7)),
     },
     "tulips": {
-        "classic": Variety(
-            0.45, DRAWERS["tulips"], own_stem=True, upright=True, squash=(0.85, 1.1)
-        ),
-        "open": Variety(0.25, draw_tulip_open),
-        "double": Variety(0.3, draw_tulip_double, own_stem=True, upright=True, squash=(0.9, 1.1)),
+        "classic": Variety(0.8, DRAWERS["tulips"], own_stem=True, upright=True, squash=(0.85, 1.1)),
+        "open": Variety(0.1, draw_tulip_open),
+        "double": Variety(0.1, draw_tulip_double, own_stem=True, upright=True, squash=(0.9, 1.1)),
     },
 }
 assert list(VARIETIES) == CLASSES
