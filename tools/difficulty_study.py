@@ -17,6 +17,8 @@ reused when they already exist under ``--workdir``. Results also go to
         --images_per_class 60 --img_size 64 --epochs 8       # the quick-test settings
     PYTHONPATH=$PWD python tools/difficulty_study.py --gallery build/difficulty_examples.png \\
         --no_train
+    PYTHONPATH=$PWD python tools/difficulty_study.py --difficulty hard easy --seeds 1 2 3 \\
+        --markdown docs/DIFFICULTY.md                        # the figures of docs/DIFFICULTY.md
 
 CPU seconds are those of this process (all its threads): on a machine shared with other
 jobs the wall time grows but the CPU time does not, so CPU seconds / cores estimates the
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import statistics
 import time
@@ -39,9 +42,17 @@ from pmlv_utils import baseline, dataset_files, synthetic
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def source_digest() -> str:
+    """A short digest of the generator's source: a changed generator gets new data folders."""
+    h = hashlib.sha256()
+    for path in sorted((ROOT / "pmlv_utils" / "synthetic").glob("*.py")):
+        h.update(path.read_bytes())
+    return h.hexdigest()[:8]
+
+
 def make_data(workdir: Path, difficulty: str, seed: int, images_per_class: int) -> dict:
     """The data folder of one setting (generated once), with the generation speed."""
-    version = synthetic.GENERATOR_VERSION
+    version = f"{synthetic.GENERATOR_VERSION}_{source_digest()}"
     folder = workdir / f"data_{difficulty}_n{images_per_class}_s{seed}_v{version}"
     done = folder / "generation.json"
     if done.exists():
@@ -176,6 +187,49 @@ def summary(results: list[dict]) -> None:
             )
 
 
+def markdown(path: Path, args, results: list[dict]) -> None:
+    """``path``: the study's settings and figures as a Markdown table (docs/DIFFICULTY.md)."""
+    lines = [
+        "# How hard is the synthetic data?",
+        "",
+        "Written by `tools/difficulty_study.py` (do not edit by hand): the course's small CNN",
+        "trained from scratch by `pmlv_utils.training.train_and_export`, test accuracy on the",
+        "test split; the colour-histogram baseline (`pmlv_utils.baseline`, logistic / forest)",
+        "fitted on the same train split. Data and model share the seed.",
+        "",
+        f"Generator version {synthetic.GENERATOR_VERSION}; {args.images_per_class} images per "
+        f"class, {args.img_size} px model input, crop ratio {args.crop_ratio}, "
+        f"augmentation {'off' if args.no_augment else 'on'}, at most {args.epochs} epochs, "
+        f"early-stopping patience {args.patience}.",
+        "",
+        "| difficulty | seed | test acc | val acc | train acc | colour lr / rf | best epoch "
+        "| epochs run | mislabelled | train s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        fig = {k: r.get(k) for k in ("test_accuracy", "val_accuracy", "train_accuracy")}
+        fig = {k: "-" if v is None else f"{v:.3f}" for k, v in fig.items()}
+        lines.append(
+            f"| {r['difficulty']} | {r['seed']} | {fig['test_accuracy']} | {fig['val_accuracy']} "
+            f"| {fig['train_accuracy']} | {r['colour']['logistic']:.3f} / "
+            f"{r['colour']['forest']:.3f} | {r.get('best_epoch', '-')} | "
+            f"{r.get('epochs_run', '-')} | {r['label_noise']} | {r.get('train_seconds', '-')} |"
+        )
+    lines.append("")
+    for difficulty in dict.fromkeys(r["difficulty"] for r in results):
+        accs = [r.get("test_accuracy") for r in results if r["difficulty"] == difficulty]
+        accs = [a for a in accs if a is not None]
+        if accs:
+            spread = f", sd {statistics.stdev(accs):.3f}" if len(accs) >= 2 else ""
+            lines.append(
+                f"- {difficulty}: test accuracy mean {statistics.mean(accs):.3f}{spread} "
+                f"over {len(accs)} run(s), range {min(accs):.3f}..{max(accs):.3f}."
+            )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    print(f"table: {path}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--difficulty", nargs="+", default=["hard"], choices=synthetic.DIFFICULTIES)
@@ -184,11 +238,12 @@ def main(argv=None) -> int:
     parser.add_argument("--img_size", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=25)
     parser.add_argument("--patience", type=int, default=5)
-    parser.add_argument("--crop_ratio", type=float, default=0.75)
+    parser.add_argument("--crop_ratio", type=float, default=1.0, help="1.0: no crop")
     parser.add_argument("--no_augment", action="store_true")
     parser.add_argument("--workdir", default=str(ROOT / "build" / "difficulty_study"))
     parser.add_argument("--gallery", default=None, help="PNG of example images (first run's data)")
     parser.add_argument("--no_train", action="store_true", help="data, baseline and gallery only")
+    parser.add_argument("--markdown", default=None, help="write the table here (docs/...)")
     args = parser.parse_args(argv)
 
     workdir = Path(args.workdir)
@@ -208,6 +263,8 @@ def main(argv=None) -> int:
             print(json.dumps(row), flush=True)
     (workdir / "results.json").write_text(json.dumps({"args": vars(args), "runs": results}))
     summary(results)
+    if args.markdown:
+        markdown(Path(args.markdown), args, results)
     return 0
 
 
