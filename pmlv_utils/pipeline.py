@@ -104,12 +104,14 @@ def create_dataset_step(
     project: str = "",
     region: str = "us-central1",
     workspace: str = "",
+    difficulty: str = ws.DEFAULT_DIFFICULTY,
 ) -> dict:
     """The chapter 5 Beam job: ``data_csv`` (or the synthetic set) -> TFRecords in ``output_dir``.
 
-    Empty ``data_csv`` means the synthetic data set (``images_per_class``, ``seed``), built or
-    reused in the workspace. ``labels_file`` defaults to ``dict.txt`` next to the CSV. Copies the
-    labels to ``output_dir/dict.txt`` so later steps need nothing but this folder. Returns
+    Empty ``data_csv`` means the synthetic data set (``images_per_class``, ``seed``,
+    ``difficulty``), built or reused in the workspace. ``labels_file`` defaults to ``dict.txt``
+    next to the CSV. Copies the labels to ``output_dir/dict.txt`` so later steps need nothing
+    but this folder. Returns
     {counts (flat: train, valid, test, rejected), source, labels}. Raises, naming the file, when
     the CSV or labels are missing or the CSV has no usable line, and when no training example
     came out (every line dead-lettered).
@@ -117,9 +119,11 @@ def create_dataset_step(
     from . import dataset_files
 
     if not data_csv:
-        data_dir = ws.ensure_dataset(images_per_class, seed, workspace=workspace or None)
+        data_dir = ws.ensure_dataset(
+            images_per_class, seed, workspace=workspace or None, difficulty=difficulty
+        )
         csv_path, labels_path = (str(p) for p in ws.dataset_files(data_dir))
-        source = f"synthetic: {images_per_class} images per class, seed {seed}"
+        source = f"synthetic ({difficulty}): {images_per_class} images per class, seed {seed}"
     else:
         csv_path = data_csv
         labels_path = (
@@ -456,6 +460,7 @@ def create_dataset(
     project: str,
     region: str,
     workspace: str,
+    difficulty: str,
     tfrecords: Output[Dataset],
 ):
     """Chapter 5: all_data.csv (or synthetic data) -> TFRecords, with the Beam job."""
@@ -463,7 +468,8 @@ def create_dataset(
 
     out = tfrecords.uri if runner == "DataflowRunner" else tfrecords.path
     result = pipeline.create_dataset_step(
-        out, data_csv, labels_file, images_per_class, seed, runner, project, region, workspace
+        *(out, data_csv, labels_file, images_per_class, seed, runner, project, region),
+        *(workspace, difficulty),
     )
     tfrecords.metadata.update(result["counts"])
     tfrecords.metadata["source"] = result["source"]
@@ -578,6 +584,7 @@ def make_pipeline(base_image: str = BASE_IMAGE):
         deploy_dir: str = "",
         endpoint_name: str = "flowers",
         workspace: str = "",
+        difficulty: str = ws.DEFAULT_DIFFICULTY,
     ) -> NamedTuple(
         "PipelineOutputs",
         tfrecords=Dataset,
@@ -606,6 +613,7 @@ def make_pipeline(base_image: str = BASE_IMAGE):
             project=project,
             region=region,
             workspace=workspace,
+            difficulty=difficulty,
         )
         trained = train_op(
             tfrecords=dataset.outputs["tfrecords"],
@@ -1068,6 +1076,7 @@ def run_local(
     enable_caching: bool = True,
     progress: bool | Callable[[str], None] = True,
     echo_logs: bool = False,
+    difficulty: str = ws.DEFAULT_DIFFICULTY,
 ) -> PipelineRun:
     """Run the pipeline in kfp's local runner (every step a subprocess of this Python).
 
@@ -1099,6 +1108,7 @@ def run_local(
         accuracy_threshold=float(accuracy_threshold),
         deploy_dir=str(deploy_dir or ""),
         workspace=str(ws.workspace_dir(workspace)),
+        difficulty=str(difficulty),
     )
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
@@ -1312,16 +1322,21 @@ def make_data_folder(source_csv: str | os.PathLike, dest: str | os.PathLike) -> 
     return dest / "all_data.csv"
 
 
-def add_new_images(data_csv: str | os.PathLike, images_per_class: int, seed: int) -> int:
+def add_new_images(
+    data_csv: str | os.PathLike,
+    images_per_class: int,
+    seed: int,
+    difficulty: str = ws.DEFAULT_DIFFICULTY,
+) -> int:
     """Simulate new data landing: draw ``images_per_class`` new synthetic flowers per class (with
-    ``seed``), copy them next to ``data_csv`` as ``<label>/new<seed>_<file>`` and append their lines.
-    Returns the number of images added."""
+    ``seed`` and ``difficulty``), copy them next to ``data_csv`` as ``<label>/new<seed>_<file>``
+    and append their lines. Returns the number of images added."""
     from . import synthetic
 
     folder = Path(data_csv).parent
     with tempfile.TemporaryDirectory() as tmp:
         synthetic.generate_dataset(
-            tmp, images_per_class=images_per_class, seed=seed, progress=False
+            tmp, images_per_class, seed, progress=False, difficulty=difficulty
         )
         new_lines = []
         for line in (Path(tmp) / "flower_photos" / "all_data.csv").read_text().splitlines():

@@ -30,6 +30,10 @@ DEFAULT_IMAGES_PER_CLASS = 200
 DEFAULT_SEED = 42
 DEFAULT_IMG_SIZE = 64
 DEFAULT_EPOCHS = 15
+# The synthetic data's difficulty (pmlv_utils.synthetic): "hard" (photo-like: the default) or
+# "easy" (large centred flowers: quick tests). Part of every artifact's settings, so data of
+# the two are never mixed.
+DEFAULT_DIFFICULTY = "hard"
 
 
 def workspace_dir(workspace: str | os.PathLike | None = None) -> Path:
@@ -109,24 +113,32 @@ def ensure_dataset(
     background_bias: float = 0.0,
     workspace=None,
     rebuild: bool = False,
+    difficulty: str = DEFAULT_DIFFICULTY,
 ) -> Path:
     """The synthetic 5-flowers data set; returns the folder holding ``flower_photos/``.
 
     ``<returned>/flower_photos/all_data.csv`` and ``<returned>/flower_photos/dict.txt``
-    are in the book's formats.
+    are in the book's formats. ``difficulty``: "hard" or "easy" (:mod:`pmlv_utils.synthetic`).
     """
     from . import synthetic
 
+    if difficulty not in synthetic.DIFFICULTIES:
+        raise ValueError(f"difficulty must be one of {synthetic.DIFFICULTIES}, got {difficulty!r}")
     settings = dict(
         images_per_class=images_per_class,
         seed=seed,
         background_bias=background_bias,
         generator=synthetic.GENERATOR_VERSION,
+        difficulty=difficulty,
     )
 
     def build(folder: Path) -> None:
         synthetic.generate_dataset(
-            folder, images_per_class=images_per_class, seed=seed, background_bias=background_bias
+            folder,
+            images_per_class=images_per_class,
+            seed=seed,
+            background_bias=background_bias,
+            difficulty=difficulty,
         )
 
     return build_or_reuse("flowers", settings, build, workspace, rebuild)
@@ -145,11 +157,14 @@ def ensure_tfrecords(
     background_bias: float = 0.0,
     workspace=None,
     rebuild: bool = False,
+    difficulty: str = DEFAULT_DIFFICULTY,
 ) -> Path:
     """TFRecords (train/valid/test shards) of :func:`ensure_dataset`'s data; returns the folder."""
     from . import tfrecords
 
-    data_dir = ensure_dataset(images_per_class, seed, background_bias, workspace)
+    data_dir = ensure_dataset(
+        images_per_class, seed, background_bias, workspace, difficulty=difficulty
+    )
     all_data, labels = dataset_files(data_dir)
     settings = dict(data=data_dir.name, schema=tfrecords.SCHEMA_VERSION)
 
@@ -172,6 +187,7 @@ def ensure_trained_model(
     background_bias: float = 0.0,
     workspace=None,
     rebuild: bool = False,
+    difficulty: str = DEFAULT_DIFFICULTY,
 ) -> Path:
     """A trainer job directory (checkpoints, exported model, plot, metrics).
 
@@ -179,8 +195,9 @@ def ensure_trained_model(
     """
     from . import training
 
-    tfrecord_dir = ensure_tfrecords(images_per_class, seed, background_bias, workspace)
-    _, labels = dataset_files(ensure_dataset(images_per_class, seed, background_bias, workspace))
+    data = dict(background_bias=background_bias, workspace=workspace, difficulty=difficulty)
+    tfrecord_dir = ensure_tfrecords(images_per_class, seed, **data)
+    _, labels = dataset_files(ensure_dataset(images_per_class, seed, **data))
     settings = dict(
         tfrecords=tfrecord_dir.name,
         img_size=img_size,
