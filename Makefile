@@ -15,12 +15,26 @@ PYTEST_ARGS ?=
 
 install: $(STAMP)
 
+# uv (pinned, bootstrapped with pip) installs the pins in about a minute; pip is the fallback.
+# UV_SYSTEM_CERTS: use the system's certificates as pip does; UV_COMPILE_BYTECODE: write .pyc
+# files now (imports are 2-3x slower without them where PYTHONDONTWRITEBYTECODE is set).
+UV_VERSION := 0.13.8
+UV_ENV := UV_SYSTEM_CERTS=1 UV_COMPILE_BYTECODE=1 UV_PYTHON_DOWNLOADS=never
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings
+
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	@if $(PY) -m pip install --quiet uv==$(UV_VERSION) && \
+	    $(UV_ENV) $(VENV)/bin/uv pip install --quiet --python $(PY) -r requirements.txt; then \
+	  echo "installed requirements.txt with uv $(UV_VERSION)"; \
+	else \
+	  echo "uv unavailable or failed: installing with pip"; \
+	  $(PY) -m pip install --quiet -r requirements.txt; \
+	fi
 	$(PY) -m pip install --quiet --no-deps -e .
 	$(PY) -m pip check
+	@mkdir -p $(LAB_SETTINGS) && cp tools/jupyterlab/overrides.json $(LAB_SETTINGS)/overrides.json
 	@touch $(STAMP)
 
 run: $(STAMP)

@@ -8,16 +8,17 @@ Run from this folder, as in the book::
 
 Locally the job runs on Beam's DirectRunner (``--direct_running_mode multi_processing
 --direct_num_workers 2`` to use two processes). Lines that cannot become a record go to
-``OUTPUT_DIR/errors-00000-of-00001.jsonl`` with a reason; the job still exits 0. An empty
-CSV or a labels file with fewer than two labels exits with status 2 and a message.
+``OUTPUT_DIR/errors-00000-of-00001.jsonl`` with a reason (bytes that are not UTF-8, a
+duplicate path, an image over the pixel budget or of a format not allowed, ...); the job still
+exits 0. An empty CSV or a labels file that is unreadable or has fewer than two labels exits
+with status 2 and a message. Two runs over the same CSV write byte-identical shards.
 Any other ``--flag`` is passed to Beam's PipelineOptions.
 """
 
 import argparse
-import json
 import sys
 
-from pmlv_utils import tfrecords
+from pmlv_utils import safe_io, tfrecords
 
 
 def parse_args(argv=None):
@@ -70,8 +71,7 @@ def main(argv=None) -> int:
         print(f"jpeg_to_tfrecord: error: {e}", file=sys.stderr)
         return 2
     if args.counts_json:
-        with open(args.counts_json, "w") as f:
-            json.dump(counts, f, indent=1)
+        safe_io.write_json(args.counts_json, counts)  # a temporary file, then renamed
     return 0
 
 

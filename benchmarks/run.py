@@ -45,33 +45,23 @@ class Settings:
     ig_steps: tuple[int, ...]
 
 
-FULL = Settings(
-    images_per_class=200,
-    seed=42,
-    img_size=64,
-    epochs=15,
-    repeats=3,
-    ingest_img_size=224,
-    grayscale_images=20,
-    predict_images=200,
-    load_requests=200,
-    ig_images=5,
-    ig_steps=(8, 16, 32, 64, 128, 256),
+# Each setting as (full, quick). The quick model settings are the notebook harness's, so a test
+# run reuses its trained model.
+_FULL_AND_QUICK = dict(
+    images_per_class=(200, 60),
+    seed=(42, 42),
+    img_size=(64, 64),
+    epochs=(15, 8),
+    repeats=(3, 1),
+    ingest_img_size=(224, 64),
+    grayscale_images=(20, 3),
+    predict_images=(200, 24),
+    load_requests=(200, 24),
+    ig_images=(5, 2),
+    ig_steps=((8, 16, 32, 64, 128, 256), (8, 32)),
 )
-# The quick model settings are the notebook harness's, so a test run reuses its trained model.
-QUICK = Settings(
-    images_per_class=60,
-    seed=42,
-    img_size=64,
-    epochs=8,
-    repeats=1,
-    ingest_img_size=64,
-    grayscale_images=3,
-    predict_images=24,
-    load_requests=24,
-    ig_images=2,
-    ig_steps=(8, 32),
-)
+FULL = Settings(**{name: full for name, (full, _) in _FULL_AND_QUICK.items()})
+QUICK = Settings(**{name: quick for name, (_, quick) in _FULL_AND_QUICK.items()})
 
 
 @dataclass
@@ -86,7 +76,10 @@ class Result:
 
     def row(self) -> str:
         verdict = {True: "met", False: "NOT met", None: "—"}[self.met]
-        return f"| {self.key} | {self.title} | {plain_number(self.figure)} {self.unit} | {self.goal} | {verdict} |"
+        return (
+            f"| {self.key} | {self.title} | {plain_number(self.figure)} {self.unit} "
+            f"| {self.goal} | {verdict} |"
+        )
 
 
 def plain_number(x: float) -> str:
@@ -283,8 +276,8 @@ def p5_rest(a: Artifacts) -> Result:
     ratio = runs[8]["images_per_s"] / memory["images_per_s"]
     details = [f"in-memory batched ({len(files)} per call): {memory['images_per_s']:.1f} images/s"]
     details += [
-        f"{c} clients: {r['requests_per_s']} req/s = {r['images_per_s']} images/s, p50 {r['p50_ms']} ms, "
-        f"p99 {r['p99_ms']} ms, errors {r['errors']}"
+        f"{c} clients: {r['requests_per_s']} req/s = {r['images_per_s']} images/s, "
+        f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, errors {r['errors']}"
         for c, r in runs.items()
     ]
     return Result(
@@ -408,7 +401,8 @@ def machine_info() -> list[str]:
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return [
         f"date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
-        f"machine: {os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, {platform.system()} {platform.machine()}",
+        f"machine: {os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, "
+        f"{platform.system()} {platform.machine()}",
         f"Python {platform.python_version()}, TensorFlow {tf.__version__}",
         f"load average at start: {os.getloadavg()[0]:.2f}",
     ]
@@ -425,14 +419,17 @@ def write_report(
     lines = [
         "# Benchmark results",
         "",
-        "Written by `make bench` (`python -m benchmarks.run`). Ratios are measured in one process run; "
-        "absolute times are medians of repeats on a shared, noisy machine. Goals come from the chapter issues; "
+        "Written by `make bench` (`python -m benchmarks.run`). "
+        "Ratios are measured in one process run; "
+        "absolute times are medians of repeats on a shared, noisy machine. "
+        "Goals come from the chapter issues; "
         "book figures from the book repository's saved outputs (T4 GPUs, real photos).",
         "",
     ]
     lines += [f"- {x}" for x in machine_info()]
     lines += [
-        f"- mode: {'quick (CI check: numbers only, tiny settings)' if quick else 'full'}; settings: {s}",
+        f"- mode: {'quick (CI check: numbers only, tiny settings)' if quick else 'full'}; "
+        f"settings: {s}",
         f"- total time: {seconds:.0f} s",
         "",
         "| | comparison | ours | goal | goal |",
@@ -479,7 +476,8 @@ def main(argv=None) -> int:
             r = BENCHMARKS[key](artifacts)
             results.append(r)
             print(
-                f"{key}: {plain_number(r.figure)} {r.unit} (goal {r.goal}) in {time.perf_counter() - t:.0f} s",
+                f"{key}: {plain_number(r.figure)} {r.unit} (goal {r.goal}) "
+                f"in {time.perf_counter() - t:.0f} s",
                 flush=True,
             )
         except Exception:  # noqa: BLE001 - one failing benchmark must not hide the others

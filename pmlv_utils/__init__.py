@@ -1,27 +1,95 @@
 """Shared code of the course *Practical Machine Learning for Computer Vision*.
 
-Modules follow the data's path:
+The module map, in the order the data flows (a test checks that every module is on it):
 
-    synthetic     -> offline 5-flowers JPEGs (all_data.csv, dict.txt)
-    dataset_files -> reading the CSV and labels, the deterministic split
-    tfrecords     -> the Beam job that writes TFRecords (+ dead-letter output)
-    ingest        -> tf.data pipelines over TFRecords / JPEG files, timing
-    preprocess    -> THE preprocessing function (training, export, serving)
-    model         -> model builders (small CNN, MobileNetV2)
-    training      -> fit with checkpoints / early stopping / resume; train = CLI
-    distribute    -> create_strategy(mode)
-    export        -> SavedModel with serving signatures
-    predict       -> in-memory and Beam batch prediction
-    serving       -> local REST model server
-    tflite        -> TFLite conversion and LiteRT inference
-    explain       -> IG, XRAI, Grad-CAM, LIME, KernelSHAP, Anchors
-    pipeline      -> kfp v2 components and pipeline
-    workspace     -> where artifacts live; build-or-reuse upstream artifacts
-    plots         -> image grids, confusion matrices (shared plot helpers)
-    tracking      -> MLflow: explanations as artifacts, the explainer served as a model
-    course        -> the whole course as one job (`make run`)
+    safe_io                 -> atomic JSON/text writes, error text fit for a client
+    image_limits            -> the pixel budget read from image headers, before any decode
+    workspace               -> where artifacts live; build-or-reuse the upstream artifacts
+    synthetic               -> the offline 5-flowers data set (numpy + PIL only)
+    synthetic.palette       -> colour families, each class's petal palette, greens
+    synthetic.shapes        -> drawing primitives: petal, ellipse, leaf, stem
+    synthetic.flowers       -> the five drawers and the flower layer (head + stem + leaves)
+    synthetic.backgrounds   -> the background kinds and the background-bias rule
+    synthetic.scene         -> render_flower: one image (layout, occluders, camera finish)
+    synthetic.dataset       -> generate_dataset, image_info.csv, masks, the CLI
+    dataset_files           -> all_data.csv and dict.txt, the deterministic split, shard globs
+    labeling                -> multi-label annotation into label.json (chapter 5)
+    baseline                -> the colour-histogram baseline classifier
+    tfrecords               -> the chapter 5 Beam job: all_data.csv -> TFRecords + dead letters
+    tfrecords.examples      -> the tf.train.Example schema: make, parse, decode
+    tfrecords.images        -> one image: read, convert when needed, reject reasons
+    tfrecords.job           -> DatasetJobConfig, the Beam graph, run_pipeline
+    tfrecords.options       -> PipelineOptions for the DirectRunner or Dataflow
+    tfrecords.reading       -> reading a run back: counts, records, errors, size report
+    tfrecords.demo          -> a CSV with one line of every problem kind
+    ingest                  -> tf.data pipelines over TFRecords / JPEG files (chapter 7)
+    preprocess              -> THE preprocessing function and the augmentation layers
+    model                   -> model builders (small CNN, MobileNetV2)
+    distribute              -> create_strategy(mode), local multi-worker processes
+    training                -> train, checkpoint, early-stop, resume, evaluate, export
+    training.config         -> TrainConfig: every setting that changes the model
+    training.checkpoints    -> best/last checkpoints, early stopping, state.json
+    training.loop           -> Keras fit, or the custom loop over several replicas
+    training.run            -> train_and_export: data -> fit -> evaluate -> export
+    training.evaluation     -> evaluate, training curves, artifacts, the tuning metric
+    training.hparams        -> the book's search space and a local random search
+    training.cli            -> the book's trainer flags, Vertex job specs
+    train                   -> the book's entry point `python -m pmlv_utils.train`
+    grayscale               -> chapter 7b: five ways to compute grayscale
+    timing                  -> CPU + wall timing, ratio tables and charts
+    export                  -> the SavedModel with its serving signatures, model_info.json
+    predict                 -> prediction with the exported model, in memory and with Beam
+    predict.model           -> LoadedModel: the SavedModel in memory
+    predict.inmemory        -> predict_files / predict_bytes, JSON rows, tables
+    predict.beam            -> the DoFns (Shared model + BatchElements, naive, REST)
+    predict.job             -> run_batch_prediction: files, CSV, TestStream, Pub/Sub
+    serving                 -> the local REST model server
+    serving.paths           -> PathPolicy: which files a request may read
+    serving.requests        -> the body, JSON, validation into a ParsedRequest
+    serving.service         -> PredictionService: public signatures, strict outputs, errors -> 4xx
+    serving.inputs          -> ImageLoader: files opened once (fstat, size cap), pixel budget
+    serving.explaining      -> :explain option bounds, time budget, ExplainQueue (429 when busy)
+    serving.guards          -> HostGuard (Host allowlist, 421), Admission (concurrency limit, 429)
+    serving.workers         -> DaemonExecutor (threads that never block SIGTERM), PixelBudget
+    serving.batching        -> MicroBatcher: concurrent requests in one model call
+    serving.app             -> create_app: the FastAPI routes and error answers
+    serving.cli             -> `python -m pmlv_utils.serving` flags
+    serving.client          -> start_server, wait_until_ready, load_test, predict_jsonl
+    serving.battery         -> the bad-request battery and its runner
+    tflite                  -> TFLite conversion and LiteRT inference (chapter 9)
+    tflite.conversion       -> float32 / float16 / int8 conversion, int8 debugging
+    tflite.classifier       -> TFLiteClassifier on LiteRT, op_summary
+    tflite.evaluation       -> accuracy / latency / size against the SavedModel
+    explain                 -> IG, XRAI, Grad-CAM, LIME, KernelSHAP, Anchors (chapter 10)
+    explain.adapters        -> ExplainableModel and its loaders
+    explain.checks          -> input checks and IG baselines
+    explain.gradients       -> IG and its integration rules, XRAI, Grad-CAM
+    explain.perturbation    -> superpixels, LIME, KernelSHAP, Anchors
+    explain.api             -> explain(): one entry point over every method
+    explain.metrics         -> agreement, stability, attribution share, gap vs steps
+    explain.examples        -> test images with their flower masks
+    explain.encoding        -> maps as base64 PNG, :explain answers, a REST predict fn
+    explain.plots           -> overlays, the book's grid, comparisons
+    explain.vertex_metadata -> explanation_metadata.json, Vertex AI commands
+    tracking                -> MLflow: explanations as artifacts, the explainer as a model
+    tracking.runs           -> the tracking store, runs, artifacts, reading them back
+    tracking.explainer      -> the explainer as a pyfunc model from code
+    tracking.explainer_model -> the "model from code" file MLflow runs
+    tracking.served         -> `mlflow models serve` on 127.0.0.1
+    tracking.batch          -> batch explanations with Beam
+    pipeline                -> the course as a kfp v2 pipeline (chapter 10)
+    pipeline.steps          -> what each step does, the atomic deploy
+    pipeline.fingerprints   -> content hashes of data and code (the cache keys)
+    pipeline.components     -> the kfp components
+    pipeline.graph          -> the pipeline definition, compile, load, plot
+    pipeline.local          -> run_local in kfp's local runner, PipelineRun
+    pipeline.cloud          -> Vertex AI Pipelines / Kubeflow submission
+    pipeline.watch          -> the folder watcher
+    plots                   -> image grids, confusion matrices (shared plot helpers)
+    course                  -> the whole course as one job (`make run`)
 
-Importing this package has no side effects: submodules are imported on demand.
+Importing this package has no side effects and imports no TensorFlow: import the module you
+need (``from pmlv_utils import serving``).
 """
 
 __version__ = "0.1.0"

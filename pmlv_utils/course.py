@@ -83,6 +83,15 @@ def serve_one_prediction(deployed: Path, image: str, label: str, data_root: Path
     )
 
 
+def _synthetic_data(images_per_class: int, seed: int, root: Path, difficulty: str) -> Path:
+    """Step 1: the synthetic data set (built or reused); returns its all_data.csv."""
+    data_dir = ws.ensure_dataset(images_per_class, seed, workspace=root, difficulty=difficulty)
+    all_data, labels = ws.dataset_files(data_dir)
+    n_images = sum(1 for line in all_data.read_text().splitlines() if line.strip())
+    print(f"    {n_images} images, labels {labels.read_text().split()}")
+    return all_data
+
+
 def run_course(
     workspace=None,
     images_per_class: int = ws.DEFAULT_IMAGES_PER_CLASS,
@@ -105,10 +114,7 @@ def run_course(
 
     _header(1, 4, "synthetic data")
     start = time.perf_counter()
-    data_dir = ws.ensure_dataset(images_per_class, seed, workspace=root, difficulty=difficulty)
-    all_data, labels = ws.dataset_files(data_dir)
-    n_images = sum(1 for line in all_data.read_text().splitlines() if line.strip())
-    print(f"    {n_images} images, labels {labels.read_text().split()}")
+    all_data = _synthetic_data(images_per_class, seed, root, difficulty)
     timings["synthetic data"] = _done(start)
 
     _header(2, 4, "the ML pipeline (kfp local runner)")
@@ -163,7 +169,9 @@ def _summary(
     info = json.loads((deployed / "deploy_info.json").read_text())
     return dict(
         results={
-            "images (train / valid / test)": f"{counts.get('train')} / {counts.get('valid')} / {counts.get('test')}",
+            "images (train / valid / test)": " / ".join(
+                str(counts.get(split)) for split in ("train", "valid", "test")
+            ),
             "lines rejected (dead-letter)": counts.get("rejected"),
             "test accuracy (exported model)": f"{run.accuracy:.3f}",
             "deploy gate": run.gate_message,
@@ -171,7 +179,8 @@ def _summary(
             "TFLite float32 size": f"{info['tflite_bytes'] / 1e6:.3f} MB",
             "served prediction": f"{served['server_label']} (truth {served['truth']}); "
             f"TFLite: {served['tflite_label']}",
-            "server start / one request": f"{served['server_start_s']:.1f} s / {served['request_ms']:.0f} ms",
+            "server start / one request": f"{served['server_start_s']:.1f} s / "
+            f"{served['request_ms']:.0f} ms",
         },
         artifacts={
             "data CSV": ws.display_path(all_data),

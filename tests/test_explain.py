@@ -355,13 +355,11 @@ def test_plots_draw(model, images):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from pmlv_utils import explain_plots
-
     result = ex.explain(images, [0, 1], "ig", model, steps=4)
     for fig in (
-        explain_plots.plot_attribution(images[0], result.attributions[0]),
-        explain_plots.plot_explanation_grid(images, result.attributions, ["a", "b"], "IG"),
-        explain_plots.plot_method_comparison(
+        ex.plots.plot_attribution(images[0], result.attributions[0]),
+        ex.plots.plot_explanation_grid(images, result.attributions, ["a", "b"], "IG"),
+        ex.plots.plot_method_comparison(
             images, {"ig": result.attributions, "abs": np.abs(result.attributions)}
         ),
     ):

@@ -60,6 +60,7 @@ def test_notebook_runs(path, nb_id, timeout_s):
             f"{nb_id}: a '# NBVAL_CHECK_OUTPUT' cell has no committed output; commit it executed"
         )
         assert actual.get(source) == text, (
-            f"{nb_id}: output changed for the checked cell\n--- cell\n{source}\n--- committed\n{text}\n"
+            f"{nb_id}: output changed for the checked cell\n"
+            f"--- cell\n{source}\n--- committed\n{text}\n"
             f"--- now\n{actual.get(source)}"
         )

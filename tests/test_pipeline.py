@@ -4,6 +4,9 @@ The local runs share one workspace (with tests/test_course.py) so that only the 
 trains; later ones exercise kfp's cache.
 """
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -41,6 +44,18 @@ def test_committed_yaml_is_current(tmp_path):
     assert pipeline.pipeline_steps(pipeline.COMPILED_PIPELINE)[1:] == list(pipeline.STEPS)
 
 
+def test_package_imports_in_a_steps_process():
+    """Each step's process imports pmlv_utils.pipeline in kfp's runtime mode (a reduced kfp.dsl)."""
+    code = (
+        "import sys, kfp.dsl.executor_main; import pmlv_utils.pipeline; "
+        "print('tensorflow' in sys.modules)"
+    )
+    env = {**os.environ, "_KFP_RUNTIME": "true"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "False"  # and it stays free of TensorFlow (15 s to import)
+
+
 def test_load_compiled_names_a_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="no compiled pipeline"):
         pipeline.load_compiled(tmp_path / "nope.yaml")
@@ -76,15 +91,43 @@ def test_data_fingerprint_follows_contents_not_names(tmp_path):
     assert pipeline.data_fingerprint(str(tmp_path / "missing.csv")) == "missing"
 
 
+def _closure_modules(step: str) -> set[str]:
+    """The pmlv_utils modules (or packages) whose files a step's code fingerprint covers."""
+    root = pipeline.fingerprints.PACKAGE_ROOT
+    paths = pipeline.module_closure(pipeline.STEP_MODULES[step])
+    return {p.relative_to(root).parts[0].removesuffix(".py") for p in paths}
+
+
 def test_code_fingerprint_covers_each_steps_modules():
-    closure = {p.name for p in pipeline._module_closure(pipeline.STEP_MODULES["create-dataset"])}
-    assert {"tfrecords.py", "dataset_files.py", "synthetic.py", "workspace.py"} <= closure
-    assert "training.py" not in closure  # editing the trainer keeps the dataset step cached
-    train = {p.name for p in pipeline._module_closure(pipeline.STEP_MODULES["train-model"])}
-    assert {"training.py", "model.py", "preprocess.py", "ingest.py"} <= train
+    closure = _closure_modules("create-dataset")
+    assert {"tfrecords", "dataset_files", "synthetic", "workspace"} <= closure
+    assert "training" not in closure  # editing the trainer keeps the dataset step cached
+    train = _closure_modules("train-model")
+    assert {"training", "model", "preprocess", "ingest"} <= train
     values = {s: pipeline.code_fingerprint(s) for s in pipeline.STEP_MODULES}
     assert values == {s: pipeline.code_fingerprint(s) for s in pipeline.STEP_MODULES}
     assert len(set(values.values())) == len(values)
+
+
+def test_module_closure_hashes_packages_whole(tmp_path, monkeypatch):
+    root = tmp_path / "pmlv_utils"
+    files = {
+        "alpha/__init__.py": "from .core import run\n",
+        "alpha/core.py": "def run():\n    from .. import beta  # inside a function\n",
+        "beta.py": "from pmlv_utils.gamma import thing\nimport numpy\n",
+        "gamma/__init__.py": "",
+        "gamma/sub/__init__.py": "",
+        "gamma/sub/deep.py": "from ... import delta\nfrom ...delta import f\n",
+        "delta.py": "from . import workspace\n",
+        "workspace.py": "from . import omega  # opaque: not followed\n",
+        "omega.py": "",
+    }
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    monkeypatch.setattr(pipeline.fingerprints, "PACKAGE_ROOT", root)
+    closure = {p.relative_to(root).as_posix() for p in pipeline.module_closure(["alpha"])}
+    assert closure == set(files) - {"omega.py"}
 
 
 def test_watch_folder_runs_once_when_new_data_has_settled(tmp_path):

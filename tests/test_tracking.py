@@ -141,3 +141,55 @@ def test_served_explainer_and_batch(setup, logged_explainer, tmp_path):
     assert result["explained"] == 3 and result["dead_letter"] == 2
     reasons = [r["reason"] for r in tracking.read_jsonl(result["error_files"])]
     assert any("unreadable" in r for r in reasons)
+
+
+def test_batch_explainer_refuses_hostile_files_before_the_model(tmp_path):
+    """A PNG bomb, a FIFO and a sparse 200 MB file never reach the explainer (dead letters);
+    the good image is explained. The explainer is a stand-in: no MLflow needed."""
+    import os
+    import struct
+    import zlib
+
+    import apache_beam as beam
+
+    from pmlv_utils import tracking
+
+    def chunk(kind, body):
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    packer = zlib.compressobj(9)
+    rows = b"".join(packer.compress(b"\x00" * 2501) for _ in range(20_000)) + packer.flush()
+    header = struct.pack(">IIBBBBB", 20_000, 20_000, 1, 0, 0, 0, 0)
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows))
+    fifo = tmp_path / "fifo.jpg"
+    os.mkfifo(fifo)
+    sparse = tmp_path / "sparse.jpg"
+    with open(sparse, "wb") as f:
+        f.truncate(200 * 2**20)
+    good = tmp_path / "good.jpg"
+    Image.new("RGB", (20, 20), (10, 200, 10)).save(good)
+    seen = []
+
+    class Model:
+        def predict(self, frame):
+            seen.extend(frame["image_b64"])
+            row = dict(label="daisy", probability=0.9, approx_error=0.0, attribution_png_b64="")
+            return [row for _ in range(len(frame))]
+
+    class Shared:
+        def acquire(self, load, tag=None):
+            return type("Holder", (), {"model": Model()})()
+
+    dofn = tracking.ExplainBatchDoFn("models:/none", Shared())
+    out = list(dofn.process([str(bomb), str(fifo), str(sparse), str(good)]))
+    dead = {
+        o.value["path"]: o.value["reason"] for o in out if isinstance(o, beam.pvalue.TaggedOutput)
+    }
+    explained = [o["path"] for o in out if not isinstance(o, beam.pvalue.TaggedOutput)]
+    assert explained == [str(good)] and len(seen) == 1
+    assert "image too large" in dead[str(bomb)]
+    assert "not a regular file" in dead[str(fifo)]
+    assert "over the limit" in dead[str(sparse)]

@@ -1,4 +1,5 @@
-"""A learner's path, in a real browser: JupyterLab opens a chapter notebook and runs it through the UI.
+"""A learner's path, in a real browser: JupyterLab opens a chapter notebook and runs it
+through the UI.
 
 Starts `jupyter lab` on 127.0.0.1 with a token, opens a copy of a chapter notebook (with the
 harness's quick parameters written into its parameters cell, as a learner would edit them) in

@@ -2,9 +2,13 @@
 
 :class:`PredictBatchDoFn` holds ONE model per worker process through
 ``apache_beam.utils.shared.Shared`` and predicts on lists made by ``beam.BatchElements``; files
-that are missing or not images go to the ``dead_letter`` output and the job carries on.
-:class:`NaivePredictDoFn` loads the model for every element (the first version in the book),
-kept for the comparison. :class:`RestPredictDoFn` POSTs the lists to a model server.
+that are missing, not regular files, over the size cap, over the pixel budget (read from the
+header, before anything decodes: :func:`.inmemory.read_image_checked`) or not decodable go to
+the ``dead_letter`` output and the job carries on. The bytes that were checked are the bytes
+predicted on (the ``from_bytes`` signature). :class:`NaivePredictDoFn` loads the model for
+every element (the first version in the book), kept for the comparison.
+:class:`RestPredictDoFn` POSTs the lists to a model server with bounded retries
+(:mod:`.rest`): an instance the server cannot answer is dead-lettered, the job finishes.
 :func:`build_prediction` applies one of them to a PCollection of file names.
 """
 
@@ -12,14 +16,14 @@ from __future__ import annotations
 
 import apache_beam as beam
 import requests
-import tensorflow as tf
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 from apache_beam.utils.shared import Shared
 
 from .. import safe_io
-from .inmemory import classify_file_error, outputs_to_rows
+from .inmemory import ImageRefused, outputs_to_rows, read_image_checked
 from .model import DEFAULT_SIGNATURE, LoadedModel
+from .rest import Breaker, RetryPolicy, predict_instances
 
 DEAD_LETTER = "dead_letter"
 METRICS_NAMESPACE = "pmlv_predict"
@@ -35,30 +39,38 @@ def _dead_letter(path: str, reason: str) -> pvalue.TaggedOutput:
     return pvalue.TaggedOutput(DEAD_LETTER, {"path": path, "reason": reason})
 
 
-def _predict_batch_or_route(model: LoadedModel, filenames: list[str], signature: str):
-    """Predict on a batch; when the batch fails, find the bad files one by one.
+def _caller(model: LoadedModel, signature: str):
+    """``call(names, blobs)``: the checked bytes through ``from_bytes`` for the default
+    signature (same outputs), the file names for any other one."""
+    if signature == DEFAULT_SIGNATURE and "from_bytes" in model.signatures:
+        return lambda names, blobs: model.call("from_bytes", img_bytes=blobs)
+    return lambda names, blobs: model.call(signature, filenames=names)
 
-    Yields prediction rows and dead-letter TaggedOutputs (for the Beam DoFns).
-    """
-    good = []
+
+def _predict_batch_or_route(model: LoadedModel, filenames: list[str], signature: str):
+    """Check each file, predict on the batch; when the batch fails, find the bad files one by
+    one. Yields prediction rows and dead-letter TaggedOutputs (for the Beam DoFns)."""
+    names, blobs = [], []
     for f in filenames:
-        if tf.io.gfile.exists(f) and not tf.io.gfile.isdir(f):
-            good.append(f)
-        else:
-            yield _dead_letter(f, classify_file_error(f))
-    if not good:
+        try:
+            blobs.append(read_image_checked(f))
+            names.append(f)
+        except ImageRefused as err:
+            yield _dead_letter(f, err.reason)
+    if not names:
         return
+    call = _caller(model, signature)
     try:
-        batches = [(good, model.call(signature, filenames=good))]
-    except tf.errors.OpError:
+        batches = [(names, call(names, blobs))]
+    except Exception:  # noqa: BLE001 - isolate the bad ones; the others are predicted once
         batches = []
-        for f in good:  # isolate the bad ones; the others are still predicted once
+        for name, blob in zip(names, blobs):
             try:
-                batches.append(([f], model.call(signature, filenames=[f])))
-            except tf.errors.OpError as err:
-                yield _dead_letter(f, f"{classify_file_error(f)}: {safe_io.short_error(err)}")
-    for names, outputs in batches:
-        for name, row in zip(names, outputs_to_rows(outputs, len(names))):
+                batches.append(([name], call([name], [blob])))
+            except Exception as err:  # noqa: BLE001 - this file's dead-letter reason
+                yield _dead_letter(name, f"not a decodable image: {safe_io.short_error(err)}")
+    for batch_names, outputs in batches:
+        for name, row in zip(batch_names, outputs_to_rows(outputs, len(batch_names))):
             row.setdefault("filename", name)
             yield row
 
@@ -117,49 +129,57 @@ class NaivePredictDoFn(_DoFnBase):
 class RestPredictDoFn(_DoFnBase):
     """Predict on a LIST of file names by POSTing them to a model server's ``:predict``.
 
-    The book's ModelPredict over HTTP: ``{"instances": [{"filenames": f}, ...]}``. A
-    request the server rejects (4xx) is retried one file at a time, so only the bad files
-    go to the dead-letter output with the server's message.
+    The book's ModelPredict over HTTP: ``{"instances": [{"filenames": f}, ...]}``. Bounded
+    retries with backoff (``policy``, :class:`.rest.RetryPolicy`) on 429/5xx, timeouts and
+    refused connections; a request the server rejects (4xx, or 500 after the retries) is
+    asked again one file at a time, so only the bad files go to the dead-letter output, with
+    the server's message. A server that stays down or silent dead-letters the batch, and after
+    ``policy.open_after`` such requests the later batches without trying (but for a probe
+    now and then): the job finishes either way, and soon.
     """
 
-    def __init__(self, predict_url: str, headers: dict | None = None, timeout: float = 60.0):
-        self._url, self._headers, self._timeout = predict_url, dict(headers or {}), timeout
-        self._session = None
+    def __init__(
+        self,
+        predict_url: str,
+        headers: dict | None = None,
+        timeout: float = 60.0,
+        policy: RetryPolicy | None = None,
+    ):
+        self._url, self._headers = predict_url, dict(headers or {})
+        self._policy = policy or RetryPolicy(timeout_s=timeout)
+        self._session, self._breaker = None, None
 
     def setup(self):
         self._session = requests.Session()
+        self._breaker = Breaker(self._policy)  # one per DoFn instance (worker thread)
 
     def teardown(self):
         if self._session is not None:
             self._session.close()
-
-    def _post(self, filenames):
-        body = {"instances": [{"filenames": f} for f in filenames]}
-        return self._session.post(
-            self._url, json=body, headers=self._headers, timeout=self._timeout
-        )
 
     def process(self, filenames):
         _counter("batches").inc()
         yield from self._count(self._rows(list(filenames)))
 
     def _rows(self, filenames):
-        resp = self._post(filenames)
-        if resp.status_code == 200:
-            for name, row in zip(filenames, resp.json()["predictions"]):
-                row.setdefault("filename", name)
-                yield row
-            return
-        if 400 <= resp.status_code < 500 and len(filenames) > 1:
-            for f in filenames:
-                yield from self._rows([f])
-            return
-        if 400 <= resp.status_code < 500:
-            yield _dead_letter(
-                filenames[0], f"HTTP {resp.status_code}: {safe_io.http_error_text(resp)}"
-            )
-            return
-        resp.raise_for_status()  # 5xx: let Beam retry the bundle
+        answers = predict_instances(
+            self._session,
+            self._url,
+            [{"filenames": f} for f in filenames],
+            self._policy,
+            headers=self._headers,
+            on_request=_counter("http_requests").inc,
+            on_retry=lambda _: _counter("http_retries").inc(),
+            breaker=self._breaker,
+        )
+        for name, answer in zip(filenames, answers):
+            if "error" in answer:
+                yield _dead_letter(name, answer["error"])
+                continue
+            row = answer["prediction"]
+            row = dict(row) if isinstance(row, dict) else {"prediction": row}
+            row.setdefault("filename", name)
+            yield row
 
 
 def build_prediction(
@@ -171,11 +191,13 @@ def build_prediction(
     predict_url: str | None = None,
     shared_handle=None,
     signature: str = DEFAULT_SIGNATURE,
+    rest_policy: RetryPolicy | None = None,
 ):
     """Apply prediction to a PCollection of file names; returns (predictions, dead_letters).
 
     ``mode``: ``"shared"`` (BatchElements + one model per worker), ``"naive"`` (model loaded
-    per element) or ``"rest"`` (BatchElements + POST to ``predict_url``).
+    per element) or ``"rest"`` (BatchElements + POST to ``predict_url``, retried as
+    ``rest_policy`` says).
     """
     if mode == "naive":
         results = filenames | "PredictNaive" >> beam.ParDo(
@@ -190,7 +212,7 @@ def build_prediction(
         elif mode == "rest":
             if not predict_url:
                 raise ValueError("mode='rest' needs predict_url")
-            dofn = RestPredictDoFn(predict_url)
+            dofn = RestPredictDoFn(predict_url, policy=rest_policy)
         else:
             raise ValueError(f"mode must be 'shared', 'naive' or 'rest', not {mode!r}")
         results = batched | f"Predict_{mode}" >> beam.ParDo(dofn).with_outputs(

@@ -15,14 +15,17 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from .. import dataset_files, safe_io
+from .. import dataset_files, image_limits, safe_io
+from ..tfrecords import images
 from .model import DEFAULT_SIGNATURE, LoadedModel
+
+MAX_FILE_BYTES = images.MAX_FILE_BYTES  # batch jobs refuse bigger files before reading them
 
 # --------------------------------------------------------------------------------------
 # Outputs as plain JSON rows
@@ -126,6 +129,41 @@ def _first_failing(items, call_one):
     return None
 
 
+class ImageRefused(ValueError):
+    """A file a batch job does not predict on; ``reason`` is its dead-letter text."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = path, reason
+
+
+def read_image_checked(
+    path: str, max_bytes: int = MAX_FILE_BYTES, max_pixels: int = image_limits.DEFAULT_MAX_PIXELS
+) -> bytes:
+    """The bytes of an image file a batch job may decode; :class:`ImageRefused` otherwise.
+
+    Opened once and checked on the open file (a regular file of at most ``max_bytes``; a FIFO
+    or a device is refused without blocking), then the pixel budget and the format allowlist
+    are read from the header (``image_limits.check``) before anything decodes it."""
+    try:
+        data = images.read_bytes(str(path), max_bytes)
+    except images.ImageRejected as err:
+        if err.reason == images.MISSING_FILE:
+            raise ImageRefused(path, "file not found") from None
+        if err.detail == "is a directory":
+            raise ImageRefused(path, "is a directory") from None
+        raise ImageRefused(path, f"{err.reason}: {err.detail}") from None
+    try:
+        image_limits.check(data, max_pixels=max_pixels)
+    except image_limits.ImageTooLarge as err:
+        raise ImageRefused(path, f"image too large: {err}") from None
+    except image_limits.NotAnImage as err:
+        raise ImageRefused(
+            path, f"not a decodable image: {err}" if data else "empty file"
+        ) from None
+    return data
+
+
 def classify_file_error(filename: str) -> str:
     """Why a file cannot be predicted on (for dead-letter records)."""
     if not tf.io.gfile.exists(filename):
@@ -133,6 +171,23 @@ def classify_file_error(filename: str) -> str:
     if tf.io.gfile.isdir(filename):
         return "is a directory"
     return "not a decodable image"
+
+
+def csv_paths(csv_path: str) -> Iterator[tuple[int, str | None]]:
+    """``(line, path)`` of every non-blank line of a CSV's first column (the book's
+    ``all_data.csv``, or a list of paths); ``path`` None for a line that is not UTF-8.
+
+    Read as bytes line by line (BOM dropped), parsed with the ``csv`` module (a quoted path may
+    hold commas), relative paths resolved against the CSV's folder. One path a line per line:
+    a path listed twice is predicted twice."""
+    base = dataset_files.csv_folder(csv_path)
+    for number, text, _ in dataset_files.iter_lines(csv_path):
+        if text is None:
+            yield number, None
+            continue
+        fields = dataset_files.csv_fields(text) if text.strip() else []
+        if fields and fields[0]:
+            yield number, dataset_files.resolve_path(fields[0], base)
 
 
 def time_in_memory(

@@ -25,7 +25,10 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.transforms import window
 
-from .beam import METRICS_NAMESPACE, build_prediction
+from .. import dataset_files
+from .beam import DEAD_LETTER, METRICS_NAMESPACE, build_prediction
+from .inmemory import csv_paths
+from .rest import RetryPolicy
 
 
 @dataclass
@@ -97,46 +100,76 @@ def read_filenames(
         ``stream_batch_size`` at a time, ``seconds_between_batches`` apart (streaming);
       - ``"projects/P/subscriptions/S"`` or ``"projects/P/topics/T"`` (streaming only): Pub/Sub
         messages whose data is a file name -- the switch from TestStream to a real stream;
-      - a ``.csv`` (the book's ``all_data.csv``: ``path,label``) or ``.txt`` (one path a line);
-        relative paths are resolved against the file's folder;
+      - a ``.csv`` (the book's ``all_data.csv``: ``path,label``; the first column, parsed with
+        the ``csv`` module) or ``.txt`` (one path a line); relative paths are resolved against
+        the file's folder; see :func:`read_inputs` for its lines that are not UTF-8;
       - any other string: a file pattern (local or gs://) matched with ``fileio.MatchFiles``.
     """
+    return read_inputs(pipeline, source, streaming, stream_batch_size, seconds_between_batches)[0]
+
+
+def _list_lines(source: str):
+    """``.csv``: the first column; ``.txt``: the whole line. Lines that are not UTF-8 go to
+    the dead-letter output (``{"path": "<list>:<line>", "reason"}``)."""
+
+    def lines(path):
+        if path.endswith(".csv"):
+            rows = csv_paths(path)
+        else:
+            base = dataset_files.csv_folder(path)
+            rows = (
+                (n, dataset_files.resolve_path(text.strip(), base) if text is not None else None)
+                for n, text, _ in dataset_files.iter_lines(path)
+                if text is None or text.strip()
+            )
+        for number, name in rows:
+            if name is None:
+                reason = f"line {number} is not UTF-8"
+                yield beam.pvalue.TaggedOutput(
+                    DEAD_LETTER, {"path": f"{path}:{number}", "reason": reason}
+                )
+            else:
+                yield name
+
+    return beam.FlatMap(lines).with_outputs(DEAD_LETTER, main="names")
+
+
+def read_inputs(
+    pipeline,
+    source,
+    streaming: bool = False,
+    stream_batch_size: int = 8,
+    seconds_between_batches: float = 10.0,
+):
+    """``(file names, dead letters or None)``: :func:`read_filenames` plus, for a ``.csv`` /
+    ``.txt`` list, the PCollection of its unusable lines."""
     if isinstance(source, (list, tuple)):
         names = [str(s) for s in source]
         if not streaming:
-            return pipeline | "Create" >> beam.Create(names)
-        return pipeline | "TestStream" >> _test_stream(
-            names, stream_batch_size, seconds_between_batches
-        )
+            return pipeline | "Create" >> beam.Create(names), None
+        stream = _test_stream(names, stream_batch_size, seconds_between_batches)
+        return pipeline | "TestStream" >> stream, None
     source = str(source)
     if source.startswith("projects/"):
         if not streaming:
             raise ValueError("a Pub/Sub source needs streaming=True")
         kind = "subscription" if "/subscriptions/" in source else "topic"
-        return (
+        names = (
             pipeline
             | "ReadPubSub" >> beam.io.ReadFromPubSub(**{kind: source})
-            | "Decode" >> beam.Map(lambda data: data.decode("utf-8").strip())
+            | "Decode" >> beam.Map(lambda data: data.decode("utf-8", "replace").strip())
         )
+        return names, None
     if streaming:
         raise ValueError("streaming=True needs a list (TestStream) or a Pub/Sub source")
     if source.endswith((".csv", ".txt")):
-        base = source.rsplit("/", 1)[0] if "/" in source else "."
-        return (
-            pipeline
-            | "ReadList" >> beam.io.ReadFromText(source)
-            | "PathColumn" >> beam.Map(lambda line: _resolve(line.split(",")[0].strip(), base))
-            | "DropEmpty" >> beam.Filter(bool)
-        )
-    return (
+        parts = pipeline | "ListFile" >> beam.Create([source]) | "ReadList" >> _list_lines(source)
+        names = parts.names | "Spread" >> beam.Reshuffle()
+        return names, parts[DEAD_LETTER]
+    names = (
         pipeline | "Match" >> fileio.MatchFiles(source) | "Path" >> beam.Map(lambda meta: meta.path)
     )
-
-
-def _resolve(path: str, base: str) -> str:
-    if not path or "://" in path or path.startswith("/"):
-        return path
-    return f"{base}/{path}"
+    return names, None
 
 
 def _test_stream(names: list[str], batch_size: int, gap: float):
@@ -166,6 +199,7 @@ def run_batch_prediction(
     pipeline_args: Sequence[str] = (),
     window_seconds: float = 10.0,
     stream_batch_size: int = 8,
+    rest_policy: RetryPolicy | None = None,
 ) -> BatchPredictionResult:
     """Run a Beam prediction job: file names in, JSON lines out, bad files to a dead letter.
 
@@ -173,8 +207,10 @@ def run_batch_prediction(
     ``<output_prefix>-errors-*.jsonl`` (``{"path", "reason"}``). With ``streaming=True`` the
     same transforms run on an unbounded source in ``window_seconds`` fixed windows (one file
     per window). See :func:`read_filenames` for the sources and :func:`build_prediction` for
-    ``mode``. ``pipeline_args`` go to PipelineOptions (e.g. ``--direct_num_workers=2``, or the
-    Dataflow flags with ``runner="DataflowRunner"``).
+    ``mode`` (``rest_policy``: the retries of ``mode="rest"``). ``pipeline_args`` go to
+    PipelineOptions (e.g. ``--direct_num_workers=2``, or the Dataflow flags with
+    ``runner="DataflowRunner"``). A bad file or list line is dead-lettered, never fails the
+    job; Beam's file writes go to a temporary folder and are renamed when the job finishes.
     """
     output_prefix = str(output_prefix)
     if "://" not in output_prefix:
@@ -184,29 +220,40 @@ def run_batch_prediction(
     export_dir = str(export_dir) if export_dir is not None else None
     start = time.perf_counter()
     pipeline = beam.Pipeline(options=options)
-    names = read_filenames(
+    names, unreadable = read_inputs(
         pipeline, input_pattern_or_list, streaming, stream_batch_size, window_seconds
     )
     if streaming:
         names = names | "Window" >> beam.WindowInto(window.FixedWindows(window_seconds))
     predictions, dead = build_prediction(
-        names, export_dir, mode=mode, batch_size=batch_size, predict_url=predict_url
+        names,
+        export_dir,
+        mode=mode,
+        batch_size=batch_size,
+        predict_url=predict_url,
+        rest_policy=rest_policy,
     )
-    for pcoll, name in ((predictions, "predictions"), (dead, "errors")):
-        _ = (
-            pcoll
-            | f"ToJson_{name}" >> beam.Map(lambda row: json.dumps(row, sort_keys=True))
-            | f"Write_{name}"
-            >> beam.io.WriteToText(
-                f"{output_prefix}-{name}",
-                file_name_suffix=".jsonl",
-                shard_name_template="" if not streaming else None,
-            )
-        )
+    if unreadable is not None:
+        dead = (dead, unreadable) | "AllDeadLetters" >> beam.Flatten()
+    _write_jsonl(predictions, f"{output_prefix}-predictions", streaming)
+    _write_jsonl(dead, f"{output_prefix}-errors", streaming)
     result = pipeline.run()
     result.wait_until_finish()
     seconds = time.perf_counter() - start
     return BatchPredictionResult(output_prefix, mode, seconds, _counters(result))
+
+
+def _write_jsonl(rows, prefix: str, streaming: bool) -> None:
+    """Rows as JSON lines under ``prefix`` (Beam writes a temporary folder, then renames)."""
+    name = prefix.rsplit("-", 1)[-1]
+    _ = (
+        rows
+        | f"ToJson_{name}" >> beam.Map(lambda row: json.dumps(row, sort_keys=True))
+        | f"Write_{name}"
+        >> beam.io.WriteToText(
+            prefix, file_name_suffix=".jsonl", shard_name_template="" if not streaming else None
+        )
+    )
 
 
 def _counters(result) -> dict[str, int]:

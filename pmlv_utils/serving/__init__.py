@@ -23,10 +23,15 @@ Routes (``flowers`` is ``--model_name``):
   of each attribution map, its ``approximationError`` and the raw map (shape + base64 float32).
 
 Safety: a file name is read only if it resolves (symlinks, ``..``) inside an ``--allowed_root``;
-other URL schemes are refused (``gs://`` only under an allowed ``gs://`` root). Every bad
-request gets a 4xx JSON ``{"error": ...}``; the server stays up. Nothing from the wire is
-unpickled. Concurrent requests are batched: while the model runs one batch, new requests
-queue up and are run together as the next batch.
+other URL schemes are refused (``gs://`` only under an allowed ``gs://`` root). A file is
+opened once, must be a regular file under a size cap, and the bytes read are the bytes the
+model decodes; every image's header is checked against a pixel budget first (no
+decompression bombs). Requests must be JSON (415 otherwise), name an allowed Host (421), send
+their body in time (408), and find a free slot (429); ``:explain`` options are bounded and
+each explanation has a time budget. Every bad request gets a 4xx JSON ``{"error": ...}``;
+the server stays up. Nothing from the wire is unpickled. Concurrent requests are batched:
+while the model runs one batch, new requests queue up and are run together as the next batch
+(requests of big images on a lane of their own).
 
 In a container (KServe custom predictor, Vertex custom container) run the same module with
 ``--host 0.0.0.0``; ``AIP_HTTP_PORT``, ``AIP_PREDICT_ROUTE``, ``AIP_HEALTH_ROUTE`` and
@@ -34,20 +39,30 @@ In a container (KServe custom predictor, Vertex custom container) run the same m
 
 Submodules:
 
-    paths     -> PathPolicy: which files (local folders, gs:// prefixes) a request may read
-    requests  -> reading the body (size limit), JSON, validation into a ParsedRequest; RequestError
-    service   -> PredictionService: metadata, running signatures, :explain (Explainer, row formats)
-    batching  -> MicroBatcher: concurrent requests merged into one model call on one thread
-    app       -> create_app: the FastAPI app, its routes and JSON error answers
-    cli       -> parse_args / main: the command line (``python -m pmlv_utils.serving``, __main__)
-    client    -> start_server, ServerHandle, free_port, wait_until_ready, load_test, predict_jsonl,
-                 plot_load_test: using a server from a notebook, a test or a benchmark
-    battery   -> BadRequest, bad_request_cases, run_request_battery: the hostile-request battery
+    paths      -> PathPolicy: which files (local folders, gs:// prefixes) a request may read
+    requests   -> the body (size, time), strict JSON and types, validation into a ParsedRequest
+    inputs     -> ImageLoader: files opened once (fstat, size cap), pixel budget, checked bytes
+    service    -> PredictionService: metadata, running signatures (TF errors -> 4xx), :explain
+    explaining -> explain option bounds, time budget, ExplainQueue (429 when busy), Explainer
+    batching   -> MicroBatcher: concurrent requests merged into one model call, pixel-capped
+    guards     -> HostGuard (Host allowlist, 421), Admission (concurrency limit, 429)
+    workers    -> DaemonExecutor (threads that never block SIGTERM), PixelBudget
+    app        -> create_app: the FastAPI app, its routes and JSON error answers
+    cli        -> parse_args / main: the command line (``python -m pmlv_utils.serving``, __main__)
+    client     -> start_server, ServerHandle, free_port, wait_until_ready, load_test,
+                  predict_jsonl, plot_load_test: using a server from a notebook, test, benchmark
+    battery    -> bad_request_cases, hostile_request_cases, run_request_battery: the batteries
 """
 
 from .app import create_app
 from .batching import DEFAULT_BATCH_WAIT_MS, DEFAULT_MAX_BATCH_SIZE, MicroBatcher
-from .battery import BadRequest, bad_request_cases, run_request_battery
+from .battery import (
+    BadRequest,
+    bad_request_cases,
+    hostile_request_cases,
+    make_hostile_files,
+    run_request_battery,
+)
 from .cli import DEFAULT_HOST, DEFAULT_PORT, main, parse_args
 from .client import (
     ServerHandle,
@@ -58,6 +73,9 @@ from .client import (
     start_server,
     wait_until_ready,
 )
+from .explaining import Explainer, ExplainQueue
+from .guards import Admission, HostGuard
+from .inputs import ImageData, ImageLoader, Limits
 from .paths import PathPolicy
 from .requests import (
     DEFAULT_MAX_BODY_BYTES,
@@ -70,7 +88,8 @@ from .requests import (
     parse_json,
     read_body,
 )
-from .service import DEFAULT_MODEL_NAME, Explainer, PredictionService
+from .service import DEFAULT_MODEL_NAME, PredictionService
+from .workers import DaemonExecutor, PixelBudget
 
 __all__ = [
     "DEFAULT_BATCH_WAIT_MS",
@@ -83,7 +102,15 @@ __all__ = [
     "DEFAULT_PORT",
     "FILENAME_INPUTS",
     "BadRequest",
+    "Admission",
+    "DaemonExecutor",
+    "ExplainQueue",
     "Explainer",
+    "HostGuard",
+    "ImageData",
+    "ImageLoader",
+    "Limits",
+    "PixelBudget",
     "MicroBatcher",
     "ParsedRequest",
     "PathPolicy",
@@ -92,6 +119,8 @@ __all__ = [
     "RequestParser",
     "ServerHandle",
     "bad_request_cases",
+    "hostile_request_cases",
+    "make_hostile_files",
     "create_app",
     "free_port",
     "load_test",

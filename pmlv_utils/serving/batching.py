@@ -2,6 +2,10 @@
 
 While the model runs one batch, new requests queue up; they are then run together as the next
 batch (merged per signature and scalar inputs), and each request gets its own slice back.
+A batch is also capped in pixels (``max_batch_pixels``: a request above it runs in slices),
+and may hold a shared :class:`~pmlv_utils.serving.workers.PixelBudget` while it decodes, so
+the images decoded at once fit in memory. The server runs two: one for small requests, one
+("large") for requests of big images, so a big image never delays a small request.
 """
 
 from __future__ import annotations
@@ -12,9 +16,12 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
+
+import numpy as np
 
 from .service import PredictionService
+from .workers import PixelBudget
 
 DEFAULT_MAX_BATCH_SIZE = 64
 DEFAULT_BATCH_WAIT_MS = 5.0
@@ -27,6 +34,7 @@ class _Job:
     n: int
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future
+    pixels: Sequence[int] = ()  # per instance
 
     @property
     def key(self):  # jobs with the same key can be concatenated
@@ -50,20 +58,26 @@ class MicroBatcher:
         model: PredictionService,
         max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
         max_wait_ms: float = DEFAULT_BATCH_WAIT_MS,
+        max_batch_pixels: int | None = None,
+        budget: PixelBudget | None = None,
+        name: str = "model-batcher",
     ):
         self.model, self.max_batch_size = model, int(max_batch_size)
         self.max_wait_s = max(0.0, float(max_wait_ms)) / 1000.0
+        self.max_batch_pixels, self.budget = max_batch_pixels, budget
         self._queue: queue.Queue = queue.Queue()
         self.calls = 0  # model calls, and instances they ran: instances / calls = mean batch size
         self.instances = 0
         self.arriving = 0  # predict requests received and not yet queued
-        self._thread = threading.Thread(target=self._loop, name="model-batcher", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
-    async def submit(self, signature: str, inputs: dict[str, Any], n: int) -> dict[str, Any]:
+    async def submit(
+        self, signature: str, inputs: dict[str, Any], n: int, pixels: Sequence[int] = ()
+    ) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._queue.put(_Job(signature, inputs, n, loop, future))
+        self._queue.put(_Job(signature, inputs, n, loop, future, tuple(pixels)))
         return await future
 
     @contextlib.contextmanager
@@ -91,9 +105,10 @@ class MicroBatcher:
 
     def _collect(self, job: _Job) -> list[_Job]:
         """``job`` and the jobs queued (or arriving within the wait) up to the batch size."""
-        jobs, size = [job], job.n
+        jobs, size, pixels = [job], job.n, sum(job.pixels)
         deadline = time.monotonic() + self.max_wait_s
-        while size < self.max_batch_size:
+        cap = self.max_batch_pixels
+        while size < self.max_batch_size and (cap is None or pixels < cap):
             try:
                 more = self._queue.get_nowait()
             except queue.Empty:
@@ -108,14 +123,14 @@ class MicroBatcher:
                 self._queue.put(None)
                 break
             jobs.append(more)
-            size += more.n
+            size, pixels = size + more.n, pixels + sum(more.pixels)
         return jobs
 
     def _run_group(self, jobs: list[_Job]) -> None:
         if len(jobs) == 1:
             job = jobs[0]
             try:
-                _resolve(job, self._call(job.signature, job.inputs, job.n))
+                _resolve(job, self._call(job.signature, job.inputs, job.n, True, job.pixels))
             except Exception as err:  # noqa: BLE001 -- handed to the request, which answers 4xx/5xx
                 _resolve(job, error=err)
             return
@@ -127,10 +142,9 @@ class MicroBatcher:
             )
             for k in jobs[0].inputs
         }
+        pixels = [p for j in jobs for p in (j.pixels or [0] * j.n)]
         try:
-            outputs = self._call(
-                jobs[0].signature, merged, sum(j.n for j in jobs), locate_errors=False
-            )
+            outputs = self._call(jobs[0].signature, merged, sum(j.n for j in jobs), False, pixels)
         except Exception:  # one bad request must not fail the others: run each alone
             for j in jobs:
                 self._run_group([j])
@@ -140,11 +154,45 @@ class MicroBatcher:
             _resolve(j, {k: _rows(v, offset, j.n) for k, v in outputs.items()})
             offset += j.n
 
-    def _call(self, signature, inputs, n, locate_errors=True):
-        outputs = self.model.run(signature, inputs, locate_errors)
-        self.calls += 1
+    def _call(self, signature, inputs, n, locate_errors=True, pixels: Sequence[int] = ()):
+        """One model call, or consecutive slices of at most ``max_batch_pixels`` pixels, each
+        holding the pixel budget while it runs."""
+        outputs = []
+        for start, stop in pixel_slices(pixels or [0] * n, self.max_batch_pixels):
+            part = {k: v[start:stop] if isinstance(v, list) else v for k, v in inputs.items()}
+            held = sum(pixels[start:stop]) if pixels else 0
+            if self.budget is not None:
+                with self.budget.hold(held):
+                    outputs.append(self.model.run(signature, part, locate_errors))
+            else:
+                outputs.append(self.model.run(signature, part, locate_errors))
+        self.calls += len(outputs)
         self.instances += n
-        return outputs
+        return outputs[0] if len(outputs) == 1 else _concat(outputs)
+
+
+def pixel_slices(pixels: Sequence[int], cap: int | None) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]`` consecutive slices of at most ``cap`` pixels (one image at
+    least per slice: an image over the cap runs alone)."""
+    if cap is None:
+        return [(0, len(pixels))]
+    slices, start, total = [], 0, 0
+    for i, p in enumerate(pixels):
+        if i > start and total + p > cap:
+            slices.append((start, i))
+            start, total = i, 0
+        total += p
+    slices.append((start, len(pixels)))
+    return slices
+
+
+def _concat(outputs: list[dict]) -> dict:
+    """The outputs of consecutive slices as one batch (a scalar output is shared)."""
+    first = outputs[0]
+    return {
+        k: (np.concatenate([o[k] for o in outputs]) if getattr(first[k], "ndim", 0) else first[k])
+        for k in first
+    }
 
 
 def _rows(value, offset: int, n: int):

@@ -51,7 +51,9 @@ class ServerHandle:
             model_name,
             log_path,
         )
-        self.url = f"http://{host}:{port}"
+        # A server bound to every interface is reached on loopback (an allowed Host).
+        connect = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}.get(host, host)
+        self.url = f"http://{connect}:{port}"
 
     @property
     def model_url(self) -> str:
@@ -233,6 +235,21 @@ def load_test(
     }
 
 
+def post_retrying(session, url: str, body: dict, timeout: float, tries: int = 5):
+    """POST ``body`` as JSON; a 429 / 503 (busy) is retried after its ``Retry-After``
+    (at most ``tries`` times, up to 10 s apart)."""
+    for attempt in range(tries):
+        resp = session.post(url, json=body, timeout=timeout)
+        if resp.status_code not in (429, 503) or attempt == tries - 1:
+            return resp
+        try:
+            wait = float(resp.headers.get("Retry-After", 1))
+        except ValueError:
+            wait = 1.0
+        time.sleep(min(max(wait, 0.1), 10.0))
+    return resp
+
+
 def predict_jsonl(
     predict_url: str,
     input_jsonl: str | os.PathLike,
@@ -246,7 +263,9 @@ def predict_jsonl(
     Posts ``batch_size`` instances per request and writes one ``{"instance", "prediction"}`` line
     per input line (Vertex's output format); an instance the server rejects is written with
     ``"error"`` instead of ``"prediction"`` (its batch is retried one instance at a time).
-    Returns ``{"instances", "predictions", "errors", "requests", "seconds"}``.
+    A busy server (429) is retried. The output is written at the end, atomically (no half
+    file if the run stops). Returns ``{"instances", "predictions", "errors", "requests",
+    "seconds"}``.
     """
     lines = [ln for ln in Path(input_jsonl).read_text().splitlines() if ln.strip()]
     instances = [json.loads(ln) for ln in lines]
@@ -258,9 +277,10 @@ def predict_jsonl(
         if signature_name:
             body["signature_name"] = signature_name
         counts["requests"] += 1
-        return session.post(predict_url, json=body, timeout=timeout)
+        return post_retrying(session, predict_url, body, timeout)
 
-    with requests.Session() as session, open(output_jsonl, "w") as out:
+    written = []
+    with requests.Session() as session:
         for i in range(0, len(instances), batch_size):
             chunk = instances[i : i + batch_size]
             resp = post(chunk)
@@ -279,7 +299,8 @@ def predict_jsonl(
                 resp.raise_for_status()
             for instance, answer in zip(chunk, answers):
                 counts["predictions" if "prediction" in answer else "errors"] += 1
-                out.write(json.dumps({"instance": instance, **answer}) + "\n")
+                written.append(json.dumps({"instance": instance, **answer}) + "\n")
+    safe_io.write_text(output_jsonl, "".join(written))
     counts["seconds"] = round(time.perf_counter() - start, 3)
     return counts
 

@@ -1,12 +1,15 @@
-"""Which files a request may read: :class:`PathPolicy` (allowed folders and gs:// prefixes)."""
+"""Which files a request may read: :class:`PathPolicy` (allowed folders and gs:// prefixes).
+
+Resolving a name touches the local file system only (``realpath``, ``exists``): it never
+opens the file, and a ``gs://`` name is checked against the prefixes without any network
+call (the read, with its timeout, happens in :mod:`pmlv_utils.serving.inputs`).
+"""
 
 from __future__ import annotations
 
 import os
 import posixpath
 from typing import Any, Sequence
-
-import tensorflow as tf
 
 from .requests import RequestError
 
@@ -49,6 +52,12 @@ class PathPolicy:
             raise RequestError(400, "a file name must be a non-empty string")
         if "\x00" in name:
             raise RequestError(400, "a file name may not contain NUL characters")
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise RequestError(
+                400, "a file name must be valid UTF-8 (it has a lone surrogate)"
+            ) from None
         if "://" in name:
             return self._resolve_url(name)
         if not self.local_roots:
@@ -57,11 +66,15 @@ class PathPolicy:
             )
         path = name if os.path.isabs(name) else os.path.join(self.local_roots[0], name)
         real = os.path.realpath(path)
-        if not any(os.path.commonpath([real, root]) == root for root in self.local_roots):
+        if not self.inside(real):
             raise RequestError(403, f"{name!r}: outside the server's allowed folders")
-        if not os.path.isfile(real):
+        if not os.path.exists(real):
             raise RequestError(404, f"{name!r}: file not found")
         return real
+
+    def inside(self, real: str) -> bool:
+        """Whether the resolved local path ``real`` lies inside an allowed folder."""
+        return any(os.path.commonpath([real, root]) == root for root in self.local_roots)
 
     def _resolve_url(self, name: str) -> str:
         if not name.startswith("gs://"):
@@ -74,6 +87,4 @@ class PathPolicy:
         path = self._normalize_gcs(name)
         if not any(path.startswith(root) for root in self.gcs_roots):
             raise RequestError(403, f"{name!r}: outside the server's allowed gs:// prefixes")
-        if not tf.io.gfile.exists(path):
-            raise RequestError(404, f"{name!r}: file not found")
         return path

@@ -5,13 +5,21 @@ against the served signatures' inputs (:func:`served_inputs`) and fills each inp
 file names through a path policy (:class:`~pmlv_utils.serving.paths.PathPolicy`), bytes from
 ``{"b64": ...}``, numbers as arrays. Every problem is a :class:`RequestError` carrying the 4xx
 status and the message the client gets. Nothing here knows the web framework or the model.
+
+Strict by design: the body is UTF-8 JSON without NaN/Infinity and with at most
+``max_values`` JSON values (counted on the raw bytes before parsing, so a body of millions of
+tiny values is refused in milliseconds); integer inputs take JSON integers only (no floats,
+no booleans, within the dtype's range); float inputs take finite numbers that fit the dtype;
+file names are valid UTF-8. Internal signatures (``xai_*``) are not callable on ``:predict``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -22,16 +30,22 @@ from .. import predict
 DEFAULT_MAX_INSTANCES = 64
 DEFAULT_MAX_BODY_BYTES = 16 * 2**20
 DEFAULT_MAX_EXPLAIN_INSTANCES = 8
+DEFAULT_MAX_JSON_VALUES = 200_000
+DEFAULT_BODY_TIMEOUT_S = 30.0
 FILENAME_INPUTS = ("filenames", "filename")
 BODY_FIELDS = {"instances", "signature_name", "parameters"}
+# Signatures the exported model has for :explain only (pixels in, pixels out): never on :predict.
+INTERNAL_SIGNATURES = ("xai_preprocess", "xai_model")
+JSON_MEDIA_TYPE = "application/json"
 
 
 class RequestError(Exception):
     """A client error: answered with ``status`` and ``{"error": message}``."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None):
         super().__init__(message)
         self.status, self.message = status, message
+        self.headers = dict(headers or {})
 
 
 @dataclass
@@ -49,8 +63,20 @@ class ParsedRequest:
 # ---- the body -----------------------------------------------------------------------
 
 
-async def read_body(request, limit: int) -> bytes:
-    """The request body, or RequestError 413 once it exceeds ``limit`` bytes."""
+async def read_body(request, limit: int, timeout_s: float | None = None) -> bytes:
+    """The request body, or RequestError 413 once it exceeds ``limit`` bytes, or 408 when it
+    has not all arrived within ``timeout_s`` seconds (a slow or stalled client)."""
+    if timeout_s is None:
+        return await _read_body(request, limit)
+    try:
+        return await asyncio.wait_for(_read_body(request, limit), timeout_s)
+    except asyncio.TimeoutError:
+        raise RequestError(
+            408, f"the request body did not arrive within {timeout_s:g} s", {"Connection": "close"}
+        ) from None
+
+
+async def _read_body(request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     too_big = RequestError(413, f"request body over the server's limit of {limit} bytes")
     if declared is not None:
@@ -82,13 +108,62 @@ async def _drain(request, limit: int) -> None:
         pass
 
 
-def parse_json(raw: bytes) -> Any:
+def check_content_type(value: str | None) -> None:
+    """415 unless the Content-Type is ``application/json`` (optionally ``; charset=utf-8``).
+
+    A missing Content-Type is refused too: browsers send bodies without a preflight only as
+    text/plain, form data or an untyped blob, so insisting on JSON keeps web pages out.
+    """
+    if not value:
+        raise RequestError(415, f"missing Content-Type: send {JSON_MEDIA_TYPE}")
+    media, *params = [part.strip() for part in value.split(";")]
+    if media.lower() != JSON_MEDIA_TYPE:
+        raise RequestError(
+            415, f"Content-Type {value[:80]!r} is not supported; send {JSON_MEDIA_TYPE}"
+        )
+    for param in params:
+        key, _, val = param.partition("=")
+        if key.strip().lower() == "charset" and val.strip().strip('"').lower() not in (
+            "utf-8",
+            "utf8",
+        ):
+            raise RequestError(415, f"charset {val.strip()[:40]!r} is not supported; send utf-8")
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]} is out of range for a number")
+    return value
+
+
+def count_json_values(raw: bytes) -> int:
+    """An upper bound of the values in a JSON text, from its separators (fast, C-level)."""
+    return raw.count(b",") + raw.count(b"[") + raw.count(b"{") + 1
+
+
+def parse_json(raw: bytes, max_values: int | None = DEFAULT_MAX_JSON_VALUES) -> Any:
+    """Strict JSON: UTF-8, no NaN / Infinity / overflowing numbers, at most ``max_values``."""
+    if max_values is not None and count_json_values(raw) > max_values:
+        raise RequestError(
+            413, f"the request has more than {max_values:,} JSON values; this server takes fewer"
+        )
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise RequestError(400, "the request body is not valid JSON") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RequestError(400, "the request body is not valid UTF-8") from None
+    try:
+        return json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
     except RecursionError:
         raise RequestError(400, "the request JSON is nested too deeply") from None
+    except ValueError as err:
+        if "JSON number" in str(err) or "out of range" in str(err):
+            raise RequestError(400, f"the request body is not valid JSON: {err}") from None
+        raise RequestError(400, "the request body is not valid JSON") from None
 
 
 def check_body(body: Any, limit: int) -> list:
@@ -169,19 +244,56 @@ def bytes_value(where: str, value: Any) -> bytes:
 
 
 def number_value(where: str, value: Any, spec) -> np.ndarray:
-    """A number or nested list as an array of the spec's dtype and (per-instance) shape."""
+    """A number or nested list as an array of the spec's dtype and (per-instance) shape.
+
+    Strict: an integer input takes JSON integers within the dtype's range (no 1.5, no true),
+    a float input finite numbers that stay finite in its dtype, a bool input true / false.
+    """
     if isinstance(value, (str, dict)) or value is None:
         raise RequestError(400, f"{where}: expected a number or nested list of numbers")
+    dtype = np.dtype(spec.dtype.as_numpy_dtype)
+    _check_leaves(where, value, dtype)
     try:
-        array = np.asarray(value, dtype=spec.dtype.as_numpy_dtype)
+        with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+            array = np.asarray(value, dtype=dtype)
     except (ValueError, TypeError, OverflowError):
         raise RequestError(400, f"{where}: not a {spec.dtype.name} value") from None
+    if dtype.kind == "f" and not np.isfinite(array).all():
+        raise RequestError(400, f"{where}: a value is out of range for {spec.dtype.name}")
     expected = spec.shape[1:] if spec.shape.rank else spec.shape
     if not expected.is_compatible_with(array.shape):
         raise RequestError(
             400, f"{where}: shape {list(array.shape)} does not fit {expected.as_list()}"
         )
     return array
+
+
+def _check_leaves(where: str, value: Any, dtype: np.dtype) -> None:
+    """Every number in ``value`` (a nested list) is of a JSON type ``dtype`` takes."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif dtype.kind in "iu":
+            info = np.iinfo(dtype)
+            if type(item) is not int or not info.min <= item <= info.max:
+                raise RequestError(
+                    400,
+                    f"{where}: expected an integer from {info.min} to {info.max} "
+                    f"({dtype.name}), got {_short(item)}",
+                )
+        elif dtype.kind == "b":
+            if type(item) is not bool:
+                raise RequestError(400, f"{where}: expected true or false, got {_short(item)}")
+        elif type(item) not in (int, float):
+            raise RequestError(
+                400, f"{where}: expected a number ({dtype.name}), got {_short(item)}"
+            )
+
+
+def _short(value: Any) -> str:
+    return json.dumps(value)[:40] if isinstance(value, (bool, int, float)) else type(value).__name__
 
 
 def one_value_for_scalars(inputs: dict[str, list], specs: Mapping[str, tuple]) -> dict[str, Any]:
@@ -205,8 +317,16 @@ class RequestParser:
     ``served`` is :func:`served_inputs`' table; ``paths`` resolves file names (``.resolve``).
     """
 
-    def __init__(self, served: dict, paths, max_instances: int = DEFAULT_MAX_INSTANCES):
-        self.served, self.paths, self.max_instances = served, paths, int(max_instances)
+    def __init__(
+        self,
+        served: dict,
+        paths,
+        max_instances: int = DEFAULT_MAX_INSTANCES,
+        internal: tuple[str, ...] = INTERNAL_SIGNATURES,
+    ):
+        self.paths, self.max_instances = paths, int(max_instances)
+        self.internal = {s: served[s] for s in internal if s in served}
+        self.served = {s: v for s, v in served.items() if s not in self.internal}
 
     def parse(
         self, body: Any, max_instances: int | None = None, allow_signature: bool = True
@@ -235,6 +355,12 @@ class RequestParser:
             raise RequestError(400, "'signature_name' is not used by this route")
         if requested is None:
             return self.infer_signature(first)
+        if isinstance(requested, str) and requested in self.internal:
+            raise RequestError(
+                400,
+                f"signature {requested!r} is internal (used by :explain); "
+                f"this model serves {sorted(self.served)}",
+            )
         if not isinstance(requested, str) or requested not in self.served:
             raise RequestError(
                 400,

@@ -3,24 +3,28 @@
 :class:`PredictionService` is independent of the web framework, so the same class can sit
 behind another server (KServe, a Vertex custom container, a test) -- only
 :func:`pmlv_utils.serving.app.create_app` knows FastAPI. Requests are parsed by
-:class:`~pmlv_utils.serving.requests.RequestParser`; ``:explain`` answers are computed by
-:class:`Explainer` and formatted (Vertex-like) by :func:`explanation_rows`.
+:class:`~pmlv_utils.serving.requests.RequestParser`, their images read and checked by
+:class:`~pmlv_utils.serving.inputs.ImageLoader` (the checked bytes are what the model decodes),
+and ``:explain`` answers computed by :class:`~pmlv_utils.serving.explaining.Explainer`.
+
+Errors: whatever TensorFlow raises on a client's input is a 4xx (:func:`tf_error_status`);
+only a fault of the server itself is a 500.
 """
 
 from __future__ import annotations
 
-import base64
 import os
 import tempfile
-import threading
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from .. import predict, safe_io
 from ..preprocess import preprocess_image
+from .explaining import Explainer, JobBudget, check_options, explain_parameters
+from .inputs import CheckedCopies, ImageData, ImageLoader, Limits, call_checked
 from .paths import PathPolicy
 from .requests import (
     DEFAULT_MAX_EXPLAIN_INSTANCES,
@@ -30,15 +34,27 @@ from .requests import (
     RequestParser,
     served_inputs,
 )
+from .workers import PixelBudget
 
 DEFAULT_MODEL_NAME = "flowers"
-# What the model raises on an input it cannot read (not an image, a folder...): the client's fault.
-CLIENT_ERRORS = (
-    tf.errors.InvalidArgumentError,
-    tf.errors.FailedPreconditionError,
-    tf.errors.NotFoundError,
+# TensorFlow's error classes -> the status of a client's input that raised it (any other
+# OpError: 400). Everything the model sees was checked first, so these are the input's fault.
+TF_ERROR_STATUS = (
+    (tf.errors.NotFoundError, 404),
+    (tf.errors.PermissionDeniedError, 403),
+    (tf.errors.UnauthenticatedError, 403),
+    (tf.errors.ResourceExhaustedError, 413),
 )
+CLIENT_ERRORS = (tf.errors.OpError, UnicodeError)
 EXPLAIN_SIGNATURES = ("serving_default", "from_bytes")
+
+
+def tf_error_status(err: Exception) -> int:
+    """The 4xx status for an error TensorFlow (or decoding text) raised on a client's input."""
+    for error_class, status in TF_ERROR_STATUS:
+        if isinstance(err, error_class):
+            return status
+    return 400
 
 
 class PredictionService:
@@ -51,6 +67,7 @@ class PredictionService:
         allowed_roots: Sequence[str] = (),
         max_instances: int = DEFAULT_MAX_INSTANCES,
         max_explain_instances: int = DEFAULT_MAX_EXPLAIN_INSTANCES,
+        limits: Limits = Limits(),
     ):
         self.model_dir, self.name = str(model_dir), name
         self.model = predict.LoadedModel(model_dir)
@@ -58,8 +75,12 @@ class PredictionService:
         self.max_instances = int(max_instances)
         self.max_explain_instances = int(max_explain_instances)
         specs = {sig: self.model.input_specs(sig) for sig in self.model.signatures}
-        self.served = served_inputs(specs)
-        self.parser = RequestParser(self.served, self.paths, self.max_instances)
+        self.all_served = served_inputs(specs)
+        self.parser = RequestParser(self.all_served, self.paths, self.max_instances)
+        self.served = self.parser.served  # what :predict may call (no internal signatures)
+        self.loader = ImageLoader(self.paths, limits)
+        self.copies = CheckedCopies()
+        self.decode_budget = PixelBudget(limits.max_request_pixels)
         self.explainer = Explainer(self.model_dir, self.model.labels)
 
     def metadata(self) -> dict:
@@ -70,7 +91,8 @@ class PredictionService:
             "labels": self.model.labels,
             "img_size": self.model.img_size,
             "default_signature": predict.DEFAULT_SIGNATURE,
-            "signatures": {k: described[k] for k in self.served},
+            "signatures": {k: described[k] for k in self.all_served},
+            "internal_signatures": sorted(self.parser.internal),
             "model_version_status": [{"version": "1", "state": "AVAILABLE"}],
         }
 
@@ -80,23 +102,31 @@ class PredictionService:
         """Validate a request body and turn it into signature inputs (raises RequestError)."""
         return self.parser.parse(body, max_instances or self.max_instances, allow_signature)
 
+    def load(self, parsed: ParsedRequest) -> list[int]:
+        """Read and check ``parsed``'s images in place; the pixels of each instance."""
+        return self.loader.load(parsed, self.all_served[parsed.signature])
+
     def run(
         self, signature: str, inputs: dict[str, Any], locate_errors: bool = True
     ) -> dict[str, Any]:
-        """Run a signature on parsed inputs; numpy outputs.
+        """Run a signature on loaded inputs; numpy outputs.
 
-        An input the model cannot read (bytes that are not an image...) -> RequestError 400,
-        naming the first bad instance when ``locate_errors`` (costs one call per instance).
+        An input the model cannot read -> RequestError 4xx (:func:`tf_error_status`), naming
+        the first bad instance when ``locate_errors`` (costs one call per instance).
         """
         try:
-            return self.model.call(signature, **inputs)
+            return self.call(signature, inputs)
         except CLIENT_ERRORS as err:
             where, cause = "an instance", err
             if locate_errors:
                 where, cause = self._locate_error(signature, inputs) or (where, cause)
             raise RequestError(
-                400, f"the model could not read {where}: {client_safe(cause)}"
+                tf_error_status(cause), f"the model could not read {where}: {client_safe(cause)}"
             ) from None
+
+    def call(self, signature: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        """One model call on loaded inputs (the checked bytes: see :func:`call_checked`)."""
+        return call_checked(self.model, self.copies, signature, self.all_served[signature], inputs)
 
     def _locate_error(self, signature: str, inputs: dict[str, Any]):
         """``("instance i", error)`` for the first instance the model cannot read alone, or None."""
@@ -106,9 +136,7 @@ class PredictionService:
             return None
         for i in range(n):
             try:
-                self.model.call(
-                    signature, **{**inputs, **{k: v[i : i + 1] for k, v in lists.items()}}
-                )
+                self.call(signature, {**inputs, **{k: v[i : i + 1] for k, v in lists.items()}})
             except CLIENT_ERRORS as err:
                 return f"instance {i}", err
         return None
@@ -125,10 +153,11 @@ class PredictionService:
     def predict(self, body: Any) -> dict:
         """The whole ``:predict`` route without HTTP (synchronous, no batching)."""
         parsed = self.parse(body)
+        self.load(parsed)
         return {"predictions": self.rows(parsed, self.run(parsed.signature, parsed.inputs))}
 
-    def explain(self, body: Any) -> dict:
-        """The ``:explain`` route: attributions of the top (or requested) class per instance."""
+    def prepare_explain(self, body: Any) -> tuple:
+        """An ``:explain`` body checked and its images read: the arguments of :meth:`explain`."""
         methods = explain_module()  # 501 first when this server cannot explain
         parsed = self.parse(body, max_instances=self.max_explain_instances, allow_signature=False)
         if parsed.signature not in EXPLAIN_SIGNATURES:
@@ -136,14 +165,22 @@ class PredictionService:
                 400, "explain takes file names or image bytes, one field per instance"
             )
         method, targets, options = explain_parameters(body, parsed.n, self.model.labels)
-        return self.explainer.explain(methods, self.images(parsed), targets, method, options)
+        options = check_options(options, methods, int(self.model.img_size))
+        self.load(parsed)
+        return methods, parsed, method, targets, options
+
+    def explain(self, budget: JobBudget, methods, parsed, method, targets, options) -> dict:
+        """The ``:explain`` answer: attributions of the top (or requested) class per instance."""
+        images = self.images(parsed)
+        budget.check()
+        return self.explainer.explain(methods, budget, images, targets, method, options)
 
     def images(self, parsed: ParsedRequest) -> np.ndarray:
         """An explain request's images, preprocessed as the model's own signatures do."""
-        if parsed.signature == "serving_default":
-            filenames = {"filenames": parsed.inputs["filenames"]}
-            return self.run("xai_preprocess", filenames)["input_images"]
-        return decode_images(parsed.inputs["img_bytes"], int(self.model.img_size))
+        (key,) = parsed.inputs
+        checked: list[ImageData] = parsed.inputs[key]
+        with self.decode_budget.hold(sum(d.pixels for d in checked)):
+            return decode_images([d.data for d in checked], int(self.model.img_size))
 
     def warm_up(self) -> None:
         """Run each file/bytes signature once on a tiny image (first calls are slow)."""
@@ -155,6 +192,9 @@ class PredictionService:
                 inputs = warm_up_inputs(specs, path, png)
                 if len(inputs) == len(specs):
                     self.model.call(sig, **inputs)
+
+    def close(self) -> None:
+        self.copies.close()
 
 
 def warm_up_inputs(specs: dict[str, tuple], path: str, png: bytes) -> dict[str, list]:
@@ -186,12 +226,11 @@ def decode_images(encoded: Sequence[bytes], size: int) -> np.ndarray:
     for i, data in enumerate(encoded):
         try:
             images.append(preprocess_image(tf.constant(data), size, size).numpy())
-        except tf.errors.InvalidArgumentError:
-            raise RequestError(400, f"instance {i}: the bytes are not a decodable image") from None
+        except CLIENT_ERRORS as err:
+            raise RequestError(
+                tf_error_status(err), f"instance {i}: the bytes are not a decodable image"
+            ) from None
     return np.stack(images)
-
-
-# ---- explanations --------------------------------------------------------------------
 
 
 def explain_module():
@@ -205,115 +244,3 @@ def explain_module():
     except ImportError as err:
         raise RequestError(501, f"explanations are not available on this server ({err})") from None
     return explain
-
-
-def explain_parameters(body: dict, n: int, labels: Sequence[str]) -> tuple[str, Any, dict]:
-    """``(method, target class indices or None, the method's other options)`` of a request."""
-    options = body.get("parameters") or {}
-    if not isinstance(options, dict):
-        raise RequestError(400, "'parameters' must be an object")
-    options = dict(options)
-    method = options.pop("method", "ig")
-    targets = options.pop("target_classes", None)
-    if targets is not None:
-        targets = target_indices(targets, n, labels)
-    return method, targets, options
-
-
-def target_indices(targets: Any, n: int, labels: Sequence[str]) -> list[int]:
-    """One class index per instance, from labels or indices."""
-    if not isinstance(targets, list) or len(targets) != n:
-        raise RequestError(
-            400, f"'target_classes' must be a list with one class per instance ({n})"
-        )
-    out = []
-    for t in targets:
-        if isinstance(t, str) and t in labels:
-            out.append(labels.index(t))
-        elif isinstance(t, int) and not isinstance(t, bool) and 0 <= t < len(labels):
-            out.append(t)
-        else:
-            raise RequestError(400, f"target class {t!r}: not a label {labels} or index")
-    return out
-
-
-class Explainer:
-    """The model the ``:explain`` route explains: loaded on first use, one request at a time."""
-
-    def __init__(self, model_dir: str, labels: Sequence[str]):
-        self.model_dir, self.labels = model_dir, labels
-        self._model = None
-        self._lock = threading.Lock()
-
-    def explain(self, methods, images, targets, method: str, options: dict) -> dict:
-        """``{"predictions", "explanations"}`` of ``images`` (``methods``: pmlv_utils.explain)."""
-        with self._lock:
-            if self._model is None:
-                self._model = methods.ExplainableModel.from_saved_model(self.model_dir)
-            try:
-                result = methods.explain(
-                    images, targets, method=method, model=self._model, **options
-                )
-                probabilities = self._model.predict(images)
-            except (ValueError, TypeError) as err:
-                raise RequestError(400, f"explain: {err}") from None
-        rows = explanation_rows(
-            result, probabilities, targets, self.labels, methods.attribution_to_png_b64
-        )
-        return {"predictions": prediction_rows(probabilities, self.labels), "explanations": rows}
-
-
-def label_of(k: int, labels: Sequence[str]) -> str:
-    return labels[k] if k < len(labels) else str(k)
-
-
-def prediction_rows(probabilities, labels: Sequence[str]) -> list[dict]:
-    """The explained model's predictions, in the ``:predict`` route's row format."""
-    rows = []
-    for p in probabilities:
-        k = int(p.argmax())
-        rows.append(
-            {
-                "probability": [float(v) for v in p],
-                "flower_type_int": k,
-                "flower_type_str": label_of(k, labels),
-            }
-        )
-    return rows
-
-
-def explanation_rows(
-    result, probabilities, targets, labels: Sequence[str], to_png: Callable[[np.ndarray], str]
-) -> list[dict]:
-    """Vertex-like ``explanations``: one attribution per instance, for its explained class."""
-    chosen = (
-        targets
-        if targets is not None
-        else result.extra.get("target_classes", probabilities.argmax(axis=1))
-    )
-    out = []
-    for i, attribution in enumerate(result.attributions):
-        k = int(np.asarray(chosen)[i])
-        error = None if result.approx_error is None else float(result.approx_error[i])
-        explained = {
-            "outputName": "probability",
-            "outputIndex": [k],
-            "outputDisplayName": label_of(k, labels),
-            "instanceOutputValue": float(probabilities[i, k]),
-            "approximationError": error,
-            "method": result.method,
-            "featureAttributions": {"input_images": feature_attribution(attribution, to_png)},
-        }
-        out.append({"attributions": [explained]})
-    return out
-
-
-def feature_attribution(attribution, to_png: Callable[[np.ndarray], str]) -> dict:
-    """An attribution map as a base64 PNG and the raw map (shape + base64 little-endian float32)."""
-    a = np.ascontiguousarray(attribution, dtype="<f4")
-    return {
-        "b64_png": to_png(a),
-        "shape": list(a.shape),
-        "dtype": "float32",
-        "b64": base64.b64encode(a.tobytes()).decode("ascii"),
-    }

@@ -21,18 +21,29 @@ Output folder (Beam's default shard names, GZIP)::
     errors-00000-of-00001.jsonl   one JSON object a line: line, path, label, reason, detail
 
 Every CSV line ends up in exactly one place: a split, or the errors file with a reason from
-:data:`REJECT_REASONS`. The job never stops for a bad line. Only a missing/empty CSV or a
-labels file with fewer than two labels stop it, before it starts, with a ValueError.
+:data:`REJECT_REASONS`. The job never stops for a bad line: bytes that are not UTF-8, a path
+listed twice (the first line is written, later ones are rejected as ``duplicate``), a file
+that is not a regular file or over the size cap, an image over the pixel budget (read from its
+header, before decoding), a format outside :data:`ALLOWED_FORMATS`, a failed conversion. Every
+stored image is checked with TensorFlow's own decoder. Only a missing/empty CSV or an
+unreadable labels file / one with fewer than two labels stop it, before it starts, with a
+ValueError. UTF-8 byte-order marks are dropped in both files.
+
+Two runs over the same CSV write byte-identical files (deterministic serialisation, shards by
+a hash of the path, a fixed order in each shard), so content hashes and caches hold.
 
 The split is :func:`pmlv_utils.dataset_files.split_for` (a hash of ``<class>/<file>``), so it is
 the same on every run and every worker, with any runner.
 
 Submodules:
 
-    examples  the tf.train.Example schema: make_example, feature_spec, parse_example, decode_image
-    images    one image: read_bytes, to_rgb_jpeg (convert only when needed), reject reasons,
-              ImageRejected, error_record (the dead-letter line)
-    job       DatasetJobConfig, the Beam graph (CsvRowToRecord), run_pipeline, shard counts
+    examples  the tf.train.Example schema: make_example, serialize (deterministic bytes),
+              feature_spec, parse_example, decode_image
+    images    one image: read_bytes (regular files under a cap), to_rgb_jpeg (pixel budget,
+              format allowlist, convert only when needed, TensorFlow-decodable), reject
+              reasons, ImageRejected, error_record (the dead-letter line)
+    job       DatasetJobConfig, the Beam graph (CsvRowToRecord, WriteShard: deterministic
+              shards written then renamed), run_pipeline, shard counts
     options   PipelineOptions for the DirectRunner or Dataflow, requirements_for_workers
     reading   reading a run back: count_records, read_records, read_errors, size_report,
               output_files
@@ -42,34 +53,53 @@ Importing this package imports TensorFlow and Apache Beam.
 """
 
 from .demo import write_bad_input_demo
-from .examples import SCHEMA_VERSION, decode_image, feature_spec, make_example, parse_example
+from .examples import (
+    SCHEMA_VERSION,
+    decode_image,
+    feature_spec,
+    make_example,
+    parse_example,
+    serialize,
+)
 from .images import (
+    ALLOWED_FORMATS,
+    CONVERSION_FAILED,
     CORRUPT_IMAGE,
+    DUPLICATE,
     EMPTY_FILE,
     EMPTY_LINE,
     ERRORS_PREFIX,
     IMAGE_TOO_LARGE,
+    JPEG_MAX_SIDE,
     MALFORMED_LINE,
+    MAX_FILE_BYTES,
+    MAX_PIXELS,
     MISSING_FILE,
     NOT_AN_IMAGE,
+    NOT_UTF8,
     READ_ERROR,
     REENCODE_QUALITY,
     REJECT_REASONS,
     UNKNOWN_LABEL,
+    UNSUPPORTED_FORMAT,
     ImageRejected,
     error_record,
     read_bytes,
+    tf_decodable,
     to_rgb_jpeg,
 )
 from .job import (
     METRICS_NAMESPACE,
     CsvRowToRecord,
     DatasetJobConfig,
+    WriteShard,
     build_graph,
     count_csv_lines,
     format_counts,
+    record_key,
     run_pipeline,
     shard_counts,
+    shard_name,
 )
 from .options import (
     LOCAL_RUNNERS,
@@ -91,18 +121,25 @@ from .reading import (
 )
 
 __all__ = [
+    "ALLOWED_FORMATS",
     "BOOK_FLOAT32_BYTES_5_IMAGES",
     "BOOK_FLOAT32_OVER_JPEG",
+    "CONVERSION_FAILED",
     "CORRUPT_IMAGE",
+    "DUPLICATE",
     "EMPTY_FILE",
     "EMPTY_LINE",
     "ERRORS_PREFIX",
     "IMAGE_TOO_LARGE",
+    "JPEG_MAX_SIDE",
     "LOCAL_RUNNERS",
     "MALFORMED_LINE",
+    "MAX_FILE_BYTES",
+    "MAX_PIXELS",
     "METRICS_NAMESPACE",
     "MISSING_FILE",
     "NOT_AN_IMAGE",
+    "NOT_UTF8",
     "READ_ERROR",
     "REENCODE_QUALITY",
     "REJECT_REASONS",
@@ -111,9 +148,11 @@ __all__ = [
     "RUNNING_MODES",
     "SCHEMA_VERSION",
     "UNKNOWN_LABEL",
+    "UNSUPPORTED_FORMAT",
     "CsvRowToRecord",
     "DatasetJobConfig",
     "ImageRejected",
+    "WriteShard",
     "build_graph",
     "build_pipeline_options",
     "count_csv_lines",
@@ -128,11 +167,15 @@ __all__ = [
     "read_bytes",
     "read_errors",
     "read_records",
+    "record_key",
     "remove_output_files",
     "requirements_for_workers",
     "run_pipeline",
+    "serialize",
     "shard_counts",
+    "shard_name",
     "size_report",
+    "tf_decodable",
     "to_rgb_jpeg",
     "write_bad_input_demo",
 ]

@@ -4,30 +4,42 @@
                               output_dir="…/tfrecords")
     counts = run_pipeline(config)
 
-The graph: the CSV path -> its lines (:func:`pmlv_utils.dataset_files.iter_all_data`) ->
-Reshuffle (spread over workers) -> :class:`CsvRowToRecord` (one tagged output per split and
-one for the errors) -> ``WriteToTFRecord`` per split, ``WriteToText`` for the errors.
+The graph: the CSV path -> its lines (:func:`pmlv_utils.dataset_files.iter_all_data`, read as
+bytes: a bad line is a dead letter, duplicates are marked) -> Reshuffle (spread over workers) ->
+:class:`CsvRowToRecord` (one tagged output per split and one for the errors) -> each record
+keyed by its shard -> grouped per shard file (every shard name is in the group, so an empty
+split still gets its file) -> :class:`WriteShard`.
+
+Byte-identical outputs: a record's bytes are deterministic (:func:`.examples.serialize`), its
+shard is a hash of its path, and a shard holds its records sorted by that hash (a fixed order
+that still mixes the classes); the errors file is sorted by CSV line. Beam's own writers assign
+shards at random, so the job writes its files itself: each to a temporary name beside it,
+renamed when complete (on gs:// a rename is a copy then a delete, object by object).
+Duplicates: the first line naming a path is written, every later one is dead-lettered as
+``duplicate`` naming that first line.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import logging
 import os
 import time
+import uuid
 from typing import Sequence
 
 import apache_beam as beam
-from apache_beam.io.filesystem import CompressionTypes
+import tensorflow as tf
 from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from .. import dataset_files
 from ..dataset_files import DEFAULT_FRACTIONS, SPLITS, CsvRow
-from .examples import make_example
+from .examples import make_example, serialize
 from .images import (
     EMPTY_LINE,
     ERRORS_PREFIX,
@@ -98,9 +110,21 @@ class DatasetJobConfig:
         )
 
 
+def record_key(path: str) -> bytes:
+    """The hash that picks a record's shard and its place in the shard (sha256 of the path)."""
+    return hashlib.sha256(b"shard:" + path.encode("utf-8", "surrogatepass")).digest()
+
+
+def shard_name(output_dir: str, name: str, index: int, count: int) -> str:
+    """``<output_dir>/train-00003-of-00016.gz`` (Beam's shard names); errors end in .jsonl."""
+    suffix = ".jsonl" if name == ERRORS_PREFIX else ".gz"
+    return f"{output_dir.rstrip('/')}/{name}-{index:05d}-of-{count:05d}{suffix}"
+
+
 class CsvRowToRecord(beam.DoFn):
-    """A CsvRow -> a serialized record on its split's tagged output, or a dead letter on
-    the ``ERRORS_PREFIX`` output. Counts what it does in Beam metrics."""
+    """A CsvRow -> ``(record_key, serialized record)`` on its split's tagged output, or
+    ``(line, dead-letter JSON)`` on the ``ERRORS_PREFIX`` output. Counts what it does in Beam
+    metrics."""
 
     def __init__(self, labels: Sequence[str], fractions: Sequence[float] = DEFAULT_FRACTIONS):
         super().__init__()
@@ -109,9 +133,8 @@ class CsvRowToRecord(beam.DoFn):
 
     def _reject(self, row: CsvRow, reason: str, detail: str = ""):
         Metrics.counter(METRICS_NAMESPACE, f"rejected/{reason}").inc()
-        return beam.pvalue.TaggedOutput(
-            ERRORS_PREFIX, json.dumps(error_record(row, reason, detail))
-        )
+        text = json.dumps(error_record(row, reason, detail), sort_keys=True)
+        return beam.pvalue.TaggedOutput(ERRORS_PREFIX, ((row.line, reason), text))
 
     def process(self, row: CsvRow):
         if row.problem:
@@ -130,7 +153,37 @@ class CsvRowToRecord(beam.DoFn):
         split = dataset_files.split_for(row.path, self.fractions)
         Metrics.counter(METRICS_NAMESPACE, f"written/{split}").inc()
         example = make_example(jpeg, shape, row.label, self.label_index[row.label], row.path)
-        yield beam.pvalue.TaggedOutput(split, example.SerializeToString())
+        yield beam.pvalue.TaggedOutput(split, (record_key(row.path), serialize(example)))
+
+
+class WriteShard(beam.DoFn):
+    """``((name, index), {"rows": [(sort key, payload)], ...})`` -> one shard file, its rows
+    sorted by key: GZIP TFRecords for a split, JSON lines for the errors. Written to a
+    temporary name beside the shard, then renamed over it (a retried bundle rewrites it)."""
+
+    def __init__(self, output_dir: str, shards: dict):
+        super().__init__()
+        self.output_dir, self.shards = output_dir.rstrip("/"), dict(shards)
+
+    def process(self, keyed):
+        (name, index), groups = keyed
+        final = shard_name(self.output_dir, name, index, self.shards[name])
+        tmp = f"{self.output_dir}/.{final.rsplit('/', 1)[1]}.tmp-{uuid.uuid4().hex[:12]}"
+        rows = sorted(groups["rows"], key=lambda kv: kv[0])
+        try:
+            if name == ERRORS_PREFIX:
+                with tf.io.gfile.GFile(tmp, "w") as f:
+                    f.write("".join(f"{text}\n" for _, text in rows))
+            else:
+                with tf.io.TFRecordWriter(tmp, options="GZIP") as writer:
+                    for _, record in rows:
+                        writer.write(record)
+            tf.io.gfile.rename(tmp, final, overwrite=True)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                tf.io.gfile.remove(tmp)
+            raise
+        yield final
 
 
 def count_csv_lines(all_data: str) -> int:
@@ -162,26 +215,34 @@ def shard_counts(
     return counts
 
 
+def _shard_of(split: str, shards: dict):
+    def assign(kv):
+        key, record = kv
+        return (split, int.from_bytes(key[:8], "big") % shards[split]), (key, record)
+
+    return assign
+
+
 def build_graph(pipeline, config: DatasetJobConfig, labels: Sequence[str], shards: dict) -> None:
     """Add the job's transforms to ``pipeline`` (nothing runs yet)."""
-    out = config.output_dir.rstrip("/")
     parts = (
         pipeline
         | "csv path" >> beam.Create([config.all_data])
-        | "read csv lines" >> beam.FlatMap(dataset_files.iter_all_data)
+        | "read csv lines" >> beam.FlatMap(dataset_files.iter_all_data, list(labels))
         | "spread over workers" >> beam.Reshuffle()
         | "to records"
         >> beam.ParDo(CsvRowToRecord(labels, config.fractions)).with_outputs(*SPLITS, ERRORS_PREFIX)
     )
-    for split in SPLITS:
-        _ = parts[split] | f"write {split}" >> beam.io.WriteToTFRecord(
-            f"{out}/{split}",
-            file_name_suffix=".gz",
-            num_shards=shards[split],
-            compression_type=CompressionTypes.GZIP,
-        )
-    _ = parts[ERRORS_PREFIX] | "write errors" >> beam.io.WriteToText(
-        f"{out}/{ERRORS_PREFIX}", file_name_suffix=".jsonl", num_shards=1
+    keyed = [parts[s] | f"shard of {s}" >> beam.Map(_shard_of(s, shards)) for s in SPLITS]
+    keyed.append(
+        parts[ERRORS_PREFIX] | "errors file" >> beam.Map(lambda kv: ((ERRORS_PREFIX, 0), kv))
+    )
+    names = [(s, i) for s in SPLITS for i in range(shards[s])] + [(ERRORS_PREFIX, 0)]
+    every_shard = pipeline | "shard names" >> beam.Create([(n, None) for n in names])
+    _ = (
+        {"rows": keyed | "all rows" >> beam.Flatten(), "names": every_shard}
+        | "group by shard" >> beam.CoGroupByKey()
+        | "write shards" >> beam.ParDo(WriteShard(config.output_dir, {**shards, ERRORS_PREFIX: 1}))
     )
 
 

@@ -36,9 +36,10 @@ def output_files(output_dir: str) -> list[str]:
 
 
 def remove_output_files(output_dir: str) -> int:
-    """Delete the :func:`output_files` of an earlier run; returns how many there were."""
+    """Delete the :func:`output_files` of an earlier run (and the temporary files of a run that
+    was killed while writing); returns how many output files there were."""
     stale = output_files(output_dir)
-    for f in stale:
+    for f in stale + tf.io.gfile.glob(f"{str(output_dir).rstrip('/')}/.*-of-*.tmp-*"):
         tf.io.gfile.remove(f)
     return len(stale)
 

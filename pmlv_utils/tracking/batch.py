@@ -1,7 +1,11 @@
 """Batch explanations with Beam: the logged explainer loaded once per worker, bad images aside.
 
 The explainer is held through ``apache_beam.utils.shared.Shared`` (one load per worker process),
-batches come from ``BatchElements``, unreadable or undecodable images go to a dead-letter output.
+batches come from ``BatchElements``. Each file is read once and checked before the explainer
+sees it (:func:`pmlv_utils.predict.read_image_checked`: a regular file under the size cap, the
+pixel budget and format read from the header), so a decompression bomb never reaches a decoder;
+unreadable, refused or undecodable images go to a dead-letter output and the job finishes.
+Beam writes the outputs to a temporary folder and renames them when the job ends.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import apache_beam as beam
 import pandas as pd
 from apache_beam.utils.shared import Shared
 
+from ..predict import ImageRefused, read_image_checked
 from .explainer import load_explainer
 from .runs import tracking_uri
 
@@ -55,13 +60,14 @@ class ExplainBatchDoFn(beam.DoFn):
         good, records = [], []
         for path in paths:
             try:
-                with open(path, "rb") as f:
-                    records.append({"image_b64": base64.b64encode(f.read()).decode()})
-                good.append(path)
-            except OSError as err:
+                data = read_image_checked(path)
+            except ImageRefused as err:
                 yield beam.pvalue.TaggedOutput(
-                    DEAD_LETTER, {"path": path, "reason": f"unreadable: {err.strerror}"}
+                    DEAD_LETTER, {"path": path, "reason": f"unreadable: {err.reason}"}
                 )
+                continue
+            records.append({"image_b64": base64.b64encode(data).decode()})
+            good.append(path)
         # One call for the batch; if it fails (a bad image), retry one by one to isolate it.
         try:
             rows = holder.model.predict(pd.DataFrame(records)) if records else []

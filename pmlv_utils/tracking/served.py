@@ -1,4 +1,8 @@
-"""Serving a logged model with ``mlflow models serve --env-manager local`` on 127.0.0.1."""
+"""Serving a logged model with ``mlflow models serve --env-manager local`` on 127.0.0.1.
+
+Each server logs to ``<workspace>/mlflow-serve-<port>.log``; only the newest
+``workspace.KEEP_LOGS`` of these files are kept (older ones are deleted when a server starts).
+"""
 
 from __future__ import annotations
 
@@ -45,7 +49,9 @@ def serve_model(
 ) -> ServedModel:
     """Start ``mlflow models serve --env-manager local`` and wait until /ping answers."""
     port = port or free_port(host)
-    log_path = ws.workspace_dir(workspace) / f"mlflow-serve-{port}.log"
+    root = ws.workspace_dir(workspace)
+    log_path = root / f"mlflow-serve-{port}.log"
+    ws.prune(root, "mlflow-serve-*.log", keep=ws.KEEP_LOGS - 1)  # and this one makes KEEP_LOGS
     # mlflow execs `uvicorn` by name: put this interpreter's bin folder (the venv's) first on PATH.
     env = dict(
         os.environ,
@@ -70,8 +76,8 @@ def serve_model(
         "--workers",
         "1",
     ]
-    log = open(log_path, "w")
-    process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    with open(log_path, "w") as log:  # the child keeps its own handle
+        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     served = ServedModel(f"http://{host}:{port}", process, log_path)
     wait_until_ready(
         process,

@@ -8,16 +8,11 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 
 DIVERGING = "PiYG"  # green = supports the class, pink = speaks against it
 POSITIVE = "viridis"
-
-
-def _plt():
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def symmetric_limit(maps, percentile: float = 99.5) -> float:
@@ -46,11 +41,19 @@ def overlay(
     return np.clip(base * (1 - alpha * strength) + alpha * strength * colour, 0, 1)
 
 
+def _without_ticks(fig, axes):
+    """A grid figure finished: no ticks on any of its axes, laid out tight."""
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
 def plot_attribution(
     image: np.ndarray, attribution: np.ndarray, title: str | None = None, axes=None
 ):
     """One row: the image, the signed map, its positive part and its negative part (overlaid)."""
-    plt = _plt()
     if axes is None:
         fig, axes = plt.subplots(1, 4, figsize=(11, 3))
     else:
@@ -79,7 +82,6 @@ def plot_explanation_grid(
 ):
     """The book's figure: images on the top row, their attributions below (and, like the
     book's XRAI figure, a recoloured overlay row)."""
-    plt = _plt()
     n = len(images)
     rows = 3 if recoloured else 2
     fig, axes = plt.subplots(rows, n, figsize=(1.9 * n, 1.9 * rows), squeeze=False)
@@ -93,11 +95,7 @@ def plot_explanation_grid(
     axes[1, 0].set_ylabel(f"{method} attribution" if method else "attribution")
     if recoloured:
         axes[2, 0].set_ylabel("overlay")
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.tight_layout()
-    return fig
+    return _without_ticks(fig, axes)
 
 
 def plot_method_comparison(
@@ -111,7 +109,6 @@ def plot_method_comparison(
     A column is drawn signed (green = for, pink = against) when ``signed`` and any of its maps
     has negative values; otherwise its positive part is drawn (viridis).
     """
-    plt = _plt()
     methods = list(maps_by_method)
     n = len(images)
     fig, axes = plt.subplots(
@@ -131,11 +128,7 @@ def plot_method_comparison(
             if i == 0:
                 axes[i, j].set_title(m)
     axes[0, 0].set_title("image")
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.tight_layout()
-    return fig
+    return _without_ticks(fig, axes)
 
 
 def plot_gap_vs_steps(table, target: float = 0.05, chosen: Mapping[str, int] | None = None):
@@ -144,7 +137,6 @@ def plot_gap_vs_steps(table, target: float = 0.05, chosen: Mapping[str, int] | N
     ``table``: DataFrame with columns ``integration``, ``steps``, ``gap`` (one row per image
     and setting). ``chosen``: {integration: steps} marked with a dot.
     """
-    plt = _plt()
     fig, ax = plt.subplots(figsize=(6.5, 4))
     summary = table.groupby(["integration", "steps"])["gap"].median().reset_index()
     for name, part in summary.groupby("integration"):
@@ -173,7 +165,6 @@ def plot_gap_vs_steps(table, target: float = 0.05, chosen: Mapping[str, int] | N
 
 def plot_agreement_heatmap(table, title: str = "", vmin: float = -1.0, vmax: float = 1.0):
     """A method x method agreement table as an annotated heat map."""
-    plt = _plt()
     values = np.asarray(table, dtype=float)
     fig, ax = plt.subplots(figsize=(1.0 + 0.9 * len(table), 0.8 + 0.8 * len(table)))
     im = ax.imshow(values, cmap="RdBu_r" if vmin < 0 else "viridis", vmin=vmin, vmax=vmax)
@@ -203,7 +194,6 @@ def plot_lime_stability(
     stability: float | None = None,
 ):
     """The top LIME superpixels of one image for each seed (the blog's 3x3 figure)."""
-    plt = _plt()
     n = len(masks)
     cols = 3 if n == 9 else min(n, 5)
     rows = int(np.ceil(n / cols))
@@ -228,7 +218,6 @@ def plot_attribution_share(
 ):
     """Box plot of the positive attribution share on the background per group (e.g. the biased
     and the unbiased model), with the background's pixel share as a reference."""
-    plt = _plt()
     groups = list(dict.fromkeys(table[group]))
     fig, ax = plt.subplots(figsize=(1.2 + 2.0 * len(groups), 4))
     data = [table.loc[table[group] == g, value].dropna().to_numpy() for g in groups]

@@ -19,10 +19,17 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
+from explainable_ai_sdk.common.explain_metadata import ExplainMetadata
+from explainable_ai_sdk.metadata.tf.v2 import SavedModelMetadataBuilder
+
+from .adapters import ExplainableModel
+from .api import Explanation, explain
+from .checks import make_baseline
 
 METADATA_FILE = "explanation_metadata.json"
 # Vertex AI's prebuilt TF 2 prediction image (pick the one matching the exporting TF version).
@@ -37,8 +44,6 @@ def _check_model_dir(model_dir) -> Path:
 
 
 def _signature_input(model_dir: Path, signature: str) -> tuple[str, tuple[int, ...]]:
-    import tensorflow as tf
-
     loaded = tf.saved_model.load(str(model_dir))
     if signature not in loaded.signatures:
         raise KeyError(
@@ -71,19 +76,19 @@ def write_explanation_metadata(
     seeded by ``seed``) or an array
     [H, W, 3]; rounded to ``decimals`` digits to keep the JSON small.
     """
-    from explainable_ai_sdk.metadata.tf.v2 import SavedModelMetadataBuilder
-
-    from . import explain
-
     folder = _check_model_dir(model_dir)
     input_name, image_shape = _signature_input(folder, signature)
-    baseline = explain.make_baseline(baseline, image_shape, seed)  # validates kind and shape
+    baseline = make_baseline(baseline, image_shape, seed)  # validates kind and shape
     builder = SavedModelMetadataBuilder(
         str(folder), signature_name=signature, outputs_to_explain=[output_to_explain]
     )
     builder.set_image_metadata(input_name, input_baselines=[np.round(baseline, decimals).tolist()])
     builder.save_metadata(str(folder))
     return folder / METADATA_FILE
+
+
+# The names summary() shows for the fields (the others under their own name).
+_SUMMARY_NAMES = {"input_name": "input", "output_name": "output"}
 
 
 @dataclass
@@ -102,17 +107,15 @@ class ExplanationConfig:
 
     def summary(self) -> dict:
         """The fields without the baseline pixels (for display)."""
+        shown = {
+            _SUMMARY_NAMES.get(f.name, f.name): getattr(self, f.name)
+            for f in fields(self)
+            if f.name not in ("baseline", "source", "extra")
+        }
         b = self.baseline
-        return dict(
-            input=self.input_name,
-            input_tensor_name=self.input_tensor_name,
-            output=self.output_name,
-            output_tensor_name=self.output_tensor_name,
-            modality=self.modality,
-            framework=self.framework,
-            baseline_shape=None if b is None else list(b.shape),
-            baseline_mean=None if b is None else round(float(b.mean()), 3),
-        )
+        shown["baseline_shape"] = None if b is None else list(b.shape)
+        shown["baseline_mean"] = None if b is None else round(float(b.mean()), 3)
+        return shown
 
 
 def read_explanation_metadata(path) -> ExplanationConfig:
@@ -121,8 +124,6 @@ def read_explanation_metadata(path) -> ExplanationConfig:
     Raises FileNotFoundError / ValueError naming the file and the field when it is not one
     image input with one output to explain.
     """
-    from explainable_ai_sdk.common.explain_metadata import ExplainMetadata
-
     path = Path(path)
     if path.is_dir():
         path = path / METADATA_FILE
@@ -147,26 +148,30 @@ def read_explanation_metadata(path) -> ExplanationConfig:
         raise ValueError(
             f"{path}: inputs.{inp.name}.modality is {inp.modality!r}, expected 'image'"
         )
-    baselines = inp.input_baselines or []
-    baseline = None
-    if baselines:
-        baseline = np.asarray(baselines[0], np.float32)
-        if baseline.ndim != 3 or baseline.shape[-1] != 3:
-            raise ValueError(
-                f"{path}: inputs.{inp.name}.input_baselines[0] has shape {baseline.shape}, "
-                "expected [H, W, 3]"
-            )
     return ExplanationConfig(
         input_name=inp.name,
         input_tensor_name=inp.input_tensor_name,
         output_name=out.name,
         output_tensor_name=out.output_tensor_name,
         modality=inp.modality,
-        baseline=baseline,
+        baseline=_input_baseline(path, inp),
         framework=md.framework,
         source=str(path),
-        extra=dict(baselines=len(baselines)),
+        extra=dict(baselines=len(inp.input_baselines or [])),
     )
+
+
+def _input_baseline(path: Path, inp) -> np.ndarray | None:
+    """The input's first baseline as a float32 [H, W, 3] array (None when it has none)."""
+    if not inp.input_baselines:
+        return None
+    baseline = np.asarray(inp.input_baselines[0], np.float32)
+    if baseline.ndim != 3 or baseline.shape[-1] != 3:
+        raise ValueError(
+            f"{path}: inputs.{inp.name}.input_baselines[0] has shape {baseline.shape}, "
+            "expected [H, W, 3]"
+        )
+    return baseline
 
 
 def explainable_model(model_dir, config: ExplanationConfig, signature: str = "xai_model"):
@@ -174,8 +179,6 @@ def explainable_model(model_dir, config: ExplanationConfig, signature: str = "xa
 
     Uses the metadata's output tensor name and checks its input tensor name against the signature.
     """
-    from . import explain
-
     folder = _check_model_dir(model_dir)
     input_name, _ = _signature_input(folder, signature)
     if input_name != config.input_tensor_name:
@@ -183,7 +186,7 @@ def explainable_model(model_dir, config: ExplanationConfig, signature: str = "xa
             f"{config.source}: input_tensor_name {config.input_tensor_name!r} is not the "
             f"input of signature {signature!r} ({input_name!r})"
         )
-    return explain.ExplainableModel.from_saved_model(
+    return ExplainableModel.from_saved_model(
         folder, signature=signature, output_key=config.output_tensor_name
     )
 
@@ -196,24 +199,23 @@ def explain_with_metadata(
     method: str = "ig",
     config: ExplanationConfig | None = None,
     model=None,
-):
-    """IG (or XRAI) as the deployed service would run it: input, output and baseline from the metadata.
+) -> Explanation:
+    """IG (or XRAI) as the deployed service would run it: input, output and baseline from the
+    metadata.
 
     Returns :class:`pmlv_utils.explain.Explanation`. With no baseline in the metadata the
     service default (black) is used.
     """
-    from . import explain
-
     if method not in ("ig", "xrai"):
         raise ValueError(f"explanation metadata configures 'ig' or 'xrai', not {method!r}")
     config = config or read_explanation_metadata(model_dir)
     model = model or explainable_model(model_dir, config)
     baseline = "black" if config.baseline is None else config.baseline
     if method == "ig":
-        return explain.explain(
+        return explain(
             images, target_classes, method="ig", model=model, steps=steps, baseline=baseline
         )
-    return explain.explain(
+    return explain(
         images, target_classes, method="xrai", model=model, steps=steps, baselines=(baseline,)
     )
 
@@ -225,7 +227,8 @@ def explain_request_body(
     method: str = "ig",
     target_classes: list | None = None,
 ) -> dict:
-    """A ``:explain`` request for the local server (pmlv_utils.serving) with the metadata's settings.
+    """A ``:explain`` request for the local server (pmlv_utils.serving) with the metadata's
+    settings.
 
     A managed service reads the baseline from the deployed metadata; our local server takes it
     in ``parameters``, so the request carries it (``baseline`` for IG, ``baselines`` for XRAI).
@@ -322,7 +325,8 @@ def vertex_upload_commands(
 
 
 def explainable_copy(export_dir, dest, overwrite: bool = True) -> Path:
-    """Copy a SavedModel to ``dest`` (the folder one would upload), leaving the original untouched."""
+    """Copy a SavedModel to ``dest`` (the folder one would upload), leaving the original
+    untouched."""
     src = _check_model_dir(export_dir)
     dest = Path(dest)
     if dest.exists():

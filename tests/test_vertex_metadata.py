@@ -1,4 +1,4 @@
-"""pmlv_utils.xai_metadata: signature listing, explanation_metadata.json written and read back."""
+"""pmlv_utils.explain.vertex_metadata: explanation_metadata.json written and read back."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 pytest.importorskip("explainable_ai_sdk")
 
-from pmlv_utils import explain, export, xai_metadata  # noqa: E402
+from pmlv_utils import explain, export  # noqa: E402
+from pmlv_utils.explain import vertex_metadata  # noqa: E402
 
 SIZE = 16
 
@@ -33,12 +34,12 @@ def model_dir(tmp_path_factory):
 
 
 def test_metadata_written_and_read_back(model_dir):
-    path = xai_metadata.write_explanation_metadata(model_dir, baseline="random", seed=42)
-    assert path == model_dir / xai_metadata.METADATA_FILE
+    path = vertex_metadata.write_explanation_metadata(model_dir, baseline="random", seed=42)
+    assert path == model_dir / vertex_metadata.METADATA_FILE
     raw = json.loads(path.read_text())
     assert raw["inputs"]["input_images"]["modality"] == "image"
     assert raw["outputs"]["probability"]["output_tensor_name"] == "probability"
-    config = xai_metadata.read_explanation_metadata(model_dir)
+    config = vertex_metadata.read_explanation_metadata(model_dir)
     assert (config.input_name, config.input_tensor_name) == ("input_images", "input_images")
     assert (config.output_name, config.output_tensor_name) == ("probability", "probability")
     assert config.modality == "image" and config.framework == "tensorflow2"
@@ -47,9 +48,9 @@ def test_metadata_written_and_read_back(model_dir):
     assert np.allclose(config.baseline, expected, atol=1e-4)
     # the seed matters, and the other baselines are what they say
     assert not np.allclose(explain.make_baseline("random", (SIZE, SIZE, 3), seed=1), expected)
-    xai_metadata.write_explanation_metadata(model_dir, baseline="black")
-    assert np.all(xai_metadata.read_explanation_metadata(path).baseline == 0)
-    vertex = xai_metadata.vertex_explanation_metadata(config)
+    vertex_metadata.write_explanation_metadata(model_dir, baseline="black")
+    assert np.all(vertex_metadata.read_explanation_metadata(path).baseline == 0)
+    vertex = vertex_metadata.vertex_explanation_metadata(config)
     assert vertex["inputs"]["input_images"]["inputTensorName"] == "input_images"
     assert np.asarray(vertex["inputs"]["input_images"]["inputBaselines"][0]).shape == (
         SIZE,
@@ -60,7 +61,7 @@ def test_metadata_written_and_read_back(model_dir):
 
 
 def test_upload_commands_name_the_method_and_metadata():
-    cmds = xai_metadata.vertex_upload_commands(
+    cmds = vertex_metadata.vertex_upload_commands(
         "gs://b/flowers", "vertex_metadata.json", None, "us-central1", steps=25
     )
     upload = next(c for c in cmds if c.startswith("gcloud ai models upload"))
@@ -74,20 +75,20 @@ def test_upload_commands_name_the_method_and_metadata():
     ):
         assert flag in upload
     with pytest.raises(ValueError, match="method"):
-        xai_metadata.vertex_upload_commands("gs://b/m", "m.json", "p", "r", method="lime")
+        vertex_metadata.vertex_upload_commands("gs://b/m", "m.json", "p", "r", method="lime")
 
 
 def test_bad_inputs_raise_clear_errors(model_dir, tmp_path):
     with pytest.raises(FileNotFoundError, match="no SavedModel"):
-        xai_metadata.write_explanation_metadata(tmp_path)
+        vertex_metadata.write_explanation_metadata(tmp_path)
     with pytest.raises(FileNotFoundError, match="no explanation metadata"):
-        xai_metadata.read_explanation_metadata(tmp_path)
+        vertex_metadata.read_explanation_metadata(tmp_path)
     with pytest.raises(ValueError, match="baseline"):
-        xai_metadata.write_explanation_metadata(model_dir, baseline=np.zeros((8, 8, 3)))
+        vertex_metadata.write_explanation_metadata(model_dir, baseline=np.zeros((8, 8, 3)))
     with pytest.raises(ValueError, match="grey"):
-        xai_metadata.write_explanation_metadata(model_dir, baseline="grey")
+        vertex_metadata.write_explanation_metadata(model_dir, baseline="grey")
     with pytest.raises(KeyError, match="no signature"):
-        xai_metadata.write_explanation_metadata(model_dir, signature="xai_modle")
+        vertex_metadata.write_explanation_metadata(model_dir, signature="xai_modle")
     bad = tmp_path / "explanation_metadata.json"
     bad.write_text(
         json.dumps(
@@ -98,18 +99,18 @@ def test_bad_inputs_raise_clear_errors(model_dir, tmp_path):
         )
     )
     with pytest.raises(ValueError, match="inputs.a.modality"):
-        xai_metadata.read_explanation_metadata(bad)
+        vertex_metadata.read_explanation_metadata(bad)
     bad.write_text(json.dumps({"inputs": {}, "outputs": {}, "surprise": 1}))
     with pytest.raises(ValueError, match=str(bad.name)):
-        xai_metadata.read_explanation_metadata(bad)
+        vertex_metadata.read_explanation_metadata(bad)
 
 
 def test_explainable_copy_leaves_the_original_alone(model_dir, tmp_path):
-    copy = xai_metadata.explainable_copy(model_dir, tmp_path / "deploy")
+    copy = vertex_metadata.explainable_copy(model_dir, tmp_path / "deploy")
     assert (copy / "saved_model.pb").is_file()
     before = sorted(p.name for p in model_dir.iterdir())
-    xai_metadata.write_explanation_metadata(copy)
-    assert (copy / xai_metadata.METADATA_FILE).is_file()
+    vertex_metadata.write_explanation_metadata(copy)
+    assert (copy / vertex_metadata.METADATA_FILE).is_file()
     assert sorted(p.name for p in model_dir.iterdir()) == before
 
 
@@ -118,10 +119,10 @@ def test_explanation_uses_the_metadata_baseline(model_dir):
     images = np.random.default_rng(5).random((2, SIZE, SIZE, 3)).astype("float32")
     results = {}
     for kind in ("white", "random"):
-        xai_metadata.write_explanation_metadata(model_dir, baseline=kind, seed=7)
-        config = xai_metadata.read_explanation_metadata(model_dir)
-        model = xai_metadata.explainable_model(model_dir, config)
-        result = xai_metadata.explain_with_metadata(
+        vertex_metadata.write_explanation_metadata(model_dir, baseline=kind, seed=7)
+        config = vertex_metadata.read_explanation_metadata(model_dir)
+        model = vertex_metadata.explainable_model(model_dir, config)
+        result = vertex_metadata.explain_with_metadata(
             images, model_dir, target_classes=[0, 3], steps=8, config=config, model=model
         )
         assert result.attributions.shape == (2, SIZE, SIZE)
@@ -131,15 +132,15 @@ def test_explanation_uses_the_metadata_baseline(model_dir):
     assert not np.allclose(results["white"], results["random"])
     config.input_tensor_name = "pixels"
     with pytest.raises(ValueError, match="input_tensor_name 'pixels'"):
-        xai_metadata.explainable_model(model_dir, config)
+        vertex_metadata.explainable_model(model_dir, config)
     with pytest.raises(ValueError, match="'ig' or 'xrai'"):
-        xai_metadata.explain_with_metadata(images, model_dir, method="lime")
+        vertex_metadata.explain_with_metadata(images, model_dir, method="lime")
 
 
 def test_explain_request_body_carries_the_metadata_baseline(model_dir):
-    xai_metadata.write_explanation_metadata(model_dir, baseline="random", seed=3)
-    config = xai_metadata.read_explanation_metadata(model_dir)
-    body = xai_metadata.explain_request_body(
+    vertex_metadata.write_explanation_metadata(model_dir, baseline="random", seed=3)
+    config = vertex_metadata.read_explanation_metadata(model_dir)
+    body = vertex_metadata.explain_request_body(
         ["a.jpg", "b.jpg"], config, steps=10, target_classes=[1, 2]
     )
     assert body["instances"] == ["a.jpg", "b.jpg"]
@@ -147,5 +148,5 @@ def test_explain_request_body_carries_the_metadata_baseline(model_dir):
     assert np.allclose(np.asarray(body["parameters"]["baseline"]), config.baseline)
     assert body["parameters"]["target_classes"] == [1, 2]
     json.dumps(body)  # plain JSON
-    xrai = xai_metadata.explain_request_body(["a.jpg"], config, method="xrai")
+    xrai = vertex_metadata.explain_request_body(["a.jpg"], config, method="xrai")
     assert np.asarray(xrai["parameters"]["baselines"]).shape == (1, SIZE, SIZE, 3)

@@ -1,0 +1,193 @@
+"""Measuring and comparing explanations: agreement between methods (rank correlation, top-k
+IoU), LIME's stability across seeds, the attribution share on the object vs the background, and
+IG's completeness gap against the number of integration steps.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+
+from .adapters import ExplainableModel
+from .api import explain
+
+LIME_STABILITY_SEEDS = tuple(range(1, 90, 10))  # 1, 11, ..., 81: the blog's 9 seeds
+
+
+def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman rank correlation between two attribution maps (nan if one is constant)."""
+    a, b = np.ravel(a), np.ravel(b)
+    if a.shape != b.shape:
+        raise ValueError(f"maps differ in size: {a.size} vs {b.size}")
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    return float(spearmanr(a, b).statistic)
+
+
+def top_k_mask(attribution: np.ndarray, k: float = 0.1) -> np.ndarray:
+    """The pixels in the top fraction ``k`` by value (ties at the threshold included; the
+    map's minimum never counts as 'top', so a flat map selects nothing)."""
+    if not 0 < k <= 1:
+        raise ValueError(f"k: a fraction in (0, 1], got {k}")
+    a = np.asarray(attribution, np.float64)
+    n_top = max(1, int(round(k * a.size)))
+    threshold = np.partition(a.ravel(), a.size - n_top)[a.size - n_top]
+    return (a >= threshold) & (a > a.min())
+
+
+def iou(mask_a: np.ndarray, mask_b: np.ndarray) -> float:
+    """Intersection over union of two boolean masks (1.0 when both are empty)."""
+    a, b = np.asarray(mask_a, bool), np.asarray(mask_b, bool)
+    union = np.logical_or(a, b).sum()
+    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
+
+
+def top_k_iou(a: np.ndarray, b: np.ndarray, k: float = 0.1) -> float:
+    """IoU of the top-k pixel sets of two maps (nan when a map is flat: it has no top)."""
+    if np.shape(a) != np.shape(b):
+        raise ValueError(f"maps differ in shape: {np.shape(a)} vs {np.shape(b)}")
+    mask_a, mask_b = top_k_mask(a, k), top_k_mask(b, k)
+    if not mask_a.any() or not mask_b.any():
+        return float("nan")
+    return iou(mask_a, mask_b)
+
+
+def agreement_table(
+    maps_by_method: dict[str, np.ndarray], metric: str = "rank_correlation", k: float = 0.1
+):
+    """Method x method DataFrame: the metric between their maps, averaged over the images."""
+    if metric not in ("rank_correlation", "top_k_iou"):
+        raise ValueError(f"metric: 'rank_correlation' or 'top_k_iou', got {metric!r}")
+    names = list(maps_by_method)
+    table = pd.DataFrame(np.nan, index=names, columns=names)
+    for m1, m2 in itertools.product(names, names):
+        pairs = zip(maps_by_method[m1], maps_by_method[m2])
+        values = [
+            rank_correlation(a, b) if metric == "rank_correlation" else top_k_iou(a, b, k)
+            for a, b in pairs
+        ]
+        table.loc[m1, m2] = np.nanmean(values) if not np.all(np.isnan(values)) else np.nan
+    return table
+
+
+def lime_stability(
+    image: np.ndarray,
+    target_class: int,
+    model: ExplainableModel,
+    seeds: Sequence[int] = LIME_STABILITY_SEEDS,
+    top_features: int = 5,
+    **lime_options,
+) -> dict:
+    """LIME on one image with several seeds: the mean pairwise IoU of the top superpixels.
+
+    Returns ``{"stability": float, "pairwise_iou": [...], "masks": [H,W] bool per seed,
+    "model_calls": int}``. 1.0 = every seed picked the same superpixels.
+    """
+    if len(seeds) < 2:
+        raise ValueError("seeds: need at least two seeds to compare")
+    masks, calls = [], 0
+    for seed in seeds:
+        result = explain(
+            np.asarray(image)[None], [target_class], "lime", model, seed=seed, **lime_options
+        )
+        calls += result.model_calls
+        weights = result.attributions[0]
+        segments = result.extra["segments"][0]
+        per_segment = np.array([weights[segments == s][0] for s in range(segments.max() + 1)])
+        top = np.argsort(-per_segment, kind="stable")[:top_features]
+        top = top[per_segment[top] > 0]
+        masks.append(np.isin(segments, top))
+    pairwise = [iou(a, b) for a, b in itertools.combinations(masks, 2)]
+    return {
+        "stability": float(np.mean(pairwise)),
+        "pairwise_iou": pairwise,
+        "masks": masks,
+        "seeds": list(seeds),
+        "model_calls": calls,
+    }
+
+
+def attribution_share(attributions: np.ndarray, mask: np.ndarray) -> dict:
+    """Share of the POSITIVE attribution mass on the object (mask True) vs the background.
+
+    Works on one map [H, W] or a batch [N, H, W] (with masks of the same shape). Returns
+    ``{"object": ..., "background": ..., "object_area": ...}`` (floats, or [N] arrays);
+    ``object_area`` (the mask's share of the pixels) is what a map unrelated to the object
+    would put on it. A map with no positive mass gives nan.
+    """
+    attr = np.asarray(attributions, np.float64)
+    m = np.asarray(mask).astype(bool)
+    if attr.shape != m.shape:
+        raise ValueError(
+            f"attributions {list(attr.shape)} and mask {list(m.shape)} differ in shape"
+        )
+    single = attr.ndim == 2
+    if single:
+        attr, m = attr[None], m[None]
+    pos = np.clip(attr, 0, None).reshape(len(attr), -1)
+    mflat = m.reshape(len(m), -1)
+    total = pos.sum(axis=1)
+    on_object = (pos * mflat).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        obj = np.where(total > 0, on_object / total, np.nan)
+    out = {"object": obj, "background": 1.0 - obj, "object_area": mflat.mean(axis=1)}
+    return {k: float(v[0]) for k, v in out.items()} if single else out
+
+
+def gap_vs_steps(
+    images: np.ndarray,
+    target_classes,
+    model: ExplainableModel,
+    steps_list: Sequence[int] = (4, 8, 16, 32, 64, 128, 256),
+    integrations: Sequence[str] = ("riemann", "riemann_trapezoid", "gausslegendre"),
+    baseline="random",
+    seed: int = 42,
+):
+    """IG's completeness gap for every (integration rule, step count): a DataFrame with one
+    row per image and setting (columns integration, steps, image, gap, seconds, model_calls)."""
+    rows = []
+    for integration in integrations:
+        for steps in steps_list:
+            r = explain(
+                images,
+                target_classes,
+                "ig",
+                model,
+                steps=int(steps),
+                baseline=baseline,
+                integration=integration,
+                seed=seed,
+            )
+            for i, gap in enumerate(r.approx_error):
+                rows.append(
+                    {
+                        "integration": integration,
+                        "steps": int(steps),
+                        "image": i,
+                        "gap": float(gap),
+                        "seconds": r.seconds / len(images),
+                        "model_calls": r.model_calls / len(images),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def steps_for_gap(table, target: float = 0.05, statistic: str = "max") -> dict:
+    """{integration: the smallest step count from which the gap's ``statistic`` over the images
+    ('max' or 'median') stays <= target at every larger step count tried} (None if never)."""
+    if statistic not in ("max", "median"):
+        raise ValueError(f"statistic: 'max' or 'median', got {statistic!r}")
+    chosen = {}
+    for integration, part in table.groupby("integration", sort=False):
+        per_step = part.groupby("steps")["gap"].agg(statistic).sort_index()
+        ok = per_step <= target
+        chosen[integration] = None
+        for steps in per_step.index:
+            if ok.loc[steps:].all():
+                chosen[integration] = int(steps)
+                break
+    return chosen
