@@ -107,8 +107,7 @@ def run_course(
     print(
         f"workspace: {ws.display_path(root).removesuffix('/.')} (--workspace or $PMLV_WORKSPACE; "
         f"default ./workspace)\nsettings: {images_per_class} images per class ({difficulty}), "
-        f"seed {seed}, {img_size}px, {epochs} epochs; "
-        f"deploy gate: test accuracy >= {accuracy_threshold}"
+        f"seed {seed}, {img_size}px, {epochs} epochs; deploy gate: accuracy >= {accuracy_threshold}"
     )
     timings = {}
 

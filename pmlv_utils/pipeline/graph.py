@@ -112,10 +112,8 @@ def _evaluate_and_gate(ops, versions, tfrecords, exported, accuracy_threshold, d
 
 
 def make_pipeline(base_image: str = BASE_IMAGE):
-    """The pipeline function, its components built on ``base_image``.
-
-    Passing one task's output to another is what orders them (kfp is never told the order).
-    """
+    """The pipeline function, its components built on ``base_image``. Passing one task's
+    output to another is what orders them (kfp is never told the order)."""
     ops = _components(base_image)
 
     @dsl.pipeline(name=PIPELINE_NAME, description=DESCRIPTION)
