@@ -1,17 +1,18 @@
 """The framing of the "hard" images: where the flowers are, how big, how many, which kind.
 
-Photos are not taken with the flower large and centred. :func:`plan_hard` draws:
+Most photos show the flower well; a tail of them do not. :func:`plan_hard` draws:
 
-* the main flower's size: head radius 11..40% of the short side (log-uniform), its centre
-  up to 25% of the short side off the image centre in each direction; in
-  :data:`CUT_PROBABILITY` of the images it is large (30..50%) and 22..35% off-centre, so the
+* the main flower's size and place: usually (72%) head radius 28..46% of the short side,
+  its centre up to 12% of the short side off the image centre in each direction; in
+  :data:`FAR_PROBABILITY` of the images small (10..25%, log-uniform) and up to 20%
+  off-centre; in :data:`CUT_PROBABILITY` large (30..50%) and 22..35% off-centre, so the
   frame cuts it;
 * its variety (:mod:`.varieties`);
 * more flowers of the same class (:data:`EXTRA_PROBABILITY`: 1..4 of them, 45..100% of the
   main flower's size, anywhere, often cut by the frame; most of the same variety);
 * a flower of another class (:data:`HARD_DISTRACTOR_PROBABILITY`; half the time of a
-  confusable class, :data:`.varieties.CONFUSABLE`), 40..85% of the main flower's size,
-  next to it, in front of it a quarter of the time (then it hides part of it).
+  confusable class, :data:`.varieties.CONFUSABLE`), 30..60% of the main flower's size,
+  next to it, in front of it 15% of the time (then it hides part of it).
 
 :func:`frame_fraction` measures how much of a flower head lies inside the image.
 """
