@@ -8,8 +8,9 @@ shuffling), this script
 3. trains with the course's trainer (``pmlv_utils.training.train_and_export``, no export),
 4. fits the colour-histogram baseline (``pmlv_utils.baseline``) on the same train split,
 
-and prints one row per run plus the mean and spread per difficulty. Data and TFRecords are
-reused when they already exist under ``--workdir``. Results also go to
+and prints one row per run plus the mean and spread per difficulty. Data, TFRecords and
+training results are reused when they already exist under ``--workdir`` (the data folder's
+name holds a digest of the generator's code). Results also go to
 ``<workdir>/results.json``; ``--gallery PNG`` draws a few images of each class.
 
     PYTHONPATH=$PWD python tools/difficulty_study.py --difficulty hard --seeds 1 2
@@ -126,6 +127,9 @@ def train(data: Path, records: Path, args, seed: int) -> dict:
         augment=not args.no_augment,
     )
     job_dir = data / f"job_{args.img_size}px_e{args.epochs}_c{args.crop_ratio}_s{seed}"
+    done = job_dir / "study.json"
+    if done.exists():  # this run was measured before
+        return json.loads(done.read_text())
     wall, cpu = time.perf_counter(), time.process_time()
     metrics = training.train_and_export(
         str(job_dir),
@@ -136,7 +140,7 @@ def train(data: Path, records: Path, args, seed: int) -> dict:
         verbose=0,
         log=lambda *a: None,
     )
-    return {
+    result = {
         "test_accuracy": metrics["test_accuracy"],
         "val_accuracy": metrics["val_accuracy"],
         "train_accuracy": metrics["train_accuracy"],
@@ -146,6 +150,8 @@ def train(data: Path, records: Path, args, seed: int) -> dict:
         "cpu_seconds": round(time.process_time() - cpu, 1),
         "fit_seconds": metrics["fit_seconds"],
     }
+    done.write_text(json.dumps(result))
+    return result
 
 
 def gallery(path: Path, data: Path, per_class: int = 8, cell: int = 160) -> None:
@@ -205,10 +211,10 @@ def markdown(path: Path, args, results: list[dict]) -> None:
         "test split; the colour-histogram baseline (`pmlv_utils.baseline`, logistic / forest)",
         "fitted on the same train split. Data and model share the seed.",
         "",
-        f"Generator version {synthetic.GENERATOR_VERSION}; {args.images_per_class} images per "
-        f"class, {args.img_size} px model input, crop ratio {args.crop_ratio}, "
-        f"augmentation {'off' if args.no_augment else 'on'}, at most {args.epochs} epochs, "
-        f"early-stopping patience {args.patience}.",
+        f"Generator version {synthetic.GENERATOR_VERSION} (code digest {source_digest()});",
+        f"{args.images_per_class} images per class, {args.img_size} px model input, crop ratio "
+        f"{args.crop_ratio}, augmentation {'off' if args.no_augment else 'on'},",
+        f"at most {args.epochs} epochs, early-stopping patience {args.patience}.",
         "",
         "| difficulty | seed | test acc | val acc | train acc | colour lr / rf | best epoch "
         "| epochs run | mislabelled | train s |",
