@@ -49,7 +49,7 @@ quality, the mask's share of the image, another visible class, visible flowers o
 class, occluded; then ``true_label``, ``label_noise``, the main flower's ``variety``,
 ``flower_scale`` (head radius / short side), ``centre_offset`` (/ short side),
 ``cut_by_frame``, and the camera's ``blur`` (none/defocus/motion), ``blur_sigma`` (px),
-``exposure`` (gain) and ``colour_cast``.
+``exposure`` (gain), ``colour_cast`` and ``hard_tail`` (the image is one of the hard tail).
 
 The mask marks the drawn plant(s) of the image's TRUE class (flower head, and any stem or
 leaves drawn with it), minus whatever occludes it; everything else, including a flower of

@@ -25,10 +25,12 @@ from PIL import Image, ImageFilter
 from .backgrounds import linear_ramp
 from .palette import Rng
 
-DEFOCUS_PROBABILITY = 0.1
-MOTION_PROBABILITY = 0.05
-BAD_EXPOSURE_PROBABILITY = 0.12  # half under-, half over-exposed
-CAST_PROBABILITY = 0.12
+# In the hard tail's images (.hard.TAIL_PROBABILITY; the others have none of these):
+DEFOCUS_PROBABILITY = 0.15
+MOTION_PROBABILITY = 0.08
+BAD_EXPOSURE_PROBABILITY = 0.2  # half under-, half over-exposed
+CAST_PROBABILITY = 0.2
+# In every hard image:
 LOW_QUALITY_PROBABILITY = 0.15  # JPEG quality 20..44 (else 45..92)
 CASTS = {
     "warm": (1.2, 1.0, 0.75),
@@ -61,10 +63,10 @@ def motion_blur(img: np.ndarray, length: float, angle: float) -> np.ndarray:
     return out / n
 
 
-def _blur(rng: Rng, rgb: np.ndarray) -> tuple[np.ndarray, str, float]:
+def _blur(rng: Rng, rgb: np.ndarray, tail: bool) -> tuple[np.ndarray, str, float]:
     """(float image, blur kind, sigma or streak length in image pixels)."""
     scale = min(rgb.shape[:2]) / 128  # the model sees about 128 px
-    u = rng.random()
+    u = rng.random() if tail else 1.0
     if u < DEFOCUS_PROBABILITY:
         sigma = scale * math.exp(rng.uniform(math.log(1.0), math.log(4.0)))
         img = Image.fromarray(rgb).filter(ImageFilter.GaussianBlur(sigma))
@@ -76,8 +78,8 @@ def _blur(rng: Rng, rgb: np.ndarray) -> tuple[np.ndarray, str, float]:
     return rgb.astype(np.float32), "none", 0.0
 
 
-def _exposure(rng: Rng) -> float:
-    u = rng.random()
+def _exposure(rng: Rng, tail: bool) -> float:
+    u = rng.random() if tail else 1.0
     if u < BAD_EXPOSURE_PROBABILITY / 2:
         return rng.uniform(0.35, 0.65)
     if u < BAD_EXPOSURE_PROBABILITY:
@@ -85,14 +87,15 @@ def _exposure(rng: Rng) -> float:
     return rng.uniform(0.8, 1.2)
 
 
-def finish_hard(rng: Rng, rgb: np.ndarray) -> tuple[np.ndarray, dict]:
-    """The photo of the drawn scene ``rgb`` (uint8 [H, W, 3]) and what was done to it."""
+def finish_hard(rng: Rng, rgb: np.ndarray, tail: bool = True) -> tuple[np.ndarray, dict]:
+    """The photo of the drawn scene ``rgb`` (uint8 [H, W, 3]) and what was done to it.
+    Not ``tail``: no blur, a good exposure, no strong colour cast."""
     h, w, _ = rgb.shape
-    img, blur, sigma = _blur(rng, rgb)
-    exposure = _exposure(rng)
+    img, blur, sigma = _blur(rng, rgb, tail)
+    exposure = _exposure(rng, tail)
     cast = ""
     gains = rng.uniform(0.9, 1.1, 3)
-    if rng.random() < CAST_PROBABILITY:
+    if tail and rng.random() < CAST_PROBABILITY:
         cast = list(CASTS)[int(rng.integers(len(CASTS)))]
         gains = 1 + rng.uniform(0.5, 1.0) * (np.array(CASTS[cast]) - 1)
     grey = img.mean(axis=2, keepdims=True)

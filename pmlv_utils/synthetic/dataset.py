@@ -47,6 +47,7 @@ INFO_COLUMNS = (
     "blur_sigma",
     "exposure",
     "colour_cast",
+    "hard_tail",
 )
 
 

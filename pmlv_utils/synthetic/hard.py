@@ -1,8 +1,10 @@
 """The framing of the "hard" images: where the flowers are, how big, how many, which kind.
 
-Most photos show the flower well; a tail of them do not. :func:`plan_hard` draws:
+Many photos show the flower well; a tail of them (:data:`TAIL_PROBABILITY`) do not. Outside
+the tail an image has one large flower near the centre and nothing else (and a clean
+camera, :mod:`.camera`). In the tail, :func:`plan_hard` draws:
 
-* the main flower's size and place: usually (72%) head radius 28..46% of the short side,
+* the main flower's size and place: usually (58%) head radius 28..46% of the short side,
   its centre up to 12% of the short side off the image centre in each direction; in
   :data:`FAR_PROBABILITY` of the images small (10..25%, log-uniform) and up to 20%
   off-centre; in :data:`CUT_PROBABILITY` large (30..50%) and 22..35% off-centre, so the
@@ -29,11 +31,13 @@ from .palette import Rng
 from .varieties import CONFUSABLE, pick_variety
 
 HARD_MIN_SIDE, HARD_MAX_SIDE = 128, 256
-CUT_PROBABILITY = 0.08
-FAR_PROBABILITY = 0.2  # a small flower (head radius 10..25% of the short side)
-EXTRA_PROBABILITY = 0.2
-HARD_DISTRACTOR_PROBABILITY = 0.25
-HARD_OCCLUDER_PROBABILITY = 0.25
+TAIL_PROBABILITY = 0.5  # the hard tail; the other images show one flower well (no nuisance)
+# In the tail images:
+CUT_PROBABILITY = 0.12
+FAR_PROBABILITY = 0.3  # a small flower (head radius 10..25% of the short side)
+EXTRA_PROBABILITY = 0.3
+HARD_DISTRACTOR_PROBABILITY = 0.35
+HARD_OCCLUDER_PROBABILITY = 0.35
 MAX_HIDDEN = 0.6  # an occluder that would hide more of the flower's pixels is left out
 CUT_FRACTION = 0.9  # a head less inside the image than this is "cut by the frame"
 
@@ -55,9 +59,9 @@ def hard_size(rng: Rng) -> tuple[int, int]:
     return w, int(np.clip(round(w * aspect), HARD_MIN_SIDE, HARD_MAX_SIDE))
 
 
-def _main_flower(rng: Rng, label: str, w: int, h: int) -> FlowerSpec:
+def _main_flower(rng: Rng, label: str, w: int, h: int, tail: bool) -> FlowerSpec:
     side = min(w, h)
-    u = rng.random()
+    u = rng.random() if tail else 1.0
     if u < CUT_PROBABILITY:  # large and off-centre: the frame cuts it
         r = side * rng.uniform(0.3, 0.5)
         a, d = rng.uniform(0, 2 * np.pi), side * rng.uniform(0.22, 0.35)
@@ -83,14 +87,15 @@ def _distractor(rng: Rng, label: str, main: FlowerSpec) -> FlowerSpec:
     return FlowerSpec(kind, pick_variety(rng, kind), r, centre)
 
 
-def plan_hard(rng: Rng, label: str, w: int, h: int) -> list[FlowerSpec]:
-    """The flowers of one hard image of ``label``, in drawing order (the main one flagged)."""
-    main = _main_flower(rng, label, w, h)
+def plan_hard(rng: Rng, label: str, w: int, h: int, tail: bool = True) -> list[FlowerSpec]:
+    """The flowers of one hard image of ``label``, in drawing order (the main one flagged).
+    Not ``tail``: one large flower near the centre, alone."""
+    main = _main_flower(rng, label, w, h, tail)
     behind, front = [], []
-    if rng.random() < HARD_DISTRACTOR_PROBABILITY:
+    if tail and rng.random() < HARD_DISTRACTOR_PROBABILITY:
         other = _distractor(rng, label, main)
         (front if rng.random() < 0.15 else behind).append(other)
-    if rng.random() < EXTRA_PROBABILITY:
+    if tail and rng.random() < EXTRA_PROBABILITY:
         margin = 0.1 * min(w, h)
         for _ in range(int(rng.choice([1, 1, 2, 2, 3, 4]))):
             variety = main.variety if rng.random() < 0.7 else pick_variety(rng, label)

@@ -27,7 +27,14 @@ from PIL import Image
 from .backgrounds import BACKGROUND_KINDS, BACKGROUNDS, draw_background, linear_ramp
 from .camera import finish_hard
 from .flowers import CLASSES, DRAWERS, flower_layer
-from .hard import HARD_OCCLUDER_PROBABILITY, MAX_HIDDEN, framing_info, hard_size, plan_hard
+from .hard import (
+    HARD_OCCLUDER_PROBABILITY,
+    MAX_HIDDEN,
+    TAIL_PROBABILITY,
+    framing_info,
+    hard_size,
+    plan_hard,
+)
 from .occluders import grass_or_leaf, hard_occluder
 from .palette import Rng
 from .varieties import VARIETIES
@@ -61,7 +68,8 @@ def render_flower(
     ``n_flowers`` (visible flowers of ``label``), ``occluded`` (something in front),
     the main flower's ``variety``, ``flower_scale`` (head radius / short side),
     ``centre_offset`` (distance from the image centre / short side), ``cut_by_frame``,
-    and the camera's ``blur``, ``blur_sigma``, ``exposure`` and ``colour_cast``.
+    the camera's ``blur``, ``blur_sigma``, ``exposure`` and ``colour_cast``, and
+    ``hard_tail`` (hard: the image is in the hard tail; False when easy).
     """
     if label not in DRAWERS:
         raise ValueError(f"unknown flower label {label!r}; expected one of {CLASSES}")
@@ -80,8 +88,10 @@ def render_flower(
     mask = np.zeros((h, w), dtype=bool)
     info = {"background": background, "other_flower": None, "n_flowers": 0, "occluded": False}
     if hard:
-        _draw_hard(canvas, mask, info, flower_rng, label)
-        rgb, camera = finish_hard(finish_rng, np.asarray(canvas.convert("RGB")))
+        tail = bool(rng.random() < TAIL_PROBABILITY)  # the parent stream: after the spawns
+        _draw_hard(canvas, mask, info, flower_rng, label, tail)
+        rgb, camera = finish_hard(finish_rng, np.asarray(canvas.convert("RGB")), tail)
+        info["hard_tail"] = tail
     else:
         _draw_easy(canvas, mask, info, flower_rng, label)
         rgb, camera = _finish(finish_rng, np.asarray(canvas.convert("RGB")))
@@ -102,15 +112,15 @@ def _draw_easy(canvas, mask, info, rng: Rng, label: str) -> None:
         info["occluded"] = True
 
 
-def _draw_hard(canvas, mask, info, rng: Rng, label: str) -> None:
-    """The hard scene: :func:`.hard.plan_hard`'s flowers, then perhaps an occluder (left out
-    when it would hide more than MAX_HIDDEN of the flower)."""
+def _draw_hard(canvas, mask, info, rng: Rng, label: str, tail: bool) -> None:
+    """The hard scene: :func:`.hard.plan_hard`'s flowers, then (in the tail) perhaps an
+    occluder (left out when it would hide more than MAX_HIDDEN of the flower)."""
     w, h = canvas.size
-    for spec in plan_hard(rng, label, w, h):
+    for spec in plan_hard(rng, label, w, h, tail):
         _add_flower(canvas, mask, info, rng, label, spec.kind, spec.r, spec.centre, spec.variety)
         if spec.main:
             info.update(variety=spec.variety, **framing_info(spec.r, spec.centre, w, h))
-    if rng.random() < HARD_OCCLUDER_PROBABILITY:
+    if tail and rng.random() < HARD_OCCLUDER_PROBABILITY:
         _, front = hard_occluder(rng, w, h)
         hidden = np.asarray(front.getchannel("A")) > 127
         if (mask & hidden).sum() <= MAX_HIDDEN * mask.sum():
@@ -239,6 +249,7 @@ def _finish(rng: Rng, rgb: np.ndarray) -> tuple[np.ndarray, dict]:
     img = (img - mean) * rng.uniform(0.8, 1.15) + mean
     img += rng.standard_normal(img.shape, dtype=np.float32) * rng.uniform(0, 6)
     camera = {"blur": "none", "blur_sigma": 0.0, "exposure": round(exposure, 3), "colour_cast": ""}
+    camera["hard_tail"] = False  # easy images have no hard tail
     return np.clip(img, 0, 255).astype(np.uint8), camera
 
 
