@@ -352,3 +352,21 @@ def test_hard_mask_covers_the_drawn_flower(label):
         if inner.sum() < 20:  # a flower too small or too cut to erode: check the whole mask
             inner = mask
         assert np.median(diff[inner]) < np.median(diff[~mask]) / 3, (label, index)
+
+
+def test_hard_images_outside_the_tail_show_one_clean_flower():
+    infos = [
+        synthetic.render_flower(label, (5, i), return_info=True)[2]
+        for label in CLASSES
+        for i in range(6)
+    ]
+    tail = [i for i in infos if i["hard_tail"]]
+    clean = [i for i in infos if not i["hard_tail"]]
+    assert tail and clean  # about half each (TAIL_PROBABILITY)
+    for info in clean:
+        assert info["blur"] == "none" and info["colour_cast"] == "" and not info["occluded"]
+        assert info["other_flower"] is None and info["n_flowers"] == 1
+        assert not info["cut_by_frame"] and info["flower_scale"] >= 0.28
+        assert 0.8 <= info["exposure"] <= 1.2
+    easy = synthetic.render_flower("daisy", 0, return_info=True, difficulty="easy")[2]
+    assert easy["hard_tail"] is False
