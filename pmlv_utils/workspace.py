@@ -60,7 +60,7 @@ MACHINE_PATH = re.compile(r"/(?:work|root|tmp|home/[a-z]+)/")
 # Defaults shared by the notebooks, `make run` and the tests (learner-sized).
 DEFAULT_IMAGES_PER_CLASS = 200
 DEFAULT_SEED = 42
-DEFAULT_IMG_SIZE = 64
+DEFAULT_IMG_SIZE = 128  # the model sees all of it (random crops only in training)
 DEFAULT_EPOCHS = 15
 KEEP_LOGS = 10  # log files of one kind kept (mlflow serve logs, pipeline run logs, ...)
 KEEP_RELEASES = 2  # deployed releases kept by swap_in: the current one and the one before
@@ -466,3 +466,29 @@ def ensure_trained_model(
 def ensure_exported_model(**kwargs) -> Path:
     """The exported SavedModel folder of :func:`ensure_trained_model` (same arguments)."""
     return ensure_trained_model(**kwargs) / "export"
+
+
+def ensure_backbone(
+    img_size: int = 64,
+    alpha: float = 0.35,
+    images_per_class: int = 300,
+    epochs: int = 8,
+    seed: int = 0,
+    workspace=None,
+    rebuild: bool = False,
+) -> Path:
+    """The offline MobileNetV2 backbone, pretrained once on the shapes task (not flowers);
+    returns its folder. ``<returned>/mobilenetv2_backbone.weights.h5`` is a no-top weights
+    file for ``TrainConfig(model_kind="mobilenetv2", weights=..., alpha=alpha)``;
+    ``backbone.json`` holds its settings, pretext accuracy and wall/CPU seconds."""
+    from .backbone import pretrain
+
+    config = pretrain.BackboneConfig(
+        img_size=img_size, alpha=alpha, images_per_class=images_per_class, epochs=epochs, seed=seed
+    )
+    settings = dict(**config.to_dict(), version=pretrain.PRETRAIN_VERSION)
+
+    def build(folder: Path) -> None:
+        pretrain.pretrain_backbone(folder, config)
+
+    return build_or_reuse("backbone", settings, build, workspace, rebuild)
