@@ -123,10 +123,13 @@ def train(data: Path, records: Path, args, seed: int) -> dict:
         num_epochs=args.epochs,
         patience=args.patience,
         seed=seed,
-        crop_ratio=args.crop_ratio,
+        crop_ratio=args.crop_ratio,  # None: the learner default
         augment=not args.no_augment,
     )
-    job_dir = data / f"job_{args.img_size}px_e{args.epochs}_c{args.crop_ratio}_s{seed}"
+    job_dir = data / (
+        f"job_{args.img_size}px_e{args.epochs}_c{config.crop_ratio}_p{args.patience}"
+        f"_t{training.TRAINER_VERSION}_s{seed}"
+    )
     done = job_dir / "study.json"
     if done.exists():  # this run was measured before
         return json.loads(done.read_text())
@@ -201,6 +204,12 @@ def summary(results: list[dict]) -> None:
             )
 
 
+def trainer_version() -> str:
+    from pmlv_utils import training
+
+    return training.TRAINER_VERSION
+
+
 def markdown(path: Path, args, results: list[dict]) -> None:
     """``path``: the study's settings and figures as a Markdown table (docs/DIFFICULTY.md)."""
     lines = [
@@ -212,8 +221,9 @@ def markdown(path: Path, args, results: list[dict]) -> None:
         "fitted on the same train split. Data and model share the seed.",
         "",
         f"Generator version {synthetic.GENERATOR_VERSION} (code digest {source_digest()});",
-        f"{args.images_per_class} images per class, {args.img_size} px model input, crop ratio "
-        f"{args.crop_ratio}, augmentation {'off' if args.no_augment else 'on'},",
+        f"{args.images_per_class} images per class, {args.img_size} px model input, training "
+        f"crop ratio {args.crop_ratio or 'default'}, augmentation "
+        f"{'off' if args.no_augment else 'on'}, trainer version {trainer_version()},",
         f"at most {args.epochs} epochs, early-stopping patience {args.patience}.",
         "",
         "| difficulty | seed | test acc | val acc | train acc | colour lr / rf | best epoch "
@@ -252,7 +262,9 @@ def main(argv=None) -> int:
     parser.add_argument("--img_size", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=25)
     parser.add_argument("--patience", type=int, default=5)
-    parser.add_argument("--crop_ratio", type=float, default=1.0, help="1.0: no crop")
+    parser.add_argument(
+        "--crop_ratio", type=float, default=None, help="training zoom crop (default: TrainConfig's)"
+    )
     parser.add_argument("--no_augment", action="store_true")
     parser.add_argument("--workdir", default=str(ROOT / "build" / "difficulty_study"))
     parser.add_argument("--gallery", default=None, help="PNG of example images (first run's data)")
