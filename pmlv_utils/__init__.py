@@ -11,6 +11,10 @@ The module map, in the order the data flows (a test checks that every module is 
     synthetic.shapes        -> drawing primitives: petal, ellipse, leaf, stem
     synthetic.flowers       -> the five drawers and the flower layer (head + stem + leaves)
     synthetic.backgrounds   -> the background kinds and the background-bias rule
+    synthetic.varieties     -> two or three varieties per class (hard), confusable classes
+    synthetic.hard          -> the hard framing: size, position, cut, extra flowers, distractors
+    synthetic.occluders     -> grass, a leaf, blurred foliage, a twig in front (hard)
+    synthetic.camera        -> the hard camera: blur, exposure, colour casts, noise, JPEG quality
     synthetic.scene         -> render_flower: one image (layout, occluders, camera finish)
     synthetic.dataset       -> generate_dataset, image_info.csv, masks, the CLI
     dataset_files           -> all_data.csv and dict.txt, the deterministic split, shard globs

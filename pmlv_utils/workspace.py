@@ -64,6 +64,7 @@ DEFAULT_IMG_SIZE = 128  # the model sees all of it (random crops only in trainin
 DEFAULT_EPOCHS = 15
 KEEP_LOGS = 10  # log files of one kind kept (mlflow serve logs, pipeline run logs, ...)
 KEEP_RELEASES = 2  # deployed releases kept by swap_in: the current one and the one before
+DEFAULT_DIFFICULTY = "hard"  # of the synthetic data ("easy": quick tests); in the artifacts' keys
 # "1": display_path shows $PMLV_WORKSPACE/… and ./… (committed notebook outputs); else real paths
 NOTEBOOK_PATHS_ENV = "PMLV_NOTEBOOK_PATHS"
 
@@ -357,26 +358,27 @@ def ensure_dataset(
     background_bias: float = 0.0,
     workspace=None,
     rebuild: bool = False,
+    difficulty: str = DEFAULT_DIFFICULTY,
 ) -> Path:
-    """The synthetic 5-flowers data set; returns the folder holding ``flower_photos/``.
-
-    ``<returned>/flower_photos/all_data.csv`` and ``<returned>/flower_photos/dict.txt``
-    are in the book's formats.
-    """
+    """The synthetic 5-flowers data set; returns the folder holding ``flower_photos/``
+    (``all_data.csv`` and ``dict.txt`` in the book's formats). ``difficulty``: "hard" or
+    "easy" (:mod:`pmlv_utils.synthetic`)."""
     from . import synthetic
 
+    if difficulty not in synthetic.DIFFICULTIES:
+        raise ValueError(f"difficulty must be one of {synthetic.DIFFICULTIES}, got {difficulty!r}")
     settings = dict(
         images_per_class=images_per_class,
         seed=seed,
         background_bias=background_bias,
         generator=synthetic.GENERATOR_VERSION,
+        difficulty=difficulty,
     )
-
     final = artifact_dir("flowers", settings, workspace)
 
     def build(folder: Path) -> None:
         synthetic.generate_dataset(
-            folder, images_per_class=images_per_class, seed=seed, background_bias=background_bias
+            folder, images_per_class, seed, background_bias, difficulty=difficulty
         )
         _relocate_csv(dataset_files(folder)[0], Path(folder).resolve(), final)
 
@@ -408,11 +410,14 @@ def ensure_tfrecords(
     background_bias: float = 0.0,
     workspace=None,
     rebuild: bool = False,
+    difficulty: str = DEFAULT_DIFFICULTY,
 ) -> Path:
     """TFRecords (train/valid/test shards) of :func:`ensure_dataset`'s data; returns the folder."""
     from . import tfrecords
 
-    data_dir = ensure_dataset(images_per_class, seed, background_bias, workspace)
+    data_dir = ensure_dataset(
+        images_per_class, seed, background_bias, workspace, difficulty=difficulty
+    )
     all_data, labels = dataset_files(data_dir)
     settings = dict(data=data_dir.name, schema=tfrecords.SCHEMA_VERSION)
 
@@ -435,6 +440,7 @@ def ensure_trained_model(
     background_bias: float = 0.0,
     workspace=None,
     rebuild: bool = False,
+    difficulty: str = DEFAULT_DIFFICULTY,
 ) -> Path:
     """A trainer job directory (checkpoints, exported model, plot, metrics).
 
@@ -442,8 +448,9 @@ def ensure_trained_model(
     """
     from . import training
 
-    tfrecord_dir = ensure_tfrecords(images_per_class, seed, background_bias, workspace)
-    _, labels = dataset_files(ensure_dataset(images_per_class, seed, background_bias, workspace))
+    data = dict(background_bias=background_bias, workspace=workspace, difficulty=difficulty)
+    tfrecord_dir = ensure_tfrecords(images_per_class, seed, **data)
+    _, labels = dataset_files(ensure_dataset(images_per_class, seed, **data))
     settings = dict(
         tfrecords=tfrecord_dir.name,
         img_size=img_size,

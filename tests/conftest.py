@@ -126,8 +126,9 @@ def tiny_assets(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_pipeline_settings():
-    """Tiny pipeline settings shared by test_pipeline.py and test_course.py (same kfp cache)."""
-    return dict(images_per_class=20, seed=42, img_size=32, epochs=2)
+    """Tiny pipeline settings shared by test_pipeline.py and test_course.py (same kfp cache;
+    easy data, as ``course --quick`` uses)."""
+    return dict(images_per_class=20, seed=42, img_size=32, epochs=2, difficulty="easy")
 
 
 @pytest.fixture(scope="session")

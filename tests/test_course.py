@@ -66,6 +66,7 @@ def test_quick_course_job_prints_the_summary(tiny_ws, tiny_pipeline_settings):
     assert len(shown) == 8 and all(Path(p).exists() for p in shown), shown
     assert "$PMLV_WORKSPACE" not in out.replace("(--workspace or $PMLV_WORKSPACE;", "")
     assert "the course job finished" in out
+    assert "images per class (easy)" in out  # --quick's data
 
 
 @pytest.mark.slow
@@ -80,3 +81,6 @@ def test_arguments_quick_and_overrides():
     args = course.parse_args(["--quick", "--epochs", "5"])
     assert args.quick and args.epochs == 5 and args.img_size is None
     assert course.QUICK["accuracy_threshold"] == 0.0
+    assert course.QUICK["difficulty"] == "easy"  # quick runs use the fast, clean data
+    assert course.parse_args([]).difficulty is None  # then: workspace.DEFAULT_DIFFICULTY
+    assert course.parse_args(["--difficulty", "hard"]).difficulty == "hard"

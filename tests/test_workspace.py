@@ -1,5 +1,6 @@
 """The workspace builds an artifact once, reuses it, and redoes an interrupted build."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,19 @@ def test_display_path_keeps_urls():
         workspace.display_path("gs://bucket/flower_photos/all_data.csv")
         == "gs://bucket/flower_photos/all_data.csv"
     )
+
+
+def test_easy_and_hard_datasets_never_share_a_folder(tmp_path):
+    easy = workspace.ensure_dataset(2, 3, workspace=tmp_path, difficulty="easy")
+    hard = workspace.ensure_dataset(2, 3, workspace=tmp_path, difficulty="hard")
+    assert easy != hard
+    assert workspace.ensure_dataset(2, 3, workspace=tmp_path) == hard  # the default is hard
+    assert workspace.DEFAULT_DIFFICULTY == "hard"
+    marker = json.loads((easy / workspace.MARKER).read_text())
+    assert marker["difficulty"] == "easy"
+    info = (hard / "image_info.csv").read_text().splitlines()
+    assert "variety" in info[0] and len(info) == 1 + 5 * 2
+    with pytest.raises(ValueError, match="difficulty must be one of"):
+        workspace.ensure_dataset(2, 3, workspace=tmp_path, difficulty="medium")
+    built = [p.name.split("-")[0] for p in tmp_path.iterdir() if not p.name.startswith(".")]
+    assert built == ["flowers", "flowers"]  # (the dot files are the artifacts' locks)
