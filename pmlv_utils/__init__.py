@@ -3,6 +3,7 @@
 The module map, in the order the data flows (a test checks that every module is on it):
 
     safe_io                 -> atomic JSON/text writes, error text fit for a client
+    b64files                -> files as base64 rows with a read error (what Spark workers run)
     image_limits            -> the pixel budget read from image headers, before any decode
     workspace               -> where artifacts live; build-or-reuse the upstream artifacts
     synthetic               -> the offline 5-flowers data set (numpy + PIL only)
@@ -49,6 +50,7 @@ The module map, in the order the data flows (a test checks that every module is 
     predict.model           -> LoadedModel: the SavedModel in memory
     predict.inmemory        -> predict_files / predict_bytes, JSON rows, tables
     predict.beam            -> the DoFns (Shared model + BatchElements, naive, REST)
+    predict.rest            -> REST batch calls: bounded retries, circuit breaker, dead letters
     predict.job             -> run_batch_prediction: files, CSV, TestStream, Pub/Sub
     predict.rest            -> batch prediction over REST: bounded retries, circuit breaker
     serving                 -> the local REST model server
@@ -61,6 +63,9 @@ The module map, in the order the data flows (a test checks that every module is 
     serving.workers         -> DaemonExecutor (threads that never block SIGTERM), PixelBudget
     serving.batching        -> MicroBatcher: concurrent requests in one model call
     serving.app             -> create_app: the FastAPI routes and error answers
+    serving.tfserving       -> TF Serving REST: model status, signature_def metadata, columnar
+    serving.oip             -> KServe v2 (Open Inference Protocol) codec: JSON + binary tensors
+    serving.oip_tensors     -> KServe v2 tensors checked against the served signatures
     serving.cli             -> `python -m pmlv_utils.serving` flags
     serving.client          -> start_server, wait_until_ready, load_test, predict_jsonl
     serving.battery         -> the bad-request battery and its runner
@@ -75,16 +80,24 @@ The module map, in the order the data flows (a test checks that every module is 
     explain.perturbation    -> superpixels, LIME, KernelSHAP, Anchors
     explain.api             -> explain(): one entry point over every method
     explain.metrics         -> agreement, stability, attribution share, gap vs steps
+    explain.fov             -> FieldOfView: the window of the input the model sees
+    explain.faithfulness    -> deletion/insertion curves and AUCs, removing negative evidence
+    explain.sanity          -> Adebayo et al.'s randomisation checks (cascade, shuffled labels)
+    explain.tracin          -> TracIn from checkpoints: proponents, opponents, self-influence
+    explain.blackbox        -> the export as ONNX (tf2onnx, onnxruntime) and as a frozen graph
     explain.examples        -> test images with their flower masks
     explain.encoding        -> maps as base64 PNG, :explain answers, a REST predict fn
     explain.plots           -> overlays, the book's grid, comparisons
     explain.vertex_metadata -> explanation_metadata.json, Vertex AI commands
     tracking                -> MLflow: explanations as artifacts, the explainer as a model
     tracking.runs           -> the tracking store, runs, artifacts, reading them back
+    tracking.shap_model     -> the SHAP partition explainer (image masker) as a pyfunc class
     tracking.explainer      -> the explainer as a pyfunc model from code
     tracking.explainer_model -> the "model from code" file MLflow runs
     tracking.served         -> `mlflow models serve` on 127.0.0.1
     tracking.batch          -> batch explanations with Beam
+    tracking.server         -> `mlflow server` (sqlite + local artifacts) started and stopped
+    tracking.spark          -> a local[2] Spark session and spark_udf batch explanations
     pipeline                -> the course as a kfp v2 pipeline (chapter 10)
     pipeline.steps          -> what each step does, the atomic deploy
     pipeline.fingerprints   -> content hashes of data and code (the cache keys)

@@ -25,7 +25,7 @@ import os
 import keras
 import tensorflow as tf
 
-from .preprocess import preprocess_image
+from .preprocess import RandomCropOrCenter, preprocess_image
 
 SIGNATURES = ("serving_default", "from_bytes", "passthrough", "xai_preprocess", "xai_model")
 EXTRA_DIR = "assets.extra"
@@ -65,6 +65,7 @@ def export_saved_model(
         "labels": labels,
         "model_kind": model_kind,
         "signatures": list(SIGNATURES),
+        "field_of_view": inference_window(model, size),
         **(extra_info or {}),
     }
     extra = os.path.join(export_dir, EXTRA_DIR)
@@ -74,6 +75,19 @@ def export_saved_model(
     with tf.io.gfile.GFile(os.path.join(extra, "model_info.json"), "w") as f:
         f.write(json.dumps(info, indent=1))
     return export_dir
+
+
+def inference_window(model: keras.Model, height: int, width: int | None = None) -> list[int]:
+    """[top, left, height, width]: the window of a ``height`` x ``width`` input the model looks
+    at in inference (its field of view): the centre crop of a :class:`RandomCropOrCenter`
+    layer, else the whole image. Explanations draw and score their maps on this window only."""
+    height = int(height)
+    width = height if width is None else int(width)
+    for layer in model.layers:
+        if isinstance(layer, RandomCropOrCenter):
+            top, left = (height - layer.height) // 2, (width - layer.width) // 2
+            return [top, left, int(layer.height), int(layer.width)]
+    return [0, 0, height, width]
 
 
 def signature_functions(model: keras.Model, labels: list[str], size: int) -> dict:

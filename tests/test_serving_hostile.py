@@ -536,7 +536,7 @@ def test_explain_time_budget_busy_429_and_predict_meanwhile(server, tiny_assets)
         time.sleep(0.3)
     time.sleep(0.5)
     busy = server.post("explain", body)
-    assert busy.status_code == 429 and int(busy.headers["Retry-After"]) >= 1
+    assert busy.status_code == 429 and int(busy.headers["Retry-After"]) >= 1, (busy.text, results)
     predict_s = [_timed_predict(server, tiny_assets["good"][2]) for _ in range(3)]
     assert max(predict_s) < 1.0, predict_s  # :predict does not wait behind explanations
     for t in threads:

@@ -56,7 +56,7 @@ def test_served_signatures_skip_unknown_string_inputs():
         (
             {"inputs": {"filenames": ["daisy.jpg"]}},
             400,
-            "the columnar 'inputs' format is not supported; send 'instances' (rows)",
+            "the columnar 'inputs' format is for :predict only; send 'instances' (rows)",
         ),
         ({"signature_name": "x"}, 400, "missing 'instances'; got fields ['signature_name']"),
         ({"instances": ["daisy.jpg"], "extra": 1}, 400, "unknown request fields ['extra']"),

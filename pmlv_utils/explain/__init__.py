@@ -21,6 +21,8 @@ batches: it is the cost that scales with the image count on a serving platform.
 Submodules (every public name of the first eight is also importable from here):
 
     adapters        -> ExplainableModel and its loaders (SavedModel, Keras, job dir, black box)
+    fov             -> FieldOfView: the window of the input the model sees (every map and
+                       measure is drawn and scored on it)
     checks          -> check_images, check_targets, make_baseline (IG baselines)
     gradients       -> IG with its integration rules, completeness_gap, XRAI, Grad-CAM
     perturbation    -> superpixels, hidden_image, segment_map; LIME, KernelSHAP, Anchors
@@ -28,13 +30,22 @@ Submodules (every public name of the first eight is also importable from here):
     metrics         -> rank correlation, top-k IoU, agreement_table, lime_stability,
                        attribution_share, gap_vs_steps / steps_for_gap
     examples        -> Examples, load_examples, preprocess_mask (images + flower masks)
+    faithfulness    -> deletion / insertion curves and their AUCs, the blog's experiment of
+                       removing the negative superpixels (``explain.faithfulness.…``)
+    sanity          -> cascading weight randomisation and label randomisation (Adebayo et
+                       al., 2018) (``explain.sanity.…``: imports keras' training stack)
+    tracin          -> TracIn over the last layer of saved checkpoints: proponents, opponents,
+                       self-influence (``explain.tracin.…``)
+    blackbox        -> the export as ONNX and as a frozen graph, with predict functions for
+                       from_predict_fn (import it: ``from pmlv_utils.explain import blackbox``;
+                       it needs tf2onnx and onnxruntime)
     encoding        -> maps as base64 PNG, :explain responses decoded, rest_predict_fn
     plots           -> overlays, the book's grid, method comparisons (``explain.plots.…``)
     vertex_metadata -> explanation_metadata.json, Vertex AI upload commands
                        (``explain.vertex_metadata.…``)
 """
 
-from . import plots, vertex_metadata
+from . import faithfulness, plots, sanity, tracin, vertex_metadata
 from .adapters import BLACK_BOX_METHODS, GRADIENT_METHODS, ExplainableModel
 from .api import METHODS, Explanation, explain
 from .checks import IG_BASELINES, check_images, check_targets, make_baseline
@@ -46,6 +57,7 @@ from .encoding import (
     rest_predict_fn,
 )
 from .examples import Examples, load_examples, preprocess_mask
+from .fov import FieldOfView
 from .gradients import (
     DEFAULT_IG_STEPS,
     IG_INTEGRATION,
@@ -55,12 +67,15 @@ from .gradients import (
 )
 from .metrics import (
     LIME_STABILITY_SEEDS,
+    MAP_KINDS,
     agreement_table,
     attribution_share,
+    comparable,
     gap_vs_steps,
     iou,
     lime_stability,
     rank_correlation,
+    ranked_pairs,
     steps_for_gap,
     top_k_iou,
     top_k_mask,
@@ -68,7 +83,10 @@ from .metrics import (
 from .perturbation import HIDE_MODES, hidden_image, segment_map, segment_means, superpixels
 
 __all__ = [
+    "faithfulness",
     "plots",
+    "sanity",
+    "tracin",
     "vertex_metadata",
     # api / adapters / checks
     "METHODS",
@@ -81,6 +99,7 @@ __all__ = [
     "check_images",
     "check_targets",
     "make_baseline",
+    "FieldOfView",
     # gradients
     "IG_INTEGRATION",
     "DEFAULT_IG_STEPS",
@@ -95,7 +114,10 @@ __all__ = [
     "segment_map",
     # metrics
     "LIME_STABILITY_SEEDS",
+    "MAP_KINDS",
     "rank_correlation",
+    "comparable",
+    "ranked_pairs",
     "top_k_mask",
     "iou",
     "top_k_iou",

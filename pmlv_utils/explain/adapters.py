@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from .. import export, preprocess  # noqa: F401  (preprocess registers the custom layers)
+from .fov import FieldOfView, from_model_info, probe_field_of_view
 
 # Which methods a model can run: every method with gradients, only these without.
 GRADIENT_METHODS = ("ig", "xrai", "gradcam")
@@ -92,9 +93,11 @@ class ModelLoaders:
         labels: Sequence[str] | None = None,
         batch_size: int = 64,
         name: str = "predict_fn",
+        field_of_view: FieldOfView | None = None,
     ) -> "ExplainableModel":
         """A black box: ``fn(images [N,H,W,3] float32 in [0,1]) -> probabilities [N, C]``.
-        No gradients: only LIME, KernelSHAP and Anchors can explain it."""
+        No gradients: only LIME, KernelSHAP and Anchors can explain it.
+        ``field_of_view``: the window the model sees (default the whole image)."""
         return cls(
             lambda x: np.asarray(fn(x), dtype=np.float32),
             img_size,
@@ -102,6 +105,7 @@ class ModelLoaders:
             num_classes=len(labels) if labels else None,
             name=name,
             batch_size=batch_size,
+            field_of_view=field_of_view,
         )
 
 
@@ -127,8 +131,15 @@ class ExplainableModel(ModelLoaders):
         name: str = "model",
         batch_size: int = 64,
         keep_alive: Any = None,
+        field_of_view: FieldOfView | None = None,
     ):
         self.img_size = image_size(img_size)
+        fov = field_of_view or FieldOfView.whole(self.img_size)
+        if tuple(fov.image_size) != self.img_size:
+            raise ValueError(
+                f"field_of_view is for {fov.image_size} images, the model takes {self.img_size}"
+            )
+        self.field_of_view = fov  # the window of the input the model looks at
         self.name = name
         self.labels = list(labels) if labels is not None else None
         self.batch_size = int(batch_size)
@@ -243,19 +254,26 @@ def saved_model_functions(
     fn = loaded.signatures[signature]
     input_name, spec, out_shape = _image_signature(fn, signature, output_key)
     img_size = (int(spec.shape[1]), int(spec.shape[2]))
-    labels = export.model_labels(export_dir) or None
+    info = export.read_model_info(export_dir, required=False)
+    labels = info.get("labels") or None
 
     def forward(x):
         return fn(**{input_name: x})[output_key]
 
+    gradients = _tf_target_gradients(forward, img_size)
+    num_classes = out_shape[1] or (len(labels) if labels else None)
+    fov = from_model_info(info, img_size)
+    if fov is None:  # an older export: ask the gradients
+        fov = probe_field_of_view(gradients, img_size, num_classes or 1)
     return dict(
         predict_fn=_tf_predict(forward, img_size),
         img_size=img_size,
-        target_gradient_fn=_tf_target_gradients(forward, img_size),
-        num_classes=out_shape[1] or (len(labels) if labels else None),
+        target_gradient_fn=gradients,
+        num_classes=num_classes,
         labels=labels,
         name=export_dir.name,
         keep_alive=loaded,
+        field_of_view=fov,
     )
 
 
@@ -310,6 +328,9 @@ def keras_functions(model, conv_layer: str | None = None, outputs_are_logits: bo
         else _gradcam_fn(model, layer, img_size, outputs_are_logits),
         num_classes=int(model.outputs[0].shape[-1]),
         name=getattr(model, "name", "keras"),
+        field_of_view=FieldOfView.from_window(
+            export.inference_window(model, *img_size), img_size, "the Keras model's layers"
+        ),
     )
 
 

@@ -2,7 +2,8 @@
 
 The algorithms come from the ``saliency`` library. What this module adds is the IG integration
 rules that ``saliency`` lacks (left/right/middle/trapezoid Riemann sums and Gauss-Legendre, with
-the names alibi uses) and the completeness gap Vertex AI reports as ``approx_error``. The
+the names alibi uses) and the completeness gap Vertex AI reports as ``approx_error``; alibi's
+own IntegratedGradients runs beside it (:func:`alibi_integrated_gradients`) for comparison. The
 ``run_*`` functions are what :func:`pmlv_utils.explain.explain` dispatches to.
 """
 
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 import saliency.core as saliency
+from alibi.explainers import IntegratedGradients as AlibiIntegratedGradients
+from skimage.transform import resize
 
 from .adapters import ExplainableModel
 from .checks import make_baseline
@@ -198,8 +201,64 @@ def run_xrai(
 
 
 def run_gradcam(images, targets, model):
-    """Grad-CAM maps (saliency's, resized to the image) of a model from ``from_keras``."""
-    maps = _saliency_masks(
-        saliency.GradCam(), model, images, targets, should_resize=True, three_dims=False
+    """Grad-CAM maps of a model from ``from_keras``: saliency's conv-cell map (ReLU, scaled to
+    max 1), resized into the model's field of view and 0 outside it.
+
+    Resizing it over the whole image instead (saliency's ``should_resize``) would stretch the
+    map of a cropped window over the frame the model never sees, misplacing every cell."""
+    cells = _saliency_masks(
+        saliency.GradCam(), model, images, targets, should_resize=False, three_dims=False
     )
-    return maps, None, {}
+    fov = model.field_of_view
+    maps = np.stack([fov.place(_resize_cells(c, (fov.height, fov.width))) for c in cells])
+    return maps, None, {"cells": list(cells[0].shape), "field_of_view": fov.window}
+
+
+def _resize_cells(cells: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A conv-cell map scaled to max 1 and resized bilinearly to ``size`` (cell centres land on
+    the centres of the pixel blocks they cover)."""
+    peak = cells.max()
+    cells = cells / peak if peak > 0 else cells
+    return resize(cells.astype(np.float64), size, order=1, mode="edge").astype(np.float32)
+
+
+def alibi_integrated_gradients(
+    images: np.ndarray,
+    targets,
+    keras_model,
+    method: str = "gausslegendre",
+    n_steps: int = 50,
+    internal_batch_size: int = 100,
+    layer: str | None = None,
+    baseline: float = 0.0,
+) -> dict:
+    """alibi's ``IntegratedGradients`` (the recipe text's library) on a Keras model, beside the
+    course's own IG: ``method`` is one of alibi's rules (the names of :data:`IG_INTEGRATION`
+    minus "riemann"), ``layer`` a layer name for a layer attribution (what that layer's output
+    contributes) instead of the input's.
+
+    Returns ``{"attributions": [N, h, w] (summed over channels), "raw": alibi's array,
+    "gap": [N] completeness gap, "deltas": alibi's sum(attr) - (F(x) - F(baseline))}``."""
+    if method not in IG_INTEGRATION[1:]:
+        raise ValueError(f"method: one of alibi's rules {IG_INTEGRATION[1:]}, got {method!r}")
+    images = np.asarray(images, np.float32)
+    targets = np.broadcast_to(np.asarray(targets, np.int64), (len(images),))
+    explainer = AlibiIntegratedGradients(
+        keras_model,
+        layer=None if layer is None else keras_model.get_layer(layer),
+        method=method,
+        n_steps=int(n_steps),
+        internal_batch_size=int(internal_batch_size),
+    )
+    exp = explainer.explain(images, baselines=float(baseline), target=np.array(targets))
+    raw = np.asarray(
+        exp.attributions[0] if isinstance(exp.attributions, list) else exp.attributions
+    )
+    probs = np.asarray(keras_model(np.concatenate([images, np.full_like(images[:1], baseline)])))
+    delta = probs[np.arange(len(images)), targets] - probs[-1][targets]
+    return {
+        "attributions": raw.sum(axis=-1),
+        "raw": raw,
+        "gap": completeness_gap(raw, delta, np.zeros_like(delta)),
+        "deltas": np.asarray(exp.data["deltas"]),
+    }

@@ -18,25 +18,58 @@ from .api import explain
 LIME_STABILITY_SEEDS = tuple(range(1, 90, 10))  # 1, 11, ..., 81: the blog's 9 seeds
 
 
-def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman rank correlation between two attribution maps (nan if one is constant)."""
-    a, b = np.ravel(a), np.ravel(b)
+# What each method's map holds: "signed" pixel or superpixel values (evidence for and
+# against), or "unsigned" ones (Grad-CAM's ReLU map, XRAI's region ranking, an anchor's 0/1).
+MAP_KINDS = {
+    "ig": "signed",
+    "lime": "signed",
+    "kernelshap": "signed",
+    "xrai": "unsigned",
+    "gradcam": "unsigned",
+    "anchors": "unsigned",
+}
+
+
+def rank_correlation(a: np.ndarray, b: np.ndarray, support: np.ndarray | None = None) -> float:
+    """Spearman rank correlation between two attribution maps (nan if one is constant).
+
+    support: [H, W] bool, the pixels compared (e.g. ``model.field_of_view.mask()``); default all.
+    """
+    a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape:
         raise ValueError(f"maps differ in size: {a.size} vs {b.size}")
-    if np.ptp(a) == 0 or np.ptp(b) == 0:
+    if support is not None:
+        support = np.broadcast_to(np.asarray(support, bool), a.shape)
+        a, b = a[support], b[support]
+    a, b = np.ravel(a), np.ravel(b)
+    if a.size < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return float("nan")
     return float(spearmanr(a, b).statistic)
 
 
-def top_k_mask(attribution: np.ndarray, k: float = 0.1) -> np.ndarray:
-    """The pixels in the top fraction ``k`` by value (ties at the threshold included; the
-    map's minimum never counts as 'top', so a flat map selects nothing)."""
+def top_k_mask(
+    attribution: np.ndarray, k: float = 0.1, support: np.ndarray | None = None
+) -> np.ndarray:
+    """Exactly the top fraction ``k`` of the pixels (of ``support``, default all) by value.
+
+    Ties are broken deterministically (the earlier pixel in row-major order wins), so every map
+    selects the same number of pixels; the map's minimum never counts as 'top', so a flat map
+    selects nothing and a map with few non-minimal pixels selects only those."""
     if not 0 < k <= 1:
         raise ValueError(f"k: a fraction in (0, 1], got {k}")
     a = np.asarray(attribution, np.float64)
-    n_top = max(1, int(round(k * a.size)))
-    threshold = np.partition(a.ravel(), a.size - n_top)[a.size - n_top]
-    return (a >= threshold) & (a > a.min())
+    inside = np.ones(a.shape, bool) if support is None else np.asarray(support, bool)
+    if inside.shape != a.shape:
+        raise ValueError(f"support {list(inside.shape)} and map {list(a.shape)} differ in shape")
+    values = a[inside]
+    n_top = max(1, int(round(k * values.size)))
+    order = np.lexsort((np.arange(values.size), -values))[:n_top]  # by value, then position
+    chosen = order[values[order] > values.min()]
+    picked = np.zeros(values.size, bool)
+    picked[chosen] = True
+    out = np.zeros(a.shape, bool)
+    out[inside] = picked
+    return out
 
 
 def iou(mask_a: np.ndarray, mask_b: np.ndarray) -> float:
@@ -46,32 +79,66 @@ def iou(mask_a: np.ndarray, mask_b: np.ndarray) -> float:
     return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
 
 
-def top_k_iou(a: np.ndarray, b: np.ndarray, k: float = 0.1) -> float:
+def top_k_iou(
+    a: np.ndarray, b: np.ndarray, k: float = 0.1, support: np.ndarray | None = None
+) -> float:
     """IoU of the top-k pixel sets of two maps (nan when a map is flat: it has no top)."""
     if np.shape(a) != np.shape(b):
         raise ValueError(f"maps differ in shape: {np.shape(a)} vs {np.shape(b)}")
-    mask_a, mask_b = top_k_mask(a, k), top_k_mask(b, k)
+    mask_a, mask_b = top_k_mask(a, k, support), top_k_mask(b, k, support)
     if not mask_a.any() or not mask_b.any():
         return float("nan")
     return iou(mask_a, mask_b)
 
 
+def comparable(a: np.ndarray, b: np.ndarray, kind_a: str, kind_b: str):
+    """The two maps as they can be compared: signed with signed as they are; when either is
+    unsigned (a ReLU map, a region ranking), both as magnitudes |map| (an unsigned map cannot
+    tell evidence against from no evidence)."""
+    for kind in (kind_a, kind_b):
+        if kind not in ("signed", "unsigned"):
+            raise ValueError(f"map kind: 'signed' or 'unsigned', got {kind!r}")
+    if kind_a == kind_b == "signed":
+        return a, b
+    return np.abs(a), np.abs(b)
+
+
 def agreement_table(
-    maps_by_method: dict[str, np.ndarray], metric: str = "rank_correlation", k: float = 0.1
+    maps_by_method: dict[str, np.ndarray],
+    metric: str = "rank_correlation",
+    k: float = 0.1,
+    support: np.ndarray | None = None,
+    kinds: dict[str, str] | None = None,
 ):
-    """Method x method DataFrame: the metric between their maps, averaged over the images."""
+    """Method x method DataFrame: the metric between their maps, averaged over the images.
+
+    support: [H, W] bool, the pixels compared (pass ``model.field_of_view.mask()``: pixels the
+    model never sees carry no evidence, only ties). kinds: {name: 'signed' | 'unsigned'}
+    (default :data:`MAP_KINDS` for a method's name, else 'signed'); see :func:`comparable`.
+    """
     if metric not in ("rank_correlation", "top_k_iou"):
         raise ValueError(f"metric: 'rank_correlation' or 'top_k_iou', got {metric!r}")
     names = list(maps_by_method)
+    kinds = {n: (kinds or {}).get(n, MAP_KINDS.get(n, "signed")) for n in names}
     table = pd.DataFrame(np.nan, index=names, columns=names)
     for m1, m2 in itertools.product(names, names):
-        pairs = zip(maps_by_method[m1], maps_by_method[m2])
-        values = [
-            rank_correlation(a, b) if metric == "rank_correlation" else top_k_iou(a, b, k)
-            for a, b in pairs
-        ]
+        values = []
+        for a, b in zip(maps_by_method[m1], maps_by_method[m2]):
+            a, b = comparable(a, b, kinds[m1], kinds[m2])
+            values.append(
+                rank_correlation(a, b, support)
+                if metric == "rank_correlation"
+                else top_k_iou(a, b, k, support)
+            )
         table.loc[m1, m2] = np.nanmean(values) if not np.all(np.isnan(values)) else np.nan
     return table
+
+
+def ranked_pairs(table) -> list[tuple[str, str, float]]:
+    """The off-diagonal pairs of an agreement table, most agreeing first (nan last)."""
+    names = list(table.index)
+    pairs = [(a, b, float(table.loc[a, b])) for i, a in enumerate(names) for b in names[i + 1 :]]
+    return sorted(pairs, key=lambda p: (np.isnan(p[2]), -np.nan_to_num(p[2])))
 
 
 def lime_stability(
@@ -80,9 +147,14 @@ def lime_stability(
     model: ExplainableModel,
     seeds: Sequence[int] = LIME_STABILITY_SEEDS,
     top_features: int = 5,
+    relative_threshold: float = 0.25,
     **lime_options,
 ) -> dict:
     """LIME on one image with several seeds: the mean pairwise IoU of the top superpixels.
+
+    A seed's top superpixels are its ``top_features`` largest positive weights that reach
+    ``relative_threshold`` x its largest weight: when one superpixel decides the prediction,
+    the near-zero runners-up are noise and would make a stable explanation look unstable.
 
     Returns ``{"stability": float, "pairwise_iou": [...], "masks": [H,W] bool per seed,
     "model_calls": int}``. 1.0 = every seed picked the same superpixels.
@@ -99,7 +171,9 @@ def lime_stability(
         segments = result.extra["segments"][0]
         per_segment = np.array([weights[segments == s][0] for s in range(segments.max() + 1)])
         top = np.argsort(-per_segment, kind="stable")[:top_features]
-        top = top[per_segment[top] > 0]
+        top = top[
+            (per_segment[top] > 0) & (per_segment[top] >= relative_threshold * per_segment.max())
+        ]
         masks.append(np.isin(segments, top))
     pairwise = [iou(a, b) for a, b in itertools.combinations(masks, 2)]
     return {
@@ -111,13 +185,16 @@ def lime_stability(
     }
 
 
-def attribution_share(attributions: np.ndarray, mask: np.ndarray) -> dict:
+def attribution_share(attributions: np.ndarray, mask: np.ndarray, field_of_view=None) -> dict:
     """Share of the POSITIVE attribution mass on the object (mask True) vs the background.
 
     Works on one map [H, W] or a batch [N, H, W] (with masks of the same shape). Returns
     ``{"object": ..., "background": ..., "object_area": ...}`` (floats, or [N] arrays);
     ``object_area`` (the mask's share of the pixels) is what a map unrelated to the object
-    would put on it. A map with no positive mass gives nan.
+    would put on it: the chance level. A map with no positive mass gives nan.
+
+    field_of_view: a :class:`~pmlv_utils.explain.fov.FieldOfView` (``model.field_of_view``):
+    count only the pixels the model sees, for the shares and for the chance level.
     """
     attr = np.asarray(attributions, np.float64)
     m = np.asarray(mask).astype(bool)
@@ -128,6 +205,8 @@ def attribution_share(attributions: np.ndarray, mask: np.ndarray) -> dict:
     single = attr.ndim == 2
     if single:
         attr, m = attr[None], m[None]
+    if field_of_view is not None:
+        attr, m = field_of_view.crop(attr), field_of_view.crop(m)
     pos = np.clip(attr, 0, None).reshape(len(attr), -1)
     mflat = m.reshape(len(m), -1)
     total = pos.sum(axis=1)

@@ -41,6 +41,23 @@ def overlay(
     return np.clip(base * (1 - alpha * strength) + alpha * strength * colour, 0, 1)
 
 
+def mark_field_of_view(ax, field_of_view) -> None:
+    """A dashed frame around the window the model sees (nothing when it sees everything)."""
+    if field_of_view is None or field_of_view.is_whole:
+        return
+    ax.add_patch(
+        plt.Rectangle(
+            (field_of_view.left - 0.5, field_of_view.top - 0.5),
+            field_of_view.width,
+            field_of_view.height,
+            fill=False,
+            edgecolor="white",
+            linestyle="--",
+            linewidth=1.0,
+        )
+    )
+
+
 def _without_ticks(fig, axes):
     """A grid figure finished: no ticks on any of its axes, laid out tight."""
     for ax in axes.ravel():
@@ -79,9 +96,11 @@ def plot_explanation_grid(
     titles: Sequence[str] | None = None,
     method: str = "",
     recoloured: bool = True,
+    field_of_view=None,
 ):
     """The book's figure: images on the top row, their attributions below (and, like the
-    book's XRAI figure, a recoloured overlay row)."""
+    book's XRAI figure, a recoloured overlay row). ``field_of_view`` (``model.field_of_view``):
+    frame the window the model sees on every panel."""
     n = len(images)
     rows = 3 if recoloured else 2
     fig, axes = plt.subplots(rows, n, figsize=(1.9 * n, 1.9 * rows), squeeze=False)
@@ -92,6 +111,8 @@ def plot_explanation_grid(
         axes[1, i].imshow(_positive_scaled(attributions[i]), cmap=POSITIVE, vmin=0, vmax=1)
         if recoloured:
             axes[2, i].imshow(overlay(images[i], attributions[i], "positive"))
+        for ax in axes[:, i]:
+            mark_field_of_view(ax, field_of_view)
     axes[1, 0].set_ylabel(f"{method} attribution" if method else "attribution")
     if recoloured:
         axes[2, 0].set_ylabel("overlay")
@@ -103,8 +124,10 @@ def plot_method_comparison(
     maps_by_method: Mapping[str, np.ndarray],
     titles: Sequence[str] | None = None,
     signed: bool = True,
+    field_of_view=None,
 ):
-    """Rows = images, columns = the image then each method's map (each map scaled on its own).
+    """Rows = images, columns = the image then each method's map (each map scaled on its own);
+    ``field_of_view`` frames the window the model sees.
 
     A column is drawn signed (green = for, pink = against) when ``signed`` and any of its maps
     has negative values; otherwise its positive part is drawn (viridis).
@@ -127,6 +150,8 @@ def plot_method_comparison(
                 axes[i, j].imshow(_positive_scaled(a), cmap=POSITIVE, vmin=0, vmax=1)
             if i == 0:
                 axes[i, j].set_title(m)
+        for ax in axes[i]:
+            mark_field_of_view(ax, field_of_view)
     axes[0, 0].set_title("image")
     return _without_ticks(fig, axes)
 
@@ -237,4 +262,54 @@ def plot_attribution_share(
     ax.set_ylim(0, 1)
     ax.set_ylabel(f"share of positive attribution on the {value}")
     fig.tight_layout()
+    return fig
+
+
+def plot_deletion_insertion(curves: Mapping[str, dict], title: str = ""):
+    """Mean deletion and insertion curves of each method (``faithfulness_table``'s curves)."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), sharey=True)
+    for method, c in curves.items():
+        style = dict(linestyle=":", color="grey") if method == "random" else {}
+        for ax, kind in zip(axes, ("deletion", "insertion")):
+            auc = np.mean(c[f"{kind}_auc"])
+            ax.plot(c["fractions"], c[kind].mean(axis=0), label=f"{method} ({auc:.2f})", **style)
+    for ax, kind in zip(axes, ("deletion (lower = faithful)", "insertion (higher = faithful)")):
+        ax.set_title(kind)
+        ax.set_xlabel("fraction of the field of view removed / inserted")
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("P(target), mean over images")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_readable_views(
+    image: np.ndarray,
+    attribution: np.ndarray,
+    sigma: float = 1.5,
+    title: str | None = None,
+    field_of_view=None,
+):
+    """One row: the image, the raw signed map, its magnitude |map|, and |map| smoothed by a
+    Gaussian of ``sigma`` pixels (IG's speckle, averaged over neighbours, shows the regions at
+    larger image sizes); each map with its colour bar."""
+    from scipy.ndimage import gaussian_filter
+
+    a = np.asarray(attribution, np.float64)
+    views = [
+        ("attribution (signed)", a, DIVERGING, -symmetric_limit(a), symmetric_limit(a)),
+        ("|attribution|", np.abs(a), POSITIVE, 0.0, symmetric_limit(a)),
+    ]
+    smooth = gaussian_filter(np.abs(a), sigma=float(sigma))
+    views.append((f"|attribution|, smoothed (σ={sigma:g} px)", smooth, POSITIVE, 0.0, None))
+    fig, axes = plt.subplots(1, 4, figsize=(12, 3))
+    axes[0].imshow(np.clip(image, 0, 1))
+    axes[0].set_title(title or "image")
+    for ax, (name, m, cmap, lo, hi) in zip(axes[1:], views):
+        im = ax.imshow(m, cmap=cmap, vmin=lo, vmax=hi if hi is not None else float(m.max()) or 1)
+        ax.set_title(name, fontsize=9)
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+    for ax in axes:
+        ax.axis("off")
+        mark_field_of_view(ax, field_of_view)
     return fig

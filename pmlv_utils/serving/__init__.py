@@ -54,6 +54,7 @@ Submodules:
     battery    -> bad_request_cases, hostile_request_cases, run_request_battery: the batteries
 """
 
+from ..predict.rest import predict_jsonl  # one batch client: bounded retries, dead letters
 from .app import create_app
 from .batching import DEFAULT_BATCH_WAIT_MS, DEFAULT_MAX_BATCH_SIZE, MicroBatcher
 from .battery import (
@@ -61,6 +62,7 @@ from .battery import (
     bad_request_cases,
     hostile_request_cases,
     make_hostile_files,
+    protocol_request_cases,
     run_request_battery,
 )
 from .cli import DEFAULT_HOST, DEFAULT_PORT, main, parse_args
@@ -69,7 +71,6 @@ from .client import (
     free_port,
     load_test,
     plot_load_test,
-    predict_jsonl,
     start_server,
     wait_until_ready,
 )
@@ -121,6 +122,7 @@ __all__ = [
     "bad_request_cases",
     "hostile_request_cases",
     "make_hostile_files",
+    "protocol_request_cases",
     "create_app",
     "free_port",
     "load_test",

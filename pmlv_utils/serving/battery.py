@@ -5,7 +5,9 @@ them to a running server and checks that it answered each as expected and stayed
 :func:`hostile_request_cases` adds the costly and tricky ones (decompression bombs, special
 files made by :func:`make_hostile_files`, lone surrogates, floats as integers, NaN, other
 content types, a foreign Host, internal signatures, unbounded ``:explain`` options, a body
-sent too slowly); the server must refuse each with a 4xx, cheaply.
+sent too slowly); the server must refuse each with a 4xx, cheaply. :func:`protocol_request_cases`
+does the same for TF Serving's columnar format and versions and the KServe v2 infer route
+(JSON and the binary tensor extension).
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ def malformed_body_cases(inside: str) -> list[BadRequest]:
         BadRequest("body is a list", _json([inside]), 400),
         BadRequest("no instances", _json({"signature_name": "serving_default"}), 400),
         BadRequest("empty instances", _json({"instances": []}), 400),
-        BadRequest("columnar 'inputs'", _json({"inputs": {"filenames": [inside]}}), 400),
+        BadRequest("instances and inputs", _json({"instances": [inside], "inputs": [inside]}), 400),
         BadRequest("wrong field name", _json({"instances": [{"filename_typo": inside}]}), 400),
         BadRequest("number as file name", _json({"instances": [{"filenames": 42}]}), 400),
         BadRequest(
@@ -378,3 +380,105 @@ def explain_cases(inside: str) -> list[BadRequest]:
         ("seed out of range", dict(method="ig", seed=-1)),
     ]
     return [BadRequest(name, explain(**p), 400, route="explain") for name, p in cases]
+
+
+# ---- the other protocols: TF Serving's columns and versions, KServe v2 ----------------------
+
+
+def _v2(inputs: list, **fields) -> bytes:
+    return _json({"inputs": inputs, **fields})
+
+
+def _v2_files(names: list, datatype: str = "BYTES", shape: list | None = None) -> dict:
+    return {
+        "name": "filenames",
+        "shape": shape or [len(names)],
+        "datatype": datatype,
+        "data": names,
+    }
+
+
+def v2_binary(
+    name: str, elements: Sequence[bytes], size: int | None = None, raw: bytes | None = None
+) -> tuple[bytes, dict]:
+    """A KServe v2 binary-extension body of one BYTES input and its headers (``size``: the
+    binary_data_size it claims; ``raw``: other bytes than the encoded ``elements``)."""
+    if raw is None:
+        raw = b"".join(struct.pack("<I", len(e)) + e for e in elements)
+    tensor = {"name": name, "shape": [len(elements)], "datatype": "BYTES"}
+    head = _json({"inputs": [{**tensor, "parameters": {"binary_data_size": size or len(raw)}}]})
+    return head + raw, {"Inference-Header-Content-Length": str(len(head))}
+
+
+def protocol_request_cases(
+    inside_file: str, outside_file: str, model_name: str = "flowers"
+) -> list[BadRequest]:
+    """Bad requests to TF Serving's columnar format and version paths and to the KServe v2
+    infer route, with the status each should get (routes relative to the server's URL)."""
+    inside, base = str(inside_file), f"/v1/models/{model_name}"
+    outside = str(outside_file)
+    return [*tf_serving_cases(inside, outside, base), *v2_cases(inside, outside, model_name)]
+
+
+def tf_serving_cases(inside: str, outside: str, base: str) -> list[BadRequest]:
+    two_keys = {"filenames": [inside, inside], "key": [1]}
+    return [
+        BadRequest("columns of different lengths", _json({"inputs": two_keys}), 400),
+        BadRequest("columnar unknown input", _json({"inputs": {"nope": [inside]}}), 400),
+        BadRequest("columnar file name not a list", _json({"inputs": inside}), 400),
+        BadRequest("columnar outside file", _json({"inputs": [outside]}), 403),
+        BadRequest("columnar on :explain", _json({"inputs": [inside]}), 400, route="explain"),
+        BadRequest("status of version 7", b"", 404, "GET", f"{base}/versions/7"),
+        BadRequest("metadata of version 7", b"", 404, "GET", f"{base}/versions/7/metadata"),
+        BadRequest(
+            "predict on version 7",
+            _json({"inputs": [inside]}),
+            404,
+            route=f"{base}/versions/7:predict",
+        ),
+        BadRequest("GET on a version's :predict", b"", 405, "GET", f"{base}/versions/1:predict"),
+    ]
+
+
+def v2_cases(inside: str, outside: str, model_name: str = "flowers") -> list[BadRequest]:
+    infer, json_type = f"/v2/models/{model_name}/infer", {"Content-Type": "application/json"}
+    files = _v2([_v2_files([inside])])
+
+    def case(name, body, status, route=infer, headers=json_type):
+        return BadRequest(name, body, status, route=route, headers=headers)
+
+    huge, huge_headers = v2_binary("filenames", [inside.encode()], size=10**6)
+    cut, cut_headers = v2_binary("filenames", [b"x"], raw=struct.pack("<I", 100) + b"x" * 10)
+    good, _ = v2_binary("filenames", [inside.encode()])
+    bomb, bomb_headers = v2_binary("img_bytes", [png_bomb()])
+    return [
+        case("v2 no Content-Type", files, 415, headers={}),
+        case("v2 text/plain", files, 415, headers={"Content-Type": "text/plain"}),
+        case("v2 gzip body", files, 415, headers={**json_type, "Content-Encoding": "gzip"}),
+        case("v2 unknown model", files, 404, route="/v2/models/nope/infer"),
+        case("v2 unknown version", files, 404, route=f"/v2/models/{model_name}/versions/7/infer"),
+        BadRequest("v2 GET on infer", b"", 405, "GET", infer),
+        case("v2 no inputs", _v2([]), 400),
+        case("v2 INT32 file names", _v2([_v2_files([1], "INT32")]), 400),
+        case("v2 shape and data disagree", _v2([_v2_files([inside], shape=[2])]), 400),
+        case("v2 unknown output", _v2([_v2_files([inside])], outputs=[{"name": "nope"}]), 400),
+        case("v2 unknown parameter", _v2([_v2_files([inside])], parameters={"x": 1}), 400),
+        case(
+            "v2 internal signature",
+            _v2([_v2_files([inside])], parameters={"signature_name": "xai_preprocess"}),
+            400,
+        ),
+        case("v2 outside file", _v2([_v2_files([outside])]), 403),
+        case("v2 missing file", _v2([_v2_files([inside + ".missing.jpg"])]), 404),
+        case("v2 a billion elements", _v2([_v2_files([], shape=[10**9])]), 413),
+        case("v2 binary size past the end", huge, 400, headers=huge_headers),
+        case("v2 BYTES length past its end", cut, 400, headers=cut_headers),
+        case(
+            "v2 header length past the body",
+            good,
+            400,
+            headers={"Inference-Header-Content-Length": "99999"},
+        ),
+        case("v2 PNG bomb bytes", bomb, 413, headers=bomb_headers),
+        case("v2 foreign Host", files, 421, headers={**json_type, "Host": "evil.example"}),
+    ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import math
 import threading
 import time
@@ -183,18 +184,33 @@ class ExplainQueue:
                 {"Retry-After": str(self.retry_after())},
             )
 
-    async def run(self, fn: Callable, *args: Any) -> Any:
-        """``fn(budget, *args)`` on the explainer thread; 429 when ``max_pending`` are accepted."""
+    @contextlib.contextmanager
+    def slot(self):
+        """A place among the ``max_pending`` (429 when none is free), held until the block ends.
+
+        Taken before the body is read, so requests that parse slowly cannot overtake the limit.
+        """
         self.check_free()
         budget = JobBudget(self.timeout_s)
         self._jobs.append(budget)
+        try:
+            yield budget
+        finally:
+            self._jobs.remove(budget)
+
+    async def run(self, fn: Callable, *args: Any, budget: JobBudget | None = None) -> Any:
+        """``fn(budget, *args)`` on the explainer thread, in ``budget``'s slot or a new one."""
+        if budget is None:
+            with self.slot() as budget:
+                return await self._run(budget, fn, args)
+        return await self._run(budget, fn, args)
+
+    async def _run(self, budget: JobBudget, fn: Callable, args: tuple) -> Any:
         try:
             return await self._pool.run(self._timed, budget, fn, args)
         except asyncio.CancelledError:
             budget.cancelled.set()
             raise
-        finally:
-            self._jobs.remove(budget)
 
     @staticmethod
     def _timed(budget: JobBudget, fn: Callable, args: tuple) -> Any:

@@ -1,7 +1,10 @@
 """Request bodies: read with a size limit, parsed as JSON, validated into a :class:`ParsedRequest`.
 
 :class:`RequestParser` checks ``{"instances": [...], "signature_name": ..., "parameters": ...}``
-against the served signatures' inputs (:func:`served_inputs`) and fills each input from JSON:
+against the served signatures' inputs (:func:`served_inputs`; TF Serving's columnar
+``{"inputs": ...}`` and KServe v2 tensors are turned into these rows first, by
+:mod:`~pmlv_utils.serving.tfserving` and :mod:`~pmlv_utils.serving.oip`, so every protocol
+gets the same checks) and fills each input from JSON:
 file names through a path policy (:class:`~pmlv_utils.serving.paths.PathPolicy`), bytes from
 ``{"b64": ...}``, numbers as arrays. Every problem is a :class:`RequestError` carrying the 4xx
 status and the message the client gets. Nothing here knows the web framework or the model.
@@ -58,6 +61,7 @@ class ParsedRequest:
     client_names: list[dict[str, str]] = field(
         default_factory=list
     )  # resolved path -> client's name
+    columnar: bool = False  # sent as TF Serving's columnar {"inputs": ...}: answer {"outputs"}
 
 
 # ---- the body -----------------------------------------------------------------------
@@ -170,10 +174,12 @@ def check_body(body: Any, limit: int) -> list:
     """The body's ``instances`` after checking the body's shape and size."""
     if not isinstance(body, dict):
         raise RequestError(400, 'the request body must be a JSON object like {"instances": [...]}')
+    if "instances" in body and "inputs" in body:
+        raise RequestError(400, "send 'instances' (rows) or 'inputs' (columns), not both")
     if "instances" not in body:
         if "inputs" in body:
             raise RequestError(
-                400, "the columnar 'inputs' format is not supported; send 'instances' (rows)"
+                400, "the columnar 'inputs' format is for :predict only; send 'instances' (rows)"
             )
         raise RequestError(400, f"missing 'instances'; got fields {sorted(body)[:10]}")
     unknown = set(body) - BODY_FIELDS
@@ -231,7 +237,11 @@ def file_value(where: str, value: Any, paths) -> str:
 
 
 def bytes_value(where: str, value: Any) -> bytes:
-    """The bytes of ``{"b64": "..."}``."""
+    """The bytes of ``{"b64": "..."}`` (or ``bytes`` as such: binary protocols; JSON has none)."""
+    if isinstance(value, bytes):
+        if not value:
+            raise RequestError(400, f"{where}: empty image bytes")
+        return value
     if not (isinstance(value, dict) and set(value) == {"b64"} and isinstance(value["b64"], str)):
         raise RequestError(400, f'{where}: bytes must be sent as {{"b64": "<base64 string>"}}')
     try:

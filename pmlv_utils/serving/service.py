@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from .. import predict, safe_io
 from ..preprocess import preprocess_image
+from . import tfserving
 from .explaining import Explainer, JobBudget, check_options, explain_parameters
 from .inputs import CheckedCopies, ImageData, ImageLoader, Limits, call_checked
 from .paths import PathPolicy
@@ -58,7 +59,7 @@ def tf_error_status(err: Exception) -> int:
 
 
 class PredictionService:
-    """The served model: parses ``{"instances": ...}`` requests and runs signatures."""
+    """The served model: parses requests (rows, columns) and runs signatures."""
 
     def __init__(
         self,
@@ -93,7 +94,7 @@ class PredictionService:
             "default_signature": predict.DEFAULT_SIGNATURE,
             "signatures": {k: described[k] for k in self.all_served},
             "internal_signatures": sorted(self.parser.internal),
-            "model_version_status": [{"version": "1", "state": "AVAILABLE"}],
+            **tfserving.model_status(),
         }
 
     def parse(
@@ -101,6 +102,13 @@ class PredictionService:
     ) -> ParsedRequest:
         """Validate a request body and turn it into signature inputs (raises RequestError)."""
         return self.parser.parse(body, max_instances or self.max_instances, allow_signature)
+
+    def parse_predict(self, body: Any) -> ParsedRequest:
+        """A ``:predict`` body: rows (``instances``) or TF Serving's columns (``inputs``)."""
+        columnar = tfserving.is_columnar(body)
+        parsed = self.parse(tfserving.columnar_to_rows(body, self.parser) if columnar else body)
+        parsed.columnar = columnar
+        return parsed
 
     def load(self, parsed: ParsedRequest) -> list[int]:
         """Read and check ``parsed``'s images in place; the pixels of each instance."""
@@ -150,11 +158,15 @@ class PredictionService:
                     row[key] = names[value]
         return rows
 
+    def answer(self, parsed: ParsedRequest, outputs: dict[str, Any]) -> dict:
+        """The ``:predict`` answer: ``{"predictions": rows}``, or ``{"outputs": ...}`` (columns)."""
+        return tfserving.answer(self.rows(parsed, outputs), outputs, parsed.columnar)
+
     def predict(self, body: Any) -> dict:
         """The whole ``:predict`` route without HTTP (synchronous, no batching)."""
-        parsed = self.parse(body)
+        parsed = self.parse_predict(body)
         self.load(parsed)
-        return {"predictions": self.rows(parsed, self.run(parsed.signature, parsed.inputs))}
+        return self.answer(parsed, self.run(parsed.signature, parsed.inputs))
 
     def prepare_explain(self, body: Any) -> tuple:
         """An ``:explain`` body checked and its images read: the arguments of :meth:`explain`."""
