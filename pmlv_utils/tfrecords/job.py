@@ -1,5 +1,8 @@
 """The Beam job: ``all_data.csv`` -> train/valid/test TFRecords (GZIP) + a dead-letter file.
 
+Taught in 05_create_dataset/05_split_tfrecord.ipynb, section 3 (the graph written by hand), of
+which this is the hardened version (section 4).
+
     config = DatasetJobConfig(all_data="…/all_data.csv", labels_file="…/dict.txt",
                               output_dir="…/tfrecords")
     counts = run_pipeline(config)
