@@ -3,6 +3,7 @@
 The module map, in the order the data flows (a test checks that every module is on it):
 
     safe_io                 -> atomic JSON/text writes, error text fit for a client
+    quiet                   -> TensorFlow's C++ start-up lines kept out of notebook outputs
     image_limits            -> the pixel budget read from image headers, before any decode
     workspace               -> where artifacts live; build-or-reuse the upstream artifacts
     synthetic               -> the offline 5-flowers data set (numpy + PIL only)
