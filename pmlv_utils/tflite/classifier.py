@@ -65,9 +65,9 @@ class TFLiteClassifier:
         try:
             with quiet.native_stderr_silenced():  # "INFO: Created TensorFlow Lite XNNPACK ..."
                 self.interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads)
+                self.interpreter.allocate_tensors()  # creates the delegate (and its INFO line)
         except ValueError as err:
             raise ValueError(f"{self.path} is not a valid TFLite model: {err}") from err
-        self.interpreter.allocate_tensors()
         inputs, outputs = (
             self.interpreter.get_input_details(),
             self.interpreter.get_output_details(),
@@ -146,6 +146,7 @@ def op_summary(path: str | os.PathLike):
     checked = TFLiteClassifier(path).path
     with quiet.native_stderr_silenced():
         interpreter = Interpreter(model_path=str(checked))
+        interpreter.allocate_tensors()
     dtypes = {t["index"]: np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()}
     rows: dict[str, dict] = {}
     for op in interpreter._get_ops_details():  # noqa: SLF001 - no public equivalent
