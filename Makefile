@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 LAB_PORT ?= 8888
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint unit notebooks lab bench bench-quick clean distclean
+.PHONY: install run test lint nbval unit notebooks lab bench bench-quick clean distclean
 
 install: $(STAMP)
 
@@ -44,6 +44,16 @@ test: $(STAMP) lint
 	-@bash tools/install_browser.sh
 	-@PYTHON=$(PYTHON) bash tools/install_triton_client.sh
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory nbval
+
+# nbval itself (--nbval-lax: cells marked NBVAL_CHECK_OUTPUT must print what is committed) on the
+# notebooks cheap enough to re-execute at their committed learner defaults; the papermill harness
+# (tests/test_notebooks.py) covers every notebook with quick parameters.
+NBVAL_NOTEBOOKS := 07_training/07b_gpumax.ipynb
+
+nbval: $(STAMP)
+	PMLV_WORKSPACE=$(CURDIR)/build/nbval-workspace TF_CPP_MIN_LOG_LEVEL=2 \
+		$(PY) -m pytest --nbval-lax -p no:cacheprovider -q $(NBVAL_NOTEBOOKS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

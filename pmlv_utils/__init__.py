@@ -26,6 +26,10 @@ The module map, in the order the data flows (a test checks that every module is 
     ingest                  -> tf.data pipelines over TFRecords / JPEG files (chapter 7)
     preprocess              -> THE preprocessing function and the augmentation layers
     model                   -> model builders (small CNN, MobileNetV2)
+    backbone                -> transfer learning offline: a MobileNetV2 backbone of our own
+    backbone.shapes         -> the pretext task: 24 shape classes drawn with numpy + PIL
+    backbone.pretrain       -> BackboneConfig, pretrain_backbone: the no-top weights file
+    backbone.transfer       -> fine_tune_table: few labels, from scratch vs fine-tuned
     distribute              -> create_strategy(mode), local multi-worker processes
     training                -> train, checkpoint, early-stop, resume, evaluate, export
     training.config         -> TrainConfig: every setting that changes the model
@@ -34,7 +38,10 @@ The module map, in the order the data flows (a test checks that every module is 
     training.run            -> train_and_export: data -> fit -> evaluate -> export
     training.evaluation     -> evaluate, training curves, artifacts, the tuning metric
     training.hparams        -> the book's search space and a local random search
+    training.tensorboard    -> TensorBoard logs of a run, read_scalars, a local server
+    training.ablation       -> augmentation ablation over seeds, its summary, curves
     training.cli            -> the book's trainer flags, Vertex job specs
+    error_review            -> confusion, worst FP/FN galleries, mislabels by loss rank
     train                   -> the book's entry point `python -m pmlv_utils.train`
     grayscale               -> chapter 7b: five ways to compute grayscale
     timing                  -> CPU + wall timing, ratio tables and charts
@@ -45,6 +52,7 @@ The module map, in the order the data flows (a test checks that every module is 
     predict.beam            -> the DoFns (Shared model + BatchElements, naive, REST)
     predict.rest            -> REST batch calls: bounded retries, circuit breaker, dead letters
     predict.job             -> run_batch_prediction: files, CSV, TestStream, Pub/Sub
+    predict.rest            -> batch prediction over REST: bounded retries, circuit breaker
     serving                 -> the local REST model server
     serving.paths           -> PathPolicy: which files a request may read
     serving.requests        -> the body, JSON, validation into a ParsedRequest

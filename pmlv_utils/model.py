@@ -3,7 +3,7 @@
 Both are functional Keras 3 models with the same structure as the book's classifier:
 
     input_images [img_size, img_size, 3] in [0, 1]
-      -> augmentation (random crop / flip / colour in training, centre crop at inference)
+      -> augmentation (random zoom crop / flip / colour in training, identity at inference)
       -> feature extractor (small CNN | MobileNetV2)
       -> dense_hidden (num_hidden, relu) -> flower_prob (softmax)
 
@@ -16,7 +16,7 @@ import math
 
 import keras
 
-from .preprocess import augmentation_layers, crop_size
+from .preprocess import augmentation_layers
 
 MODEL_KINDS = ("small_cnn", "mobilenetv2")
 DEFAULT_CROP_RATIO = 0.75
@@ -25,7 +25,7 @@ DEFAULT_CROP_RATIO = 0.75
 def build_model(
     model_kind: str = "small_cnn",
     num_classes: int = 5,
-    img_size: int = 64,
+    img_size: int = 128,
     num_hidden: int = 16,
     crop_ratio: float = DEFAULT_CROP_RATIO,
     with_color_distort: bool = True,
@@ -36,12 +36,22 @@ def build_model(
     augment: bool = True,
     decay_steps: int | None = None,
     compile: bool = True,
+    flip: bool = True,
+    alpha: float = 1.0,
+    freeze_backbone: bool = True,
 ) -> keras.Model:
     """A compiled classifier taking float32 ``[None, img_size, img_size, 3]`` in [0, 1].
 
+    crop_ratio / flip / with_color_distort / augment: the training-time augmentation
+    (:func:`pmlv_utils.preprocess.augmentation_layers`); at inference the model sees the
+    whole ``img_size`` image.
     weights (mobilenetv2 only): None (random init, whole network trained), a local
-    ``.h5`` file of no-top weights, or ``"imagenet"`` (downloads: needs the network).
-    With pretrained weights the backbone is frozen (transfer learning, as in the book).
+    ``.h5`` / ``.weights.h5`` file of no-top weights (e.g. the offline backbone of
+    :func:`pmlv_utils.workspace.ensure_backbone`), or ``"imagenet"`` (downloads: needs the
+    network). Both go through ``keras.applications.MobileNetV2(weights=...)``.
+    alpha (mobilenetv2 only): width multiplier; must be the one the weights were made with.
+    freeze_backbone: with pretrained weights, train only the head (transfer learning, as in
+    the book); False fine-tunes the backbone too (its batch norm stays in inference mode).
     decay_steps: if given, the learning rate follows a cosine decay from ``lrate`` to
     5% of it over that many steps (the trainer passes steps per epoch x epochs).
     """
@@ -54,14 +64,13 @@ def build_model(
     inputs = keras.Input(shape=(img_size, img_size, 3), name="input_images")
     x = inputs
     for layer in augmentation_layers(
-        img_size, crop_ratio, with_color_distort, augment, seed=seed_of(1)
+        img_size, crop_ratio, with_color_distort, augment, seed=seed_of(1), flip=flip
     ):
         x = layer(x)
-    size = crop_size(img_size, crop_ratio)
     if model_kind == "small_cnn":
         x = _small_cnn_features(x, seed_of)
     else:
-        x = _mobilenetv2_features(x, size, weights)
+        x = _mobilenetv2_features(x, img_size, weights, alpha, freeze_backbone)
     outputs = _classifier_head(x, num_hidden, num_classes, l2, seed_of)
     model = keras.Model(inputs, outputs, name=f"flowers_{model_kind}")
     if compile:
@@ -123,15 +132,32 @@ def _small_cnn_features(x, seed_of, filters=(32, 64, 128, 128)):
     return keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
 
 
-def _mobilenetv2_features(x, size: int, weights):
+def mobilenetv2_backbone(size: int, weights=None, alpha: float = 1.0) -> keras.Model:
+    """``keras.applications.MobileNetV2`` without its top, global-average pooled, for
+    ``[size, size, 3]`` inputs in [-1, 1]; ``weights``: None, "imagenet" or a local file."""
     if size < 32:
-        raise ValueError(f"mobilenetv2 needs crops of at least 32x32, got {size}x{size}")
-    backbone = keras.applications.MobileNetV2(
-        input_shape=(size, size, 3), include_top=False, weights=weights, pooling="avg"
-    )
-    backbone.trainable = weights is None  # pretrained: frozen feature extractor
+        raise ValueError(f"mobilenetv2 needs images of at least 32x32, got {size}x{size}")
+    try:
+        return keras.applications.MobileNetV2(
+            input_shape=(size, size, 3),
+            alpha=alpha,
+            include_top=False,
+            weights=weights,
+            pooling="avg",
+        )
+    except ValueError as e:
+        if weights in (None, "imagenet"):
+            raise
+        raise ValueError(f"{weights}: not no-top MobileNetV2 weights of alpha={alpha} ({e})") from e
+
+
+def _mobilenetv2_features(x, size: int, weights, alpha: float, freeze: bool):
+    backbone = mobilenetv2_backbone(size, weights, alpha)
+    pretrained = weights is not None
+    backbone.trainable = not (pretrained and freeze)  # pretrained + freeze: feature extractor
     x = keras.layers.Rescaling(2.0, offset=-1.0, name="to_minus1_1")(x)  # MobileNetV2 range
-    return backbone(x, training=False if weights is not None else None)
+    # pretrained: batch norm keeps the statistics it learnt (also when fine-tuning)
+    return backbone(x, training=False if pretrained else None)
 
 
 def count_params(model: keras.Model) -> dict:

@@ -6,15 +6,19 @@ exported signatures, the server, TFLite calibration and the explainers all call 
 model never sees pixels prepared differently in production than in training.
 
 Augmentation is *not* done here: it lives in Keras layers at the start of the model
-(:func:`augmentation_layers`), which are random only when ``training=True``. Their inference
-path is deterministic and keeps the image scale seen in training:
+(:func:`augmentation_layers`), which are random only when ``training=True`` and are the
+identity at inference, so the model sees the WHOLE preprocessed image there (what a learner
+is shown, and what an explanation map is drawn over):
 
-* :class:`RandomCropOrCenter` crops a random ``crop_ratio`` window in training and the
-  centre window of the same size at inference. Keras 3's own ``RandomCrop`` returns the
-  input unchanged at inference (a different size and scale than in training) and crops
-  every image of a batch at the same place, so it is not used.
+* :class:`RandomZoomCrop` crops a random square window per image (its side a random
+  fraction in ``[crop_ratio, 1]`` of the image's) and resizes it back to the image size: a
+  random zoom and shift. Keras 3's ``RandomCrop`` would crop every image of a batch at the
+  same place and change the output size.
 * ``RandomFlip`` / ``RandomBrightness`` / ``RandomContrast`` (Keras 3) draw per image from a
-  seeded ``SeedGenerator`` and are the identity at inference.
+  seeded ``SeedGenerator``.
+
+:class:`RandomCropOrCenter` is the crop of trainer versions up to 4 (a fixed-size crop,
+centred at inference); it stays registered so that models saved then still load.
 """
 
 from __future__ import annotations
@@ -74,18 +78,70 @@ def read_and_preprocess(filename, height: int, width: int):
 
 
 def crop_size(img_size: int, crop_ratio: float) -> int:
-    """Side of the square window the model crops from an ``img_size`` image."""
+    """Side of the smallest square window the model's random crop takes, in training, from an
+    ``img_size`` image (at inference the model sees the whole image)."""
     if not 0.0 < crop_ratio <= 1.0:
         raise ValueError(f"crop_ratio must be in (0, 1], got {crop_ratio}")
     return max(1, int(round(img_size * crop_ratio)))
 
 
 @keras.saving.register_keras_serializable(package="pmlv")
+class RandomZoomCrop(keras.layers.Layer):
+    """In training, a random square window of each image (side: a random fraction in
+    ``[min_scale, 1]`` of the image's, anywhere inside it) resized back to the image size;
+    at inference the identity.
+
+    ``height`` / ``width``: the output size, which is the input size (static, so the
+    exported signatures and TFLite keep their shapes). ``min_scale=1`` never crops.
+    """
+
+    def __init__(
+        self, height: int, width: int, min_scale: float = 0.75, seed: int | None = None, **kwargs
+    ):
+        super().__init__(**kwargs)
+        if not 0.0 < float(min_scale) <= 1.0:
+            raise ValueError(f"min_scale must be in (0, 1], got {min_scale}")
+        self.height, self.width, self.seed = int(height), int(width), seed
+        self.min_scale = float(min_scale)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=None):
+        in_h, in_w = images.shape[1], images.shape[2]
+        if (in_h, in_w) != (self.height, self.width):
+            raise ValueError(
+                f"{self.name}: built for {self.height}x{self.width} images, got {images.shape}"
+            )
+        if not training or self.min_scale >= 1.0:
+            return images
+        batch = tf.shape(images)[0]
+        scale = keras.random.uniform([batch], self.min_scale, 1.0, seed=self.seed_generator)
+        # top-left corner anywhere that keeps the window inside the image (relative units)
+        top = keras.random.uniform([batch], 0.0, 1.0, seed=self.seed_generator) * (1.0 - scale)
+        left = keras.random.uniform([batch], 0.0, 1.0, seed=self.seed_generator) * (1.0 - scale)
+        boxes = tf.stack([top, left, top + scale, left + scale], axis=1)
+        out = tf.image.crop_and_resize(
+            images, boxes, tf.range(batch), [self.height, self.width], method="bilinear"
+        )
+        return tf.clip_by_value(out, 0.0, 1.0)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.height, self.width, input_shape[3])
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "height": self.height,
+            "width": self.width,
+            "min_scale": self.min_scale,
+            "seed": self.seed,
+        }
+
+
+@keras.saving.register_keras_serializable(package="pmlv")
 class RandomCropOrCenter(keras.layers.Layer):
     """Crop ``height`` x ``width`` windows: random per image in training, centred otherwise
-    (always centred with ``random=False``).
-
-    The output has the same size (so the same pixel scale) in training and at inference.
+    (always centred with ``random=False``). The crop of trainer versions up to 4, kept so
+    their saved models load; new models use :class:`RandomZoomCrop`.
     """
 
     def __init__(
@@ -137,20 +193,27 @@ def augmentation_layers(
     with_color_distort: bool = True,
     augment: bool = True,
     seed: int | None = None,
+    flip: bool = True,
 ) -> list:
-    """The model's first layers: crop (random/centre), flip and colour distortion.
+    """The model's first layers, each random in training only and the identity at inference:
+    random zoom crop (``crop_ratio`` < 1), horizontal flip (``flip``), brightness and
+    contrast (``with_color_distort``). ``augment=False``: none of them.
 
-    ``augment=False`` keeps only the centre crop (deterministic in training too).
+    Layer names: random_crop, random_lr_flip, random_brightness, random_contrast.
     Each random layer gets its own seed derived from ``seed``.
     """
-    size = crop_size(img_size, crop_ratio)
-    sub = (lambda k: None) if seed is None else (lambda k: seed * 10 + k)
+    if not 0.0 < crop_ratio <= 1.0:
+        raise ValueError(f"crop_ratio must be in (0, 1], got {crop_ratio}")
     if not augment:
-        return [RandomCropOrCenter(size, size, random=False, name="center_crop")]
-    layers = [
-        RandomCropOrCenter(size, size, seed=sub(1), name="random_crop"),
-        keras.layers.RandomFlip("horizontal", seed=sub(2), name="random_lr_flip"),
-    ]
+        return []
+    sub = (lambda k: None) if seed is None else (lambda k: seed * 10 + k)
+    layers = []
+    if crop_ratio < 1.0:
+        layers.append(
+            RandomZoomCrop(img_size, img_size, crop_ratio, seed=sub(1), name="random_crop")
+        )
+    if flip:
+        layers.append(keras.layers.RandomFlip("horizontal", seed=sub(2), name="random_lr_flip"))
     if with_color_distort:
         layers += [
             keras.layers.RandomBrightness(
@@ -169,11 +232,18 @@ def augmentation_examples(
     crop_ratio: float = 0.75,
     with_color_distort: bool = True,
     seed: int | None = 1,
+    flip: bool = True,
 ):
     """What the model's first layers make of one preprocessed image ``[S, S, 3]``:
-    ``(count training-mode views, the inference-mode view)``, as numpy arrays."""
+    ``(count training-mode views, the inference-mode view)``, as numpy arrays (the
+    inference view is the image itself)."""
     size = int(image.shape[0])
-    layers = keras.Sequential(augmentation_layers(size, crop_ratio, with_color_distort, seed=seed))
+    layers = augmentation_layers(size, crop_ratio, with_color_distort, seed=seed, flip=flip)
+
+    def apply(x, training):
+        for layer in layers:
+            x = layer(x, training=training)
+        return np.asarray(x)
+
     batch = tf.repeat(tf.convert_to_tensor(image, tf.float32)[None], count, axis=0)
-    views = np.asarray(layers(batch, training=True))
-    return views, np.asarray(layers(batch[:1], training=False))[0]
+    return apply(batch, True), apply(batch[:1], False)[0]

@@ -60,10 +60,12 @@ MACHINE_PATH = re.compile(r"/(?:work|root|tmp|home/[a-z]+)/")
 # Defaults shared by the notebooks, `make run` and the tests (learner-sized).
 DEFAULT_IMAGES_PER_CLASS = 200
 DEFAULT_SEED = 42
-DEFAULT_IMG_SIZE = 64
+DEFAULT_IMG_SIZE = 128  # the model sees all of it (random crops only in training)
 DEFAULT_EPOCHS = 15
 KEEP_LOGS = 10  # log files of one kind kept (mlflow serve logs, pipeline run logs, ...)
 KEEP_RELEASES = 2  # deployed releases kept by swap_in: the current one and the one before
+# "1": display_path shows $PMLV_WORKSPACE/… and ./… (committed notebook outputs); else real paths
+NOTEBOOK_PATHS_ENV = "PMLV_NOTEBOOK_PATHS"
 
 
 def workspace_dir(workspace: str | os.PathLike | None = None) -> Path:
@@ -269,7 +271,7 @@ def swap_in(source: str | os.PathLike, target: str | os.PathLike, keep: int = KE
 
         if tf.io.gfile.exists(str(target)):
             tf.io.gfile.rmtree(str(target))
-        _copy_gfile(str(source), str(target), tf)
+        copy_folder(source, target)
         return str(target)
     target, releases = Path(target), releases_dir(target)
     with artifact_lock(target):
@@ -304,24 +306,38 @@ def _release_number(path: Path) -> int:
     return int(match.group(1)) if match else 0
 
 
-def _copy_gfile(source: str, target: str, tf) -> None:
+def copy_folder(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Copy the folder ``source`` into ``target`` (created), file by file, through
+    ``tf.io.gfile``: local or gs:// on either side; existing files are overwritten."""
+    import tensorflow as tf  # heavy: only imported to copy
+
+    source, target = str(source).rstrip("/"), str(target).rstrip("/")
     for folder, _, files in tf.io.gfile.walk(source):
         rel = os.path.relpath(folder, source)
         dest = target if rel == "." else f"{target}/{rel}"
         tf.io.gfile.makedirs(dest)
         for name in files:
-            tf.io.gfile.copy(f"{folder}/{name}", f"{dest}/{name}", overwrite=True)
+            tf.io.gfile.copy(os.path.join(folder, name), f"{dest}/{name}", overwrite=True)
 
 
 def display_path(path: str | os.PathLike) -> str:
-    """A path as shown to a learner: relative to the repo or workspace when inside them.
+    """A path as shown to a learner, one that can be opened.
 
-    Keeps absolute paths of the build machine out of committed notebook outputs.
+    By default (the CLIs, ``make run``, a notebook you run yourself): the real path, relative
+    to the current folder when it is inside it, else absolute. For committed notebook outputs
+    (``PMLV_NOTEBOOK_PATHS=1``: set by tools/run_notebook.py and the notebook harness):
+    ``$PMLV_WORKSPACE/…`` or ``./…`` (relative to the repo), so that no absolute path of the
+    build machine is committed. URLs (gs://, http://) are shown as they are.
     """
     if "://" in str(path):  # gs://, http://: not a path of this machine
         return str(path)
-    # the path as named first (a deployed folder is a symlink: show its name, not the release)
-    for p in (Path(os.path.abspath(path)), Path(path).resolve()):
+    named = Path(os.path.abspath(path))  # as named (a deployed folder is a symlink: its name)
+    if os.environ.get(NOTEBOOK_PATHS_ENV) != "1":
+        try:
+            return str(named.relative_to(Path.cwd()))
+        except ValueError:
+            return str(named)
+    for p in (named, Path(path).resolve()):
         for base, label in ((workspace_dir(), "$PMLV_WORKSPACE"), (REPO_ROOT, ".")):
             try:
                 return f"{label}/{p.relative_to(base)}"
@@ -449,3 +465,29 @@ def ensure_trained_model(
 def ensure_exported_model(**kwargs) -> Path:
     """The exported SavedModel folder of :func:`ensure_trained_model` (same arguments)."""
     return ensure_trained_model(**kwargs) / "export"
+
+
+def ensure_backbone(
+    img_size: int = 64,
+    alpha: float = 0.35,
+    images_per_class: int = 300,
+    epochs: int = 8,
+    seed: int = 0,
+    workspace=None,
+    rebuild: bool = False,
+) -> Path:
+    """The offline MobileNetV2 backbone, pretrained once on the shapes task (not flowers);
+    returns its folder. ``<returned>/mobilenetv2_backbone.weights.h5`` is a no-top weights
+    file for ``TrainConfig(model_kind="mobilenetv2", weights=..., alpha=alpha)``;
+    ``backbone.json`` holds its settings, pretext accuracy and wall/CPU seconds."""
+    from .backbone import pretrain
+
+    config = pretrain.BackboneConfig(
+        img_size=img_size, alpha=alpha, images_per_class=images_per_class, epochs=epochs, seed=seed
+    )
+    settings = dict(**config.to_dict(), version=pretrain.PRETRAIN_VERSION)
+
+    def build(folder: Path) -> None:
+        pretrain.pretrain_backbone(folder, config)
+
+    return build_or_reuse("backbone", settings, build, workspace, rebuild)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from notebook_tools import REPO
+from pmlv_utils.workspace import NOTEBOOK_PATHS_ENV
 
 BUILD = REPO / "build"
 TIMINGS: list[tuple[str, str, float]] = []
@@ -18,6 +19,8 @@ TIMINGS: list[tuple[str, str, float]] = []
 def pytest_configure(config):
     # Notebooks share one workspace per test session, so upstream artifacts are built once.
     os.environ.setdefault("PMLV_WORKSPACE", str(BUILD / "workspace"))
+    # ... and show paths as the committed outputs do ($PMLV_WORKSPACE/…, see display_path)
+    os.environ.setdefault(NOTEBOOK_PATHS_ENV, "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 

@@ -13,7 +13,6 @@ import os
 import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ import tensorflow as tf
 from PIL import Image
 
 from pmlv_utils import dataset_files, tfrecords
+from pmlv_utils.serving.battery import png_bomb
 
 REPO = Path(__file__).resolve().parents[1]
 LABELS = ["daisy", "roses", "tulips"]
@@ -31,23 +31,6 @@ def _jpeg(pixels) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(pixels).save(buf, "JPEG", quality=90)
     return buf.getvalue()
-
-
-def _png_bomb(width: int, height: int) -> bytes:
-    """A 1-bit black PNG of width x height pixels: ~50 KB that decode to gigabytes."""
-    row = b"\x00" + b"\x00" * ((width + 7) // 8)
-    packer = zlib.compressobj(9)
-    data = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
-
-    def chunk(kind, body):
-        return (
-            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-        )
-
-    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
-    )
 
 
 def _lossless_jpeg(pixels: np.ndarray) -> bytes:
@@ -114,7 +97,7 @@ def make_hostile_dataset(root: Path):
     Image.new("RGB", (70_000, 2), (200, 30, 30)).save(wide)
     add(f"{wide},roses", tfrecords.IMAGE_TOO_LARGE)
     bomb = photos / "tulips" / "bomb.png"
-    bomb.write_bytes(_png_bomb(20_000, 20_000))
+    bomb.write_bytes(png_bomb(20_000))
     add(f"{bomb},tulips", tfrecords.IMAGE_TOO_LARGE)
     lossless = photos / "tulips" / "lossless.jpg"
     lossless.write_bytes(_lossless_jpeg(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)))

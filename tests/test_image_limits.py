@@ -8,32 +8,12 @@ import resource
 import struct
 import time
 import warnings
-import zlib
 
 import pytest
 from PIL import Image
 
 from pmlv_utils import image_limits
-
-
-def _chunk(kind: bytes, payload: bytes) -> bytes:
-    crc = zlib.crc32(kind + payload) & 0xFFFFFFFF
-    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
-
-
-def png_bomb(side: int = 23_000) -> bytes:
-    """A valid 1-bit PNG of side x side black pixels: a few tens of KB, GBs once decoded."""
-    row = b"\x00" * (1 + (side + 7) // 8)  # filter byte + packed bits
-    comp = zlib.compressobj(9)
-    parts = [comp.compress(row * 1000) for _ in range(side // 1000)]
-    parts += [comp.compress(row * (side % 1000)), comp.flush()]
-    ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _chunk(b"IHDR", ihdr)
-        + _chunk(b"IDAT", b"".join(parts))
-        + _chunk(b"IEND", b"")
-    )
+from pmlv_utils.serving.battery import png_bomb
 
 
 def small_image(fmt: str, size=(32, 24)) -> bytes:

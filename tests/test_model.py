@@ -36,7 +36,7 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="only applies to mobilenetv2"):
         M.build_model("small_cnn", weights="imagenet")
     with pytest.raises(ValueError, match="at least 32"):
-        M.build_model("mobilenetv2", img_size=32, crop_ratio=0.5)
+        M.build_model("mobilenetv2", img_size=24)
 
 
 def test_keras_file_round_trip(tmp_path):

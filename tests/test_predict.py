@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pmlv_utils.serving.battery import png_bomb
+
 LABELS = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
 TINY_SIZE = 32
 
@@ -165,26 +167,6 @@ def test_bad_arguments_are_named(tiny, tmp_path):
 # --------------------------------------------------------------------------------------
 
 
-def _png_bomb(width: int, height: int) -> bytes:
-    """A 1-bit PNG of width x height pixels, all black: a few KB that decode to gigabytes."""
-    import struct
-    import zlib
-
-    row = b"\x00" + b"\x00" * ((width + 7) // 8)
-    packer = zlib.compressobj(9)
-    data = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
-
-    def chunk(kind, body):
-        return (
-            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-        )
-
-    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
-    )
-
-
 def test_beam_batch_dead_letters_hostile_files_and_list_lines(tiny, tmp_path):
     """A PNG bomb, a FIFO, a TIFF, a quoted path with a comma and a non-UTF-8 CSV line: the
     job finishes, the good files are predicted, every bad one is a dead letter."""
@@ -199,7 +181,7 @@ def test_beam_batch_dead_letters_hostile_files_and_list_lines(tiny, tmp_path):
     (folder / "with,comma").mkdir(parents=True)
     comma = folder / "with,comma" / "ok.jpg"
     shutil.copy(tiny["good"][0], comma)
-    (folder / "bomb.png").write_bytes(_png_bomb(20_000, 20_000))
+    (folder / "bomb.png").write_bytes(png_bomb(20_000))
     os.mkfifo(folder / "fifo.jpg")
     Image.new("RGB", (8, 8)).save(folder / "picture.tif", "TIFF")
     lines = [

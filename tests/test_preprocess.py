@@ -110,19 +110,65 @@ def test_random_crop_rejects_small_inputs():
 
 
 def augmenter(**kwargs):
-    return keras.Sequential(preprocess.augmentation_layers(20, 0.75, seed=1, **kwargs))
+    layers = preprocess.augmentation_layers(20, 0.75, seed=1, **kwargs)
+
+    def apply(x, training):
+        for layer in layers:  # may be none (augment=False)
+            x = layer(x, training=training)
+        return x
+
+    return apply
 
 
-def test_augmentation_random_in_training_deterministic_at_inference():
+def test_augmentation_random_in_training_identity_at_inference():
     model = augmenter(with_color_distort=True)
     x = random_batch()
     t1, t2 = model(x, training=True).numpy(), model(x, training=True).numpy()
     i1, i2 = model(x, training=False).numpy(), model(x, training=False).numpy()
-    assert t1.shape == i1.shape == (6, 15, 15, 3)
+    assert t1.shape == i1.shape == (6, 20, 20, 3)  # the image size, in training too
     assert not np.allclose(t1, t2)
+    # inference: the whole image, unchanged (no crop, no colour change)
+    np.testing.assert_array_equal(i1, x.numpy())
     np.testing.assert_array_equal(i1, i2)
-    np.testing.assert_array_equal(i1, x.numpy()[:, 2:17, 2:17, :])  # centre crop, no colour change
     assert 0.0 <= t1.min() and t1.max() <= 1.0
+
+
+def test_zoom_crop_varies_per_image_and_stays_inside_the_image():
+    layer = preprocess.RandomZoomCrop(32, 32, min_scale=0.5, seed=3)
+    # a horizontal ramp: a crop of side s starting at column c shows values in [c, c + s]
+    ramp = np.tile(np.linspace(0, 1, 32, dtype="float32")[None, :, None], (32, 1, 3))
+    x = tf.repeat(tf.constant(ramp)[None], 16, axis=0)
+    out = layer(x, training=True).numpy()
+    assert out.shape == (16, 32, 32, 3)
+    spans = out[:, 0, -1, 0] - out[:, 0, 0, 0]  # the share of the image each window covers
+    assert 0.5 - 0.05 <= spans.min() and spans.max() <= 1.0 + 1e-6
+    assert spans.std() > 0.05  # random scales, per image
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    np.testing.assert_array_equal(layer(x, training=False).numpy(), x.numpy())
+    no_crop = preprocess.RandomZoomCrop(32, 32, min_scale=1.0)
+    np.testing.assert_array_equal(no_crop(x, training=True).numpy(), x.numpy())
+    with pytest.raises(ValueError, match="min_scale"):
+        preprocess.RandomZoomCrop(32, 32, min_scale=0.0)
+    with pytest.raises(ValueError, match="built for 32x32"):
+        layer(random_batch(size=20), training=False)
+
+
+def test_layer_sets_of_the_ablation():
+    names = lambda **kw: [layer.name for layer in preprocess.augmentation_layers(20, **kw)]
+    assert names() == ["random_crop", "random_lr_flip", "random_brightness", "random_contrast"]
+    assert names(crop_ratio=1.0, with_color_distort=False) == ["random_lr_flip"]
+    assert names(flip=False, with_color_distort=False) == ["random_crop"]
+    assert names(crop_ratio=1.0, flip=False) == ["random_brightness", "random_contrast"]
+    assert names(augment=False) == []
+    with pytest.raises(ValueError, match="crop_ratio"):
+        names(crop_ratio=1.5)
+
+
+def test_augmentation_examples_inference_view_is_the_image():
+    image = random_batch(1, size=24)[0].numpy()
+    views, inference = preprocess.augmentation_examples(image, count=3)
+    assert views.shape == (3, 24, 24, 3)
+    np.testing.assert_array_equal(inference, image)
 
 
 def test_colour_distortion_changes_pixels_not_only_positions():

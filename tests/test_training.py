@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -24,7 +25,7 @@ from pmlv_utils import dataset_files, tfrecords, training  # noqa: E402
 CLASSES = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
 HUES = np.array([[230, 230, 230], [230, 205, 25], [205, 25, 50], [230, 128, 0], [150, 25, 150]])
 FAST = dict(img_size=28, batch_size=8, verbose=0, log=lambda *a, **k: None)
-RUN_OPTIONS = ("resume", "pattern", "export", "strategy", "verbose", "log")
+RUN_OPTIONS = ("resume", "pattern", "export", "tensorboard", "strategy", "verbose", "log")
 
 
 def make_tiny_flowers(folder, per_class=10, seed=0) -> dict:
@@ -308,3 +309,149 @@ def test_train_config_is_frozen_and_checked():
     flags = ["--job-dir", "x", "--input_topdir", "y", "--l2", "0.1", "--with_color_distort", "F"]
     args = cli.build_parser().parse_args(flags)
     assert cli.config_from_args(args) == training.TrainConfig(l2=0.1, with_color_distort=False)
+
+
+def test_book_command_line_with_dash_pattern():
+    import shlex
+
+    from pmlv_utils.training import cli
+
+    # the book's spelling: the shell passes -* as a word of its own, which argparse takes
+    # for an option unless the parser joins it to --pattern
+    book = (
+        "python3 -m pmlv_utils.train --job-dir /tmp/flowers --input_topdir /tmp/tfr "
+        '--pattern "-*" --num_epochs 3 --distribute cpu'
+    )
+    args = cli.build_parser().parse_args(shlex.split(book)[3:])
+    assert args.pattern == "-*" and args.num_epochs == 3 and args.job_dir == "/tmp/flowers"
+    for spelling in (["--pattern=-*"], ["--pattern", "-*"], ["--pattern", '"-*"']):
+        args = cli.build_parser().parse_args(["--input_topdir", "x", *spelling])
+        assert args.pattern == "-*", spelling
+    assert cli.join_dash_values(["--pattern", "-0000*", "--resume"]) == [
+        "--pattern=-0000*",
+        "--resume",
+    ]
+    with pytest.raises(SystemExit):  # a flag is not taken as the pattern
+        cli.build_parser().parse_args(["--input_topdir", "x", "--pattern", "--resume"])
+
+
+def test_metrics_record_early_stopping(tiny, tmp_path, monkeypatch):
+    folder, _ = tiny
+    # only the first epoch counts as progress, so patience 1 stops after epoch 2
+    monkeypatch.setattr(
+        training.CheckpointAndEarlyStop,
+        "_is_better",
+        lambda self, logs: self.state["best_epoch"] is None,
+    )
+    m = run(tmp_path / "job", folder, num_epochs=6, patience=1, export=False)
+    saved = json.loads((tmp_path / "job" / "metrics.json").read_text())
+    for metrics in (m, saved):
+        assert metrics["stopped_early"] is True
+        assert metrics["best_epoch"] == 1 and metrics["epochs_run"] == 2
+        assert metrics["patience"] == 1
+        assert "early stop after epoch 2" in metrics["stop_reason"]
+    full = run(tmp_path / "job2", folder, num_epochs=2, export=False, tensorboard=False)
+    assert full["stopped_early"] is False and "ran all 2 epochs" in full["stop_reason"]
+    assert not (tmp_path / "job2" / "tensorboard").exists()
+
+
+@pytest.mark.parametrize("training_loop", ["fit", "custom"])
+def test_tensorboard_logs(tiny, tmp_path, training_loop):
+    folder, _ = tiny
+    job = tmp_path / "job"
+    m = run(job, folder, num_epochs=2, export=False, training_loop=training_loop)
+    log_dir = training.tensorboard_dir(job)
+    assert training.tensorboard.event_files(log_dir), "no event file"
+    scalars = training.read_scalars(log_dir)
+    for run_name, prefix in (("train", ""), ("validation", "val_")):
+        for metric in ("loss", "accuracy"):
+            steps = scalars[run_name][f"epoch_{metric}"]
+            assert [s for s, _ in steps] == [0, 1]
+            np.testing.assert_allclose(
+                [v for _, v in steps], m["history"][f"{prefix}{metric}"], rtol=1e-5
+            )
+    tags = training.tensorboard.read_tags(log_dir)
+    assert tags["train"]["input_images"] == "images"
+    assert tags["train"]["augmented_views"] == "images"
+    assert tags["validation"]["confusion_matrix"] == "images"
+    if training_loop == "fit":
+        assert "__graph__" in tags["train"]  # the Keras train graph
+    assert set(m["history"]) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+
+
+def test_tensorboard_server_serves_the_scalars(tiny, tmp_path):
+    from pmlv_utils.training import tensorboard as tb
+
+    try:
+        tb.tensorboard_command()
+    except FileNotFoundError:
+        pytest.skip("the tensorboard package is not installed")
+    import urllib.request
+
+    folder, _ = tiny
+    job = tmp_path / "job"
+    run(job, folder, num_epochs=1, export=False)
+    with tb.start_tensorboard(tb.tensorboard_dir(job)) as server:
+        deadline = time.monotonic() + 60
+        while True:  # TensorBoard loads the logs in the background
+            with urllib.request.urlopen(server.url + "/data/plugin/scalars/tags") as response:
+                tags = json.loads(response.read())
+            if tags.get("train") or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert "epoch_accuracy" in tags["train"] and "epoch_accuracy" in tags["validation"]
+    assert server.process.poll() is not None  # stopped
+
+
+def test_ablation_variants_switch_one_augmentation_each():
+    from pmlv_utils.training import ablation
+
+    base = training.TrainConfig()
+    configs = {n: ablation.variant_config(base, c) for n, c in training.ABLATION_VARIANTS.items()}
+    assert configs["no augmentation"].augment is False
+    flip, crop, colour = configs["flip only"], configs["crop only"], configs["colour only"]
+    assert (flip.flip, flip.crop_ratio, flip.with_color_distort) == (True, 1.0, False)
+    assert (crop.flip, crop.crop_ratio, crop.with_color_distort) == (False, 0.75, False)
+    assert (colour.flip, colour.crop_ratio, colour.with_color_distort) == (False, 1.0, True)
+    assert configs["all"] == base
+    # "crop" keeps a crop when the base config has none
+    assert ablation.variant_config(base.replace(crop_ratio=1.0), {"crop": True}).crop_ratio == 0.75
+
+
+def test_augmentation_ablation_table(tiny, tmp_path):
+    folder, _ = tiny
+    variants = {k: training.ABLATION_VARIANTS[k] for k in ("no augmentation", "all")}
+    runs = training.augmentation_ablation(
+        str(tmp_path / "abl"),
+        str(folder),
+        str(folder / "dict.txt"),
+        training.TrainConfig(img_size=28, batch_size=8, num_epochs=2),
+        seeds=(1, 2),
+        variants=variants,
+        log=lambda *a: None,
+    )
+    assert list(runs["variant"]) == ["no augmentation"] * 2 + ["all"] * 2
+    assert runs["test_accuracy"].between(0, 1).all() and (runs["epochs_run"] == 2).all()
+    saved = json.loads((tmp_path / "abl" / "ablation_runs.json").read_text())
+    assert len(saved) == 4 and saved[0]["history"]["val_accuracy"]
+    assert (tmp_path / "abl" / "no_augmentation" / "seed_2" / "metrics.json").exists()
+    summary = training.ablation_summary(runs)
+    assert list(summary.index) == ["no augmentation", "all"]
+    row = summary.loc["all"]
+    assert row["seeds"] == 2 and row["test_min"] <= row["test_mean"] <= row["test_max"]
+    assert "±" in row["test_accuracy"]
+    fig = training.plot_overfitting(runs)
+    assert len(fig.axes) == 2 and len(fig.axes[0].lines) >= 4
+
+
+def test_learner_defaults_feed_the_model_at_least_128_px():
+    import inspect
+
+    from pmlv_utils import course, workspace
+
+    assert workspace.DEFAULT_IMG_SIZE >= 128
+    assert training.TrainConfig().img_size == workspace.DEFAULT_IMG_SIZE
+    args = training.cli.build_parser().parse_args(["--input_topdir", "x"])
+    assert args.img_size == workspace.DEFAULT_IMG_SIZE
+    for fn in (course.run_course, workspace.ensure_trained_model):
+        assert inspect.signature(fn).parameters["img_size"].default == workspace.DEFAULT_IMG_SIZE

@@ -43,11 +43,26 @@ def test_settings_key_is_order_independent():
     assert workspace.settings_key({"a": 1, "b": 2}) == workspace.settings_key({"b": 2, "a": 1})
 
 
-def test_display_path_hides_machine_paths(tmp_path, monkeypatch):
+def test_display_path_hides_machine_paths_in_notebook_outputs(tmp_path, monkeypatch):
     monkeypatch.setenv("PMLV_WORKSPACE", str(tmp_path))
+    monkeypatch.setenv(workspace.NOTEBOOK_PATHS_ENV, "1")
     shown = workspace.display_path(tmp_path / "flowers-abc" / "x.jpg")
     assert shown == "$PMLV_WORKSPACE/flowers-abc/x.jpg"
     assert workspace.display_path(workspace.REPO_ROOT / "README.md") == "./README.md"
+
+
+def test_display_path_is_a_real_path_elsewhere(tmp_path, monkeypatch):
+    monkeypatch.setenv("PMLV_WORKSPACE", str(tmp_path / "ws"))
+    monkeypatch.delenv(workspace.NOTEBOOK_PATHS_ENV, raising=False)
+    image = tmp_path / "ws" / "flowers-abc" / "x.jpg"
+    image.parent.mkdir(parents=True)
+    image.write_bytes(b"x")
+    monkeypatch.chdir(tmp_path)
+    assert workspace.display_path(image) == "ws/flowers-abc/x.jpg"  # inside the current folder
+    assert Path(workspace.display_path(image)).exists()
+    monkeypatch.chdir(image.parent / "..")
+    assert workspace.display_path(tmp_path) == str(tmp_path)  # outside it: absolute
+    assert workspace.display_path(".") == "."
 
 
 def test_import_has_no_side_effects():

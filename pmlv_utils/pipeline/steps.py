@@ -19,7 +19,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .. import dataset_files, safe_io
+from .. import dataset_files
 from .. import workspace as ws
 
 # A prebuilt Vertex AI prediction container that serves a TF SavedModel.
@@ -99,11 +99,11 @@ def create_dataset_step(
     """The chapter 5 Beam job: ``data_csv`` (or the synthetic set) -> TFRecords in ``output_dir``.
 
     Empty ``data_csv`` means the synthetic data set (``images_per_class``, ``seed``), built or
-    reused in the workspace. ``labels_file`` defaults to ``dict.txt`` next to the CSV. Copies the
-    labels to ``output_dir/dict.txt`` so later steps need nothing but this folder. Returns
-    {counts (flat: train, valid, test, rejected), source, labels}. Raises, naming the file, when
-    the CSV or labels are missing or the CSV has no usable line, and when no training example
-    came out (every line dead-lettered).
+    reused in the workspace. ``labels_file`` defaults to ``dict.txt`` next to the CSV. The job
+    writes the labels to ``output_dir/dict.txt``, so later steps need nothing but this folder.
+    Returns {counts (flat: train, valid, test, rejected), source, labels}. Raises, naming the
+    file, when the CSV or labels are missing or the CSV has no usable line, and when no
+    training example came out (every line dead-lettered).
     """
     csv_path, labels_path, source = _dataset_inputs(
         data_csv, labels_file, images_per_class, seed, workspace
@@ -131,7 +131,6 @@ def create_dataset_step(
             f"(errors-*.jsonl; reasons {result['rejected']})"
         )
     labels = dataset_files.read_labels(labels_path)
-    safe_io.write_text(f"{output_dir.rstrip('/')}/{LABELS_NAME}", "\n".join(labels) + "\n")
     return dict(counts=counts, source=source, labels=labels, rejected=result["rejected"])
 
 

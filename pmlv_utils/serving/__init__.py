@@ -54,6 +54,7 @@ Submodules:
     battery    -> bad_request_cases, hostile_request_cases, run_request_battery: the batteries
 """
 
+from ..predict.rest import predict_jsonl  # one batch client: bounded retries, dead letters
 from .app import create_app
 from .batching import DEFAULT_BATCH_WAIT_MS, DEFAULT_MAX_BATCH_SIZE, MicroBatcher
 from .battery import (
@@ -70,7 +71,6 @@ from .client import (
     free_port,
     load_test,
     plot_load_test,
-    predict_jsonl,
     start_server,
     wait_until_ready,
 )

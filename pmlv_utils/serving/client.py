@@ -4,7 +4,8 @@
 returns a :class:`ServerHandle` (``.url``, ``.predict(...)``, ``.stop()``) once it answers
 (:func:`wait_until_ready`, also used for ``mlflow models serve``). :func:`load_test` measures
 throughput and latency from concurrent clients (:func:`plot_load_test` draws them);
-:func:`predict_jsonl` is batch prediction over a JSON-lines file (Vertex's format).
+:func:`pmlv_utils.predict.rest.predict_jsonl` (re-exported by this package) is batch
+prediction over a JSON-lines file (Vertex's format).
 """
 
 from __future__ import annotations
@@ -244,76 +245,6 @@ def load_test(
         "p50_ms": round(float(np.percentile(latencies, 50)), 2),
         "p99_ms": round(float(np.percentile(latencies, 99)), 2),
     }
-
-
-def post_retrying(session, url: str, body: dict, timeout: float, tries: int = 5):
-    """POST ``body`` as JSON; a 429 / 503 (busy) is retried after its ``Retry-After``
-    (at most ``tries`` times, up to 10 s apart)."""
-    for attempt in range(tries):
-        resp = session.post(url, json=body, timeout=timeout)
-        if resp.status_code not in (429, 503) or attempt == tries - 1:
-            return resp
-        try:
-            wait = float(resp.headers.get("Retry-After", 1))
-        except ValueError:
-            wait = 1.0
-        time.sleep(min(max(wait, 0.1), 10.0))
-    return resp
-
-
-def predict_jsonl(
-    predict_url: str,
-    input_jsonl: str | os.PathLike,
-    output_jsonl: str | os.PathLike,
-    batch_size: int = 32,
-    signature_name: str | None = None,
-    timeout: float = 120.0,
-) -> dict:
-    """Batch prediction from a JSON-lines file of instances (Vertex batch prediction's format).
-
-    Posts ``batch_size`` instances per request and writes one ``{"instance", "prediction"}`` line
-    per input line (Vertex's output format); an instance the server rejects is written with
-    ``"error"`` instead of ``"prediction"`` (its batch is retried one instance at a time).
-    A busy server (429) is retried. The output is written at the end, atomically (no half
-    file if the run stops). Returns ``{"instances", "predictions", "errors", "requests",
-    "seconds"}``.
-    """
-    lines = [ln for ln in Path(input_jsonl).read_text().splitlines() if ln.strip()]
-    instances = [json.loads(ln) for ln in lines]
-    counts = {"instances": len(instances), "predictions": 0, "errors": 0, "requests": 0}
-    start = time.perf_counter()
-
-    def post(chunk):
-        body: dict[str, Any] = {"instances": chunk}
-        if signature_name:
-            body["signature_name"] = signature_name
-        counts["requests"] += 1
-        return post_retrying(session, predict_url, body, timeout)
-
-    written = []
-    with requests.Session() as session:
-        for i in range(0, len(instances), batch_size):
-            chunk = instances[i : i + batch_size]
-            resp = post(chunk)
-            if resp.status_code == 200:
-                answers = [{"prediction": p} for p in resp.json()["predictions"]]
-            elif 400 <= resp.status_code < 500:
-                answers = []
-                for instance in chunk:
-                    one = post([instance]) if len(chunk) > 1 else resp
-                    answers.append(
-                        {"prediction": one.json()["predictions"][0]}
-                        if one.status_code == 200
-                        else {"error": f"HTTP {one.status_code}: {safe_io.http_error_text(one)}"}
-                    )
-            else:
-                resp.raise_for_status()
-            for instance, answer in zip(chunk, answers):
-                counts["predictions" if "prediction" in answer else "errors"] += 1
-                written.append(json.dumps({"instance": instance, **answer}) + "\n")
-    safe_io.write_text(output_jsonl, "".join(written))
-    counts["seconds"] = round(time.perf_counter() - start, 3)
-    return counts
 
 
 def plot_load_test(

@@ -85,11 +85,12 @@ class CheckpointAndEarlyStop(keras.callbacks.Callback):
         if s["wait"] >= self.patience:
             s["stopped_early"] = True
             self.model.stop_training = True
-            self.log(
+            s["stop_reason"] = (
                 f"early stop after epoch {epoch + 1}: no better val_accuracy than "
                 f"{s['best_val_accuracy']:.4f} (epoch {s['best_epoch']}) for "
-                f"{self.patience} epochs"
+                f"{self.patience} epochs (patience)"
             )
+            self.log(s["stop_reason"])
         # last.keras before state.json: the state never points past the saved model
         save_model_atomic(self.model, os.path.join(self.ckpt_dir, LAST))
         safe_io.write_json(os.path.join(self.ckpt_dir, STATE), s)

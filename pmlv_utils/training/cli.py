@@ -3,7 +3,8 @@
     python -m pmlv_utils.train --job-dir JOB_DIR --input_topdir TFRECORD_DIR \\
         [--labels_file dict.txt] [--pattern "-*"] [--num_epochs 15] [--batch_size 32] \\
         [--lrate 0.002] [--num_hidden 16] [--crop_ratio 0.75] [--with_color_distort True] \\
-        [--l2 0] [--distribute cpu] [--resume] [--img_size 64] [--model_kind small_cnn]
+        [--l2 0] [--distribute cpu] [--resume] [--img_size 128] [--model_kind small_cnn] \\
+        [--flip True] [--weights FILE --alpha 0.35 --freeze_backbone False] [--no_tensorboard]
 
 Runs :func:`pmlv_utils.training.train_and_export` and prints the metrics as JSON on the
 last line. ``pmlv_utils.train`` (the book's module name) is this command, and the
@@ -16,11 +17,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import sys
+import tempfile
 
 import tensorflow as tf  # tf.io.gfile: local or gs://
 
 from ..distribute import MODES, create_strategy
 from ..model import MODEL_KINDS
+from ..workspace import copy_folder
 from .config import TrainConfig
 from .run import train_and_export
 
@@ -41,10 +46,13 @@ CONFIG_FLAGS = (
     "num_hidden",
     "crop_ratio",
     "with_color_distort",
+    "flip",
     "augment",
     "l2",
     "seed",
     "weights",
+    "alpha",
+    "freeze_backbone",
     "lrate",
     "batch_size",
     "num_epochs",
@@ -84,11 +92,39 @@ def default_labels_file(input_topdir: str) -> str:
     )
 
 
+# Flags whose value may start with "-" (the book writes ``--pattern "-*"``).
+DASH_VALUE_FLAGS = ("--pattern",)
+
+
+def join_dash_values(argv: list[str]) -> list[str]:
+    """``["--pattern", "-*"]`` -> ``["--pattern=-*"]``: argparse takes a value that starts
+    with "-" for an option, and refuses the book's ``--pattern "-*"`` (the shell removes
+    the quotes) unless it is written ``--pattern=-*``."""
+    out, i = [], 0
+    while i < len(argv):
+        token = argv[i]
+        nxt = argv[i + 1] if i + 1 < len(argv) else None
+        if token in DASH_VALUE_FLAGS and nxt is not None and nxt.startswith("-"):
+            if not nxt.startswith("--") or nxt.strip("-*") == "":  # "-*", "--*": a pattern
+                out.append(f"{token}={nxt}")
+                i += 2
+                continue
+        out.append(token)
+        i += 1
+    return out
+
+
+class TrainerParser(argparse.ArgumentParser):
+    """An ArgumentParser that also takes ``--pattern "-*"`` (see :func:`join_dash_values`)."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else list(args)
+        return super().parse_known_args(join_dash_values(args), namespace)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The book's flags (and a few more: --augment, --weights, --patience, --seed, ...)."""
-    p = argparse.ArgumentParser(
-        prog="python -m pmlv_utils.train", description=__doc__.split("\n")[0]
-    )
+    p = TrainerParser(prog="python -m pmlv_utils.train", description=__doc__.split("\n")[0])
     _add_run_flags(p)
     _add_config_flags(p)
     return p
@@ -112,7 +148,7 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
         "--pattern",
         default="-*",
         type=lambda s: s.strip("\"'"),
-        help="shard pattern after the split name; write it as --pattern=-*",
+        help='shard pattern after the split name (the book: --pattern "-*")',
     )
     p.add_argument(
         "--resume",
@@ -120,6 +156,7 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
         help="continue from checkpoints/last.keras in job-dir at the saved epoch",
     )
     p.add_argument("--no_export", action="store_true", help="skip the SavedModel export")
+    p.add_argument("--no_tensorboard", action="store_true", help="write no TensorBoard logs")
 
 
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
@@ -139,7 +176,8 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
         "--crop_ratio",
         type=float,
         default=d.crop_ratio,
-        help="side of the (random in training, centre at inference) crop, as a fraction",
+        help="smallest side of the random zoom crop in training, as a fraction (1: no crop); "
+        "at inference the model sees the whole image",
     )
     p.add_argument(
         "--with_color_distort",
@@ -150,17 +188,27 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
         help="True or False (random brightness and contrast in training)",
     )
     p.add_argument(
+        "--flip", type=str_to_bool, default=d.flip, help="True or False (random left-right flip)"
+    )
+    p.add_argument(
         "--augment",
         type=str_to_bool,
         default=d.augment,
-        help="False: no random crop/flip/colour (centre crop only), e.g. to compare "
-        "distributed runs step by step",
+        help="False: no random crop/flip/colour, e.g. to compare distributed runs step by step",
     )
     p.add_argument("--l2", type=float, default=d.l2, help="L2 regularisation of the dense layers")
     p.add_argument("--distribute", default=d.distribute, choices=MODES)
     p.add_argument(
         "--img_size", type=int, default=d.img_size, help="preprocessed image side (pixels)"
     )
+    p.add_argument(
+        "--patience", type=int, default=d.patience, help="early stopping patience (epochs)"
+    )
+    p.add_argument("--seed", type=int, default=d.seed)
+    _add_model_flags(p, d)
+
+
+def _add_model_flags(p: argparse.ArgumentParser, d: TrainConfig) -> None:
     p.add_argument("--model_kind", default=d.model_kind, choices=MODEL_KINDS)
     p.add_argument(
         "--weights",
@@ -168,9 +216,14 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
         help="mobilenetv2 only: a local no-top weights file, or 'imagenet' (network)",
     )
     p.add_argument(
-        "--patience", type=int, default=d.patience, help="early stopping patience (epochs)"
+        "--alpha", type=float, default=d.alpha, help="mobilenetv2 only: width multiplier"
     )
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument(
+        "--freeze_backbone",
+        type=str_to_bool,
+        default=d.freeze_backbone,
+        help="with --weights: train the head only (False: fine-tune the backbone too)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -189,6 +242,29 @@ def local_job_dir(job_dir: str) -> str:
         f"--job-dir {job_dir}: a gs:// output folder needs the /gcs FUSE mount "
         f"(Vertex training); elsewhere give a local folder"
     )
+
+
+def staged_job_dir(job_dir: str, resume: bool = False) -> tuple[str, str | None]:
+    """``(folder the trainer writes, gs:// folder to copy it to at the end, or None)``.
+
+    The trainer writes with plain file I/O (Keras' CSVLogger, for one, fails on gs://). A
+    gs:// job dir is the /gcs FUSE mount where there is one (Vertex training); elsewhere the
+    run writes a local temporary folder, copied to the gs:// job dir when it ends (with
+    ``resume``, the gs:// job dir is first copied down)."""
+    if not job_dir.startswith("gs://") or os.path.isdir("/gcs"):
+        return local_job_dir(job_dir), None
+    local = tempfile.mkdtemp(prefix="pmlv_job_")
+    if resume and tf.io.gfile.isdir(job_dir):
+        copy_folder(job_dir, local)
+    return local, job_dir
+
+
+def upload_job_dir(local: str, gcs_dir: str | None) -> None:
+    """Copy a staged job dir (:func:`staged_job_dir`) to its gs:// folder, then delete it."""
+    if gcs_dir:
+        copy_folder(local, gcs_dir)
+        shutil.rmtree(local, ignore_errors=True)
+        print(f"job dir written in {local}, copied to {gcs_dir}", flush=True)
 
 
 def render_vertex_config(name: str, bucket: str, out_path: str) -> str:
@@ -240,7 +316,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not args.job_dir:
         parser.error("--job-dir is required (or set AIP_MODEL_DIR)")
-    args.job_dir = local_job_dir(args.job_dir)
+    args.job_dir, upload_to = staged_job_dir(args.job_dir, args.resume)
     config = config_from_args(args)
     # The strategy first: MultiWorkerMirroredStrategy must exist before TF starts up.
     strategy = create_strategy(config.distribute)
@@ -254,8 +330,10 @@ def main(argv=None) -> int:
         resume=args.resume,
         pattern=args.pattern,
         export=not args.no_export,
+        tensorboard=not args.no_tensorboard,
         strategy=strategy,
     )
+    upload_job_dir(args.job_dir, upload_to)
     summary = {k: metrics[k] for k in SUMMARY_KEYS}
     print(json.dumps(summary), flush=True)
     return 0

@@ -28,9 +28,15 @@ class TrainConfig:
 
     model_kind: "small_cnn" or "mobilenetv2" (:func:`pmlv_utils.model.build_model`).
     img_size: side of the preprocessed images.
-    crop_ratio: side of the model's crop (random in training, centred at inference) as a
-        fraction of img_size (None: :data:`pmlv_utils.model.DEFAULT_CROP_RATIO`).
-    weights: mobilenetv2 only: None, a local no-top weights file, or "imagenet".
+    crop_ratio: the smallest side of the random zoom crop (training only; at inference the
+        model sees the whole image) as a fraction of img_size; 1.0: no crop
+        (None: :data:`pmlv_utils.model.DEFAULT_CROP_RATIO`).
+    flip / with_color_distort: random horizontal flip / brightness and contrast in training.
+    augment: False switches every augmentation off (crop, flip and colour).
+    weights: mobilenetv2 only: None, a local no-top weights file (e.g.
+        :func:`pmlv_utils.workspace.ensure_backbone`), or "imagenet".
+    alpha: mobilenetv2 only: the width multiplier (the weights' own).
+    freeze_backbone: with weights, train only the head (False: fine-tune the backbone too).
     lrate: Adam's learning rate at the start of its cosine decay over all epochs.
     patience: epochs without a better val_accuracy before early stopping.
     distribute: "cpu", "gpus_one_machine", "gpus_multiple_machines" or "tpu"
@@ -42,11 +48,14 @@ class TrainConfig:
     """
 
     model_kind: str = field(default="small_cnn", metadata=_SAME_ON_RESUME)
-    img_size: int = field(default=64, metadata=_SAME_ON_RESUME)
+    img_size: int = field(default=128, metadata=_SAME_ON_RESUME)
     num_hidden: int = field(default=16, metadata=_SAME_ON_RESUME)
     crop_ratio: float | None = field(default=DEFAULT_CROP_RATIO, metadata=_SAME_ON_RESUME)
     with_color_distort: bool = field(default=True, metadata=_SAME_ON_RESUME)
+    flip: bool = field(default=True, metadata=_SAME_ON_RESUME)
     augment: bool = field(default=True, metadata=_SAME_ON_RESUME)
+    alpha: float = field(default=1.0, metadata=_SAME_ON_RESUME)
+    freeze_backbone: bool = field(default=True, metadata=_SAME_ON_RESUME)
     l2: float = field(default=0.0, metadata=_SAME_ON_RESUME)
     seed: int = field(default=42, metadata=_SAME_ON_RESUME)
     weights: str | None = None
@@ -65,7 +74,10 @@ class TrainConfig:
             ("num_hidden", int, self.num_hidden),
             ("crop_ratio", float, crop_ratio),
             ("with_color_distort", bool, self.with_color_distort),
+            ("flip", bool, self.flip),
             ("augment", bool, self.augment),
+            ("alpha", float, self.alpha),
+            ("freeze_backbone", bool, self.freeze_backbone),
             ("l2", float, self.l2),
             ("seed", int, self.seed),
             ("lrate", float, self.lrate),

@@ -47,6 +47,13 @@ def several_replicas(strategy) -> bool:
     return strategy.num_replicas_in_sync > 1 or bool(getattr(strategy, "cluster_resolver", None))
 
 
+def uses_custom_loop(config: TrainConfig, strategy) -> bool:
+    """True for ``training_loop="custom"``, and for "auto" with several replicas (Keras
+    ``fit`` with one; see :func:`fit_distributed` why)."""
+    loop = config.training_loop
+    return loop == "custom" or (loop == "auto" and several_replicas(strategy))
+
+
 def run_epochs(
     model,
     strategy,
@@ -58,11 +65,9 @@ def run_epochs(
     verbose: int = 2,
     log=print,
 ) -> None:
-    """Epochs ``initial_epoch`` .. ``config.num_epochs`` with ``config.training_loop``:
-    "fit", "custom", or "auto" (``fit`` with one replica, :func:`fit_distributed` with
-    several; see there why)."""
-    loop = config.training_loop
-    if loop == "custom" or (loop == "auto" and several_replicas(strategy)):
+    """Epochs ``initial_epoch`` .. ``config.num_epochs`` with ``config.training_loop``
+    (:func:`uses_custom_loop`). ``callback``: one Keras callback or a list of them."""
+    if uses_custom_loop(config, strategy):
         fit_distributed(
             model,
             strategy,
@@ -80,7 +85,7 @@ def run_epochs(
             validation_data=valid_ds,
             epochs=config.num_epochs,
             initial_epoch=initial_epoch,
-            callbacks=[callback],
+            callbacks=callback if isinstance(callback, list) else [callback],
             verbose=verbose,
             shuffle=False,  # the dataset shuffles itself
         )
@@ -105,15 +110,18 @@ def fit_distributed(
     MultiWorkerMirroredStrategy ``fit`` fails outright (keras-team/keras#20585).
     Here each replica's loss is its examples' share of the mean over the whole global batch
     and the optimizer sums the gradients over replicas, so every step is the one-device step
-    on the same global batch. The callback gets ``on_epoch_end`` with ``fit``'s logs
-    (accuracy, loss, val_accuracy, val_loss) and can stop training.
+    on the same global batch. ``callback`` (one Keras callback or a list) gets
+    ``on_train_begin``, ``on_epoch_end`` with ``fit``'s logs (accuracy, loss, val_accuracy,
+    val_loss) and ``on_train_end``, and can stop training.
     batch_size: if given, a last, shorter training batch is skipped (when it split unevenly
     over replicas, the collective ops of synchronised batch norm failed, TF 2.21).
     Returns the history.
     """
     with strategy.scope():
         model.optimizer.build(model.trainable_variables)
-    callback.set_model(model)
+    callback = keras.callbacks.CallbackList(
+        callback if isinstance(callback, list) else [callback], model=model
+    )
     train_step, eval_step = replica_steps(model, strategy)
     if batch_size:
         train_ds = full_batches(train_ds, batch_size)
@@ -122,15 +130,10 @@ def fit_distributed(
         ("val_", strategy.experimental_distribute_dataset(valid_ds), eval_step),
     )
     history: dict = {}
+    callback.on_train_begin()
     for epoch in range(initial_epoch, num_epochs):
         start = time.perf_counter()
-        logs = {}
-        for prefix, dataset, step in passes:
-            totals = np.zeros(3)  # loss sum, correct, examples
-            for batch in dataset:
-                totals += [float(v) for v in step(batch)]
-            logs[f"{prefix}accuracy"] = totals[1] / totals[2]
-            logs[f"{prefix}loss"] = totals[0] / totals[2]
+        logs = epoch_logs(passes)
         for key, value in logs.items():
             history.setdefault(key, []).append(value)
         if log:
@@ -141,7 +144,21 @@ def fit_distributed(
         callback.on_epoch_end(epoch, logs)
         if model.stop_training:
             break
+    callback.on_train_end()
     return history
+
+
+def epoch_logs(passes) -> dict:
+    """One epoch: every ``(prefix, distributed dataset, step)`` pass in turn; returns
+    ``{prefix + "accuracy": ..., prefix + "loss": ...}`` (means over the examples)."""
+    logs = {}
+    for prefix, dataset, step in passes:
+        totals = np.zeros(3)  # loss sum, correct, examples
+        for batch in dataset:
+            totals += [float(v) for v in step(batch)]
+        logs[f"{prefix}accuracy"] = totals[1] / totals[2]
+        logs[f"{prefix}loss"] = totals[0] / totals[2]
+    return logs
 
 
 def full_batches(dataset, batch_size: int):

@@ -3,8 +3,11 @@ and exports the flowers classifier. It writes under ``job_dir``::
 
     checkpoints/              best.keras, last.keras, state.json (training.checkpoints)
     export/                   SavedModel of the BEST weights (pmlv_utils.export)
+    tensorboard/              TensorBoard logs: scalars, graph, input images, confusion
+                              matrix per epoch (training.tensorboard)
     training_curves.png       loss and accuracy per epoch, best epoch marked
-    metrics.json              accuracies, best epoch, epochs run, seconds, settings
+    metrics.json              accuracies, best epoch, epochs run, early stop and why,
+                              seconds, settings
     hypertune.json            the tuning metric, when cloudml-hypertune is not installed
 
 Two things differ from the book's trainer on purpose: the export uses the best
@@ -28,13 +31,14 @@ import tensorflow as tf
 from .. import dataset_files, distribute, ingest, safe_io
 from ..export import export_saved_model
 from ..model import build_model, count_params
-from ..preprocess import RandomCropOrCenter  # noqa: F401  (registers it for loading)
+from ..preprocess import RandomCropOrCenter, RandomZoomCrop  # noqa: F401  (registered)
 from . import checkpoints, loop
+from . import tensorboard as tb
 from .config import TrainConfig, resume_differences
 from .evaluation import evaluate, plot_training_curves, report_tuning_metric
 
 # Bump when saved artifacts change meaning (workspace.ensure_trained_model then retrains).
-TRAINER_VERSION = "4"
+TRAINER_VERSION = "5"  # 5: no crop at inference (random zoom crop in training)
 CACHE_LIMIT_BYTES = 1 << 30  # cache decoded images in memory below this size
 SPLITS = ("train", "valid", "test")
 
@@ -64,6 +68,7 @@ def train_and_export(
     resume: bool = False,
     pattern: str = dataset_files.SHARD_SUFFIX,
     export: bool = True,
+    tensorboard: bool = True,
     strategy=None,
     verbose: int = 2,
     log=print,
@@ -75,6 +80,7 @@ def train_and_export(
     resume: continue from ``checkpoints/last.keras`` at the saved epoch; refused (ValueError)
         when the saved settings that define the model differ from ``config``'s.
     pattern: the shard names after the split name (the book's CLI passes ``-*``).
+    tensorboard: write TensorBoard logs to ``<job_dir>/tensorboard`` (chief only).
     strategy: a ready ``tf.distribute`` strategy (default: ``config.distribute``'s).
     Under MultiWorkerMirroredStrategy only the chief writes to ``job_dir``; the other
     workers write to a temporary folder that is removed at the end.
@@ -87,7 +93,7 @@ def train_and_export(
     keras.utils.set_random_seed(config.seed)
     try:
         with loop.deterministic_ops(config.deterministic):
-            state = _train(job, strategy, resume, verbose, log)
+            state = _train(job, strategy, resume, verbose, log, tensorboard)
             metrics = _evaluate_and_export(job, state, export)
     finally:
         if not job.chief:
@@ -149,7 +155,7 @@ def _prepare_job(job_dir, input_topdir, labels_file, config, pattern, strategy, 
     return job
 
 
-def _train(job: _Job, strategy, resume: bool, verbose: int, log) -> dict:
+def _train(job: _Job, strategy, resume: bool, verbose: int, log, tensorboard: bool) -> dict:
     """Build (or reload for resume) and fit the model; returns the training state."""
     train_ds, valid_ds, steps_per_epoch = _datasets(job, strategy)
     with strategy.scope():
@@ -158,9 +164,12 @@ def _train(job: _Job, strategy, resume: bool, verbose: int, log) -> dict:
     if state["stopped_early"] or state["epochs_done"] >= job.config.num_epochs:
         log(f"training already finished at epoch {state['epochs_done']}")
     else:
-        callback = checkpoints.CheckpointAndEarlyStop(
-            job.ckpt_dir, job.config.patience, state, log=log
-        )
+        # the checkpoint callback first: it records the logs before others add to them
+        callbacks = [
+            checkpoints.CheckpointAndEarlyStop(job.ckpt_dir, job.config.patience, state, log=log)
+        ]
+        if tensorboard and job.chief:
+            callbacks += _tensorboard_callbacks(job, strategy, valid_ds)
         loop.run_epochs(
             model,
             strategy,
@@ -168,12 +177,37 @@ def _train(job: _Job, strategy, resume: bool, verbose: int, log) -> dict:
             valid_ds,
             job.config,
             state["epochs_done"],
-            callback,
+            callbacks,
             verbose=verbose,
             log=log,
         )
+    if not state["stopped_early"]:
+        state["stop_reason"] = f"ran all {state['epochs_done']} epochs (num_epochs)"
     state["fit_seconds"] = round(time.perf_counter() - start, 2)
     return state
+
+
+def _tensorboard_callbacks(job: _Job, strategy, valid_ds, num_images: int = 6) -> list:
+    """The TensorBoard callbacks (training.tensorboard), with the first training records
+    as the sample images."""
+    c = job.config
+    first = ingest.make_dataset(
+        job.patterns["train"], num_images, c.img_size, training=False, validate=False
+    )
+    images = next(iter(first))[0].numpy()
+    augment = None
+    if c.augment:
+        augment = dict(
+            crop_ratio=c.crop_ratio, with_color_distort=c.with_color_distort, flip=c.flip
+        )
+    return tb.callbacks(
+        job.out_dir,
+        loop.uses_custom_loop(c, strategy),
+        images,
+        valid_ds,
+        job.settings["labels"],
+        augment,
+    )
 
 
 def _datasets(job: _Job, strategy):
@@ -246,6 +280,9 @@ def _build_or_resume(job: _Job, resume: bool, steps_per_epoch: int, log):
         l2=c.l2,
         augment=c.augment,
         decay_steps=steps_per_epoch * c.num_epochs,
+        flip=c.flip,
+        alpha=c.alpha,
+        freeze_backbone=c.freeze_backbone,
     )
     return model, checkpoints.new_state(job.settings)
 
@@ -264,6 +301,8 @@ def _evaluate_and_export(job: _Job, state: dict, export: bool) -> dict:
         "best_epoch": state["best_epoch"],
         "epochs_run": state["epochs_done"],
         "stopped_early": state["stopped_early"],
+        "patience": job.config.patience,
+        "stop_reason": state.get("stop_reason"),
         "num_images": job.counts,
         "fit_seconds": state["fit_seconds"],
         "params": count_params(best),
