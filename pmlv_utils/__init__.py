@@ -4,6 +4,7 @@ The module map, in the order the data flows (a test checks that every module is 
 
     safe_io                 -> atomic JSON/text writes, error text fit for a client
     b64files                -> files as base64 rows with a read error (what Spark workers run)
+    quiet                   -> TensorFlow's C++ start-up lines kept out of notebook outputs
     image_limits            -> the pixel budget read from image headers, before any decode
     workspace               -> where artifacts live; build-or-reuse the upstream artifacts
     synthetic               -> the offline 5-flowers data set (numpy + PIL only)

@@ -152,9 +152,11 @@ def generate_dataset(
     info = []
     background_counts = {label: dict.fromkeys(BACKGROUND_KINDS, 0) for label in CLASSES}
     jobs = [(label, i) for label in CLASSES for i in range(images_per_class)]
-    for label, index in tqdm(
-        jobs, desc="drawing flowers", unit="img", mininterval=2, disable=not progress
-    ):
+    # disable=None: a bar only on a terminal, never in a notebook's saved outputs (issue 16)
+    bar = dict(
+        desc="drawing flowers", unit="img", mininterval=2, disable=None if progress else True
+    )
+    for label, index in tqdm(jobs, **bar):
         info.append(_write_image(root, label, index, seed, background_bias, difficulty))
         background_counts[label][info[-1]["background"]] += 1
 
