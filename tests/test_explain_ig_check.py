@@ -88,7 +88,9 @@ def test_alibi_integrated_gradients_matches_ours_with_the_same_rule(image):
 
     keras.utils.set_random_seed(1)
     inp = keras.Input((SIZE, SIZE, 3))
-    x = keras.layers.Conv2D(6, 3, activation="tanh", padding="same", name="conv")(inp)
+    # an augmentation layer, as in the course's model: random unless called with training=False
+    x = keras.layers.RandomBrightness(0.5, seed=1)(inp)
+    x = keras.layers.Conv2D(6, 3, activation="tanh", padding="same", name="conv")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     out = keras.layers.Dense(3, activation="softmax")(x)
     keras_model = keras.Model(inp, out)

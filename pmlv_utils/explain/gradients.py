@@ -9,6 +9,7 @@ own IntegratedGradients runs beside it (:func:`alibi_integrated_gradients`) for 
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import saliency.core as saliency
 from alibi.explainers import IntegratedGradients as AlibiIntegratedGradients
@@ -222,6 +223,25 @@ def _resize_cells(cells: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return resize(cells.astype(np.float64), size, order=1, mode="edge").astype(np.float32)
 
 
+def inference_model(keras_model):
+    """A copy of ``keras_model`` (same weights) with Keras' random augmentation layers
+    (RandomFlip, RandomBrightness, ...) replaced by identities. alibi calls ``model(x)`` without
+    ``training=False``, and those layers default to training mode: they would flip and recolour
+    every point of the integration path."""
+
+    def clone(layer):
+        name = layer.__class__.__name__
+        if layer.__class__.__module__.startswith("keras.") and name.startswith("Random"):
+            return keras.layers.Identity(name=layer.name)
+        return layer.__class__.from_config(layer.get_config())
+
+    copy = keras.models.clone_model(keras_model, clone_function=clone)
+    for layer in copy.layers:
+        if layer.weights:
+            layer.set_weights(keras_model.get_layer(layer.name).get_weights())
+    return copy
+
+
 def alibi_integrated_gradients(
     images: np.ndarray,
     targets,
@@ -243,9 +263,10 @@ def alibi_integrated_gradients(
         raise ValueError(f"method: one of alibi's rules {IG_INTEGRATION[1:]}, got {method!r}")
     images = np.asarray(images, np.float32)
     targets = np.broadcast_to(np.asarray(targets, np.int64), (len(images),))
+    inference = inference_model(keras_model)
     explainer = AlibiIntegratedGradients(
-        keras_model,
-        layer=None if layer is None else keras_model.get_layer(layer),
+        inference,
+        layer=None if layer is None else inference.get_layer(layer),
         method=method,
         n_steps=int(n_steps),
         internal_batch_size=int(internal_batch_size),
@@ -254,7 +275,7 @@ def alibi_integrated_gradients(
     raw = np.asarray(
         exp.attributions[0] if isinstance(exp.attributions, list) else exp.attributions
     )
-    probs = np.asarray(keras_model(np.concatenate([images, np.full_like(images[:1], baseline)])))
+    probs = np.asarray(inference(np.concatenate([images, np.full_like(images[:1], baseline)])))
     delta = probs[np.arange(len(images)), targets] - probs[-1][targets]
     return {
         "attributions": raw.sum(axis=-1),
