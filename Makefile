@@ -42,6 +42,7 @@ run: $(STAMP)
 
 test: $(STAMP) lint
 	-@bash tools/install_browser.sh
+	-@bash tools/install_java.sh
 	-@PYTHON=$(PYTHON) bash tools/install_triton_client.sh
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory nbval

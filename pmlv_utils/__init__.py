@@ -3,6 +3,8 @@
 The module map, in the order the data flows (a test checks that every module is on it):
 
     safe_io                 -> atomic JSON/text writes, error text fit for a client
+    b64files                -> files as base64 rows with a read error (what Spark workers run)
+    quiet                   -> TensorFlow's C++ start-up lines kept out of notebook outputs
     image_limits            -> the pixel budget read from image headers, before any decode
     workspace               -> where artifacts live; build-or-reuse the upstream artifacts
     synthetic               -> the offline 5-flowers data set (numpy + PIL only)
@@ -10,6 +12,10 @@ The module map, in the order the data flows (a test checks that every module is 
     synthetic.shapes        -> drawing primitives: petal, ellipse, leaf, stem
     synthetic.flowers       -> the five drawers and the flower layer (head + stem + leaves)
     synthetic.backgrounds   -> the background kinds and the background-bias rule
+    synthetic.varieties     -> two or three varieties per class (hard), confusable classes
+    synthetic.hard          -> the hard framing: size, position, cut, extra flowers, distractors
+    synthetic.occluders     -> grass, a leaf, blurred foliage, a twig in front (hard)
+    synthetic.camera        -> the hard camera: blur, exposure, colour casts, noise, JPEG quality
     synthetic.scene         -> render_flower: one image (layout, occluders, camera finish)
     synthetic.dataset       -> generate_dataset, image_info.csv, masks, the CLI
     dataset_files           -> all_data.csv and dict.txt, the deterministic split, shard globs
@@ -90,10 +96,13 @@ The module map, in the order the data flows (a test checks that every module is 
     explain.vertex_metadata -> explanation_metadata.json, Vertex AI commands
     tracking                -> MLflow: explanations as artifacts, the explainer as a model
     tracking.runs           -> the tracking store, runs, artifacts, reading them back
+    tracking.shap_model     -> the SHAP partition explainer (image masker) as a pyfunc class
     tracking.explainer      -> the explainer as a pyfunc model from code
     tracking.explainer_model -> the "model from code" file MLflow runs
     tracking.served         -> `mlflow models serve` on 127.0.0.1
     tracking.batch          -> batch explanations with Beam
+    tracking.server         -> `mlflow server` (sqlite + local artifacts) started and stopped
+    tracking.spark          -> a local[2] Spark session and spark_udf batch explanations
     pipeline                -> the course as a kfp v2 pipeline (chapter 10)
     pipeline.steps          -> what each step does, the atomic deploy
     pipeline.fingerprints   -> content hashes of data and code (the cache keys)

@@ -1,6 +1,6 @@
 """The whole course as one job (``make run``): data -> TFRecords -> model -> deployed -> served.
 
-    python -m pmlv_utils.course [--workspace DIR] [--quick]
+    python -m pmlv_utils.course [--workspace DIR] [--quick] [--difficulty {hard,easy}]
 
 1. synthetic data     the offline 5-flowers set (chapter 5's input formats)
 2. the kfp pipeline   run by kfp's local runner (pmlv_utils.pipeline): create-dataset (Beam) ->
@@ -23,8 +23,9 @@ from pathlib import Path
 
 from . import pipeline
 from . import workspace as ws
+from .synthetic import DIFFICULTIES
 
-QUICK = dict(images_per_class=30, img_size=32, epochs=3, accuracy_threshold=0.0)
+QUICK = dict(images_per_class=30, img_size=32, epochs=3, accuracy_threshold=0.0, difficulty="easy")
 
 
 class CourseError(RuntimeError):
@@ -82,9 +83,9 @@ def serve_one_prediction(deployed: Path, image: str, label: str, data_root: Path
     )
 
 
-def _synthetic_data(images_per_class: int, seed: int, root: Path) -> Path:
+def _synthetic_data(images_per_class: int, seed: int, root: Path, difficulty: str) -> Path:
     """Step 1: the synthetic data set (built or reused); returns its all_data.csv."""
-    data_dir = ws.ensure_dataset(images_per_class, seed, workspace=root)
+    data_dir = ws.ensure_dataset(images_per_class, seed, workspace=root, difficulty=difficulty)
     all_data, labels = ws.dataset_files(data_dir)
     n_images = sum(1 for line in all_data.read_text().splitlines() if line.strip())
     print(f"    {n_images} images, labels {labels.read_text().split()}")
@@ -98,20 +99,21 @@ def run_course(
     img_size: int = ws.DEFAULT_IMG_SIZE,
     epochs: int = ws.DEFAULT_EPOCHS,
     accuracy_threshold: float = pipeline.DEFAULT_ACCURACY_THRESHOLD,
+    difficulty: str = ws.DEFAULT_DIFFICULTY,
 ) -> dict:
     """Run the whole job; returns the summary dict. Raises CourseError / PipelineStepError."""
     job_start = time.perf_counter()
     root = ws.workspace_dir(workspace)
     print(
         f"workspace: {ws.display_path(root).removesuffix('/.')} (--workspace or $PMLV_WORKSPACE; "
-        f"default ./workspace)\nsettings: {images_per_class} images per class, seed {seed}, "
-        f"{img_size}px, {epochs} epochs; deploy gate: test accuracy >= {accuracy_threshold}"
+        f"default ./workspace)\nsettings: {images_per_class} images per class ({difficulty}), "
+        f"seed {seed}, {img_size}px, {epochs} epochs; deploy gate: accuracy >= {accuracy_threshold}"
     )
     timings = {}
 
     _header(1, 4, "synthetic data")
     start = time.perf_counter()
-    all_data = _synthetic_data(images_per_class, seed, root)
+    all_data = _synthetic_data(images_per_class, seed, root, difficulty)
     timings["synthetic data"] = _done(start)
 
     _header(2, 4, "the ML pipeline (kfp local runner)")
@@ -124,6 +126,7 @@ def run_course(
         img_size=img_size,
         epochs=epochs,
         accuracy_threshold=accuracy_threshold,
+        difficulty=difficulty,
     )
     print(f"    {run.gate_message}")
     timings["pipeline"] = _done(start)
@@ -233,6 +236,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--img-size", type=int)
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--accuracy-threshold", type=float)
+    ap.add_argument(
+        "--difficulty",
+        choices=DIFFICULTIES,
+        help=f"synthetic data: hard (photo-like; default {ws.DEFAULT_DIFFICULTY}) or easy "
+        "(large centred flowers; --quick's)",
+    )
     return ap.parse_args(argv)
 
 
@@ -246,6 +255,7 @@ def main(argv=None) -> int:
         img_size=ws.DEFAULT_IMG_SIZE,
         epochs=ws.DEFAULT_EPOCHS,
         accuracy_threshold=pipeline.DEFAULT_ACCURACY_THRESHOLD,
+        difficulty=ws.DEFAULT_DIFFICULTY,
     )
     if args.quick:
         settings.update(QUICK)

@@ -1,5 +1,8 @@
 """Distribution strategies for the trainer (the book's ``--distribute`` flag).
 
+Taught in 07_training/07d_distribute.ipynb ("Inside strategy.scope()": a model and one step
+written by hand; then the trainer under each mode).
+
 | mode                     | strategy                                                  |
 |--------------------------|-----------------------------------------------------------|
 | "cpu"                    | the default strategy (one device, no distribution)        |

@@ -1,5 +1,8 @@
 """Five ways to turn RGB images into (sRGB-gamma) grayscale: the book's 07b vectorisation lesson.
 
+Taught in 07_training/07b_gpumax.ipynb ("Five ways to write it"), which writes the five and checks
+them against these.
+
 All five compute the same thing -- luminance ``0.2126 R + 0.7152 G + 0.0722 B``, then the sRGB
 transfer curve -- and differ only in how much of the work runs as Python, one value at a time:
 

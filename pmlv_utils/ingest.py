@@ -1,5 +1,8 @@
 """tf.data input pipelines over the course's TFRecords (and over plain JPEG files).
 
+Taught in 07_training/07a_ingest.ipynb ("The pipelines, one switch at a time": every variant
+written as a tf.data chain, then checked against :func:`make_variant`).
+
 :func:`make_dataset` is the pipeline training and evaluation use: GZIP TFRecord shards ->
 ``tfrecords.parse_example`` -> ``preprocess.preprocess_image`` -> batches of
 ``(images float32 [B, H, W, 3], label_int int64 [B])``.

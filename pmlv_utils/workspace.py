@@ -64,6 +64,9 @@ DEFAULT_IMG_SIZE = 128  # the model sees all of it (random crops only in trainin
 DEFAULT_EPOCHS = 15
 KEEP_LOGS = 10  # log files of one kind kept (mlflow serve logs, pipeline run logs, ...)
 KEEP_RELEASES = 2  # deployed releases kept by swap_in: the current one and the one before
+DEFAULT_DIFFICULTY = "hard"  # of the synthetic data ("easy": quick tests); in the artifacts' keys
+# "1": display_path shows $PMLV_WORKSPACE/… and ./… (committed notebook outputs); else real paths
+NOTEBOOK_PATHS_ENV = "PMLV_NOTEBOOK_PATHS"
 
 
 def workspace_dir(workspace: str | os.PathLike | None = None) -> Path:
@@ -269,7 +272,7 @@ def swap_in(source: str | os.PathLike, target: str | os.PathLike, keep: int = KE
 
         if tf.io.gfile.exists(str(target)):
             tf.io.gfile.rmtree(str(target))
-        _copy_gfile(str(source), str(target), tf)
+        copy_folder(source, target)
         return str(target)
     target, releases = Path(target), releases_dir(target)
     with artifact_lock(target):
@@ -304,24 +307,38 @@ def _release_number(path: Path) -> int:
     return int(match.group(1)) if match else 0
 
 
-def _copy_gfile(source: str, target: str, tf) -> None:
+def copy_folder(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Copy the folder ``source`` into ``target`` (created), file by file, through
+    ``tf.io.gfile``: local or gs:// on either side; existing files are overwritten."""
+    import tensorflow as tf  # heavy: only imported to copy
+
+    source, target = str(source).rstrip("/"), str(target).rstrip("/")
     for folder, _, files in tf.io.gfile.walk(source):
         rel = os.path.relpath(folder, source)
         dest = target if rel == "." else f"{target}/{rel}"
         tf.io.gfile.makedirs(dest)
         for name in files:
-            tf.io.gfile.copy(f"{folder}/{name}", f"{dest}/{name}", overwrite=True)
+            tf.io.gfile.copy(os.path.join(folder, name), f"{dest}/{name}", overwrite=True)
 
 
 def display_path(path: str | os.PathLike) -> str:
-    """A path as shown to a learner: relative to the repo or workspace when inside them.
+    """A path as shown to a learner, one that can be opened.
 
-    Keeps absolute paths of the build machine out of committed notebook outputs.
+    By default (the CLIs, ``make run``, a notebook you run yourself): the real path, relative
+    to the current folder when it is inside it, else absolute. For committed notebook outputs
+    (``PMLV_NOTEBOOK_PATHS=1``: set by tools/run_notebook.py and the notebook harness):
+    ``$PMLV_WORKSPACE/…`` or ``./…`` (relative to the repo), so that no absolute path of the
+    build machine is committed. URLs (gs://, http://) are shown as they are.
     """
     if "://" in str(path):  # gs://, http://: not a path of this machine
         return str(path)
-    # the path as named first (a deployed folder is a symlink: show its name, not the release)
-    for p in (Path(os.path.abspath(path)), Path(path).resolve()):
+    named = Path(os.path.abspath(path))  # as named (a deployed folder is a symlink: its name)
+    if os.environ.get(NOTEBOOK_PATHS_ENV) != "1":
+        try:
+            return str(named.relative_to(Path.cwd()))
+        except ValueError:
+            return str(named)
+    for p in (named, Path(path).resolve()):
         for base, label in ((workspace_dir(), "$PMLV_WORKSPACE"), (REPO_ROOT, ".")):
             try:
                 return f"{label}/{p.relative_to(base)}"
@@ -341,26 +358,27 @@ def ensure_dataset(
     background_bias: float = 0.0,
     workspace=None,
     rebuild: bool = False,
+    difficulty: str = DEFAULT_DIFFICULTY,
 ) -> Path:
-    """The synthetic 5-flowers data set; returns the folder holding ``flower_photos/``.
-
-    ``<returned>/flower_photos/all_data.csv`` and ``<returned>/flower_photos/dict.txt``
-    are in the book's formats.
-    """
+    """The synthetic 5-flowers data set; returns the folder holding ``flower_photos/``
+    (``all_data.csv`` and ``dict.txt`` in the book's formats). ``difficulty``: "hard" or
+    "easy" (:mod:`pmlv_utils.synthetic`)."""
     from . import synthetic
 
+    if difficulty not in synthetic.DIFFICULTIES:
+        raise ValueError(f"difficulty must be one of {synthetic.DIFFICULTIES}, got {difficulty!r}")
     settings = dict(
         images_per_class=images_per_class,
         seed=seed,
         background_bias=background_bias,
         generator=synthetic.GENERATOR_VERSION,
+        difficulty=difficulty,
     )
-
     final = artifact_dir("flowers", settings, workspace)
 
     def build(folder: Path) -> None:
         synthetic.generate_dataset(
-            folder, images_per_class=images_per_class, seed=seed, background_bias=background_bias
+            folder, images_per_class, seed, background_bias, difficulty=difficulty
         )
         _relocate_csv(dataset_files(folder)[0], Path(folder).resolve(), final)
 
@@ -392,11 +410,14 @@ def ensure_tfrecords(
     background_bias: float = 0.0,
     workspace=None,
     rebuild: bool = False,
+    difficulty: str = DEFAULT_DIFFICULTY,
 ) -> Path:
     """TFRecords (train/valid/test shards) of :func:`ensure_dataset`'s data; returns the folder."""
     from . import tfrecords
 
-    data_dir = ensure_dataset(images_per_class, seed, background_bias, workspace)
+    data_dir = ensure_dataset(
+        images_per_class, seed, background_bias, workspace, difficulty=difficulty
+    )
     all_data, labels = dataset_files(data_dir)
     settings = dict(data=data_dir.name, schema=tfrecords.SCHEMA_VERSION)
 
@@ -419,6 +440,7 @@ def ensure_trained_model(
     background_bias: float = 0.0,
     workspace=None,
     rebuild: bool = False,
+    difficulty: str = DEFAULT_DIFFICULTY,
 ) -> Path:
     """A trainer job directory (checkpoints, exported model, plot, metrics).
 
@@ -426,8 +448,9 @@ def ensure_trained_model(
     """
     from . import training
 
-    tfrecord_dir = ensure_tfrecords(images_per_class, seed, background_bias, workspace)
-    _, labels = dataset_files(ensure_dataset(images_per_class, seed, background_bias, workspace))
+    data = dict(background_bias=background_bias, workspace=workspace, difficulty=difficulty)
+    tfrecord_dir = ensure_tfrecords(images_per_class, seed, **data)
+    _, labels = dataset_files(ensure_dataset(images_per_class, seed, **data))
     settings = dict(
         tfrecords=tfrecord_dir.name,
         img_size=img_size,

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from notebook_tools import REPO
+from pmlv_utils.workspace import NOTEBOOK_PATHS_ENV
 
 BUILD = REPO / "build"
 TIMINGS: list[tuple[str, str, float]] = []
@@ -18,6 +19,8 @@ TIMINGS: list[tuple[str, str, float]] = []
 def pytest_configure(config):
     # Notebooks share one workspace per test session, so upstream artifacts are built once.
     os.environ.setdefault("PMLV_WORKSPACE", str(BUILD / "workspace"))
+    # ... and show paths as the committed outputs do ($PMLV_WORKSPACE/…, see display_path)
+    os.environ.setdefault(NOTEBOOK_PATHS_ENV, "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -123,8 +126,9 @@ def tiny_assets(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_pipeline_settings():
-    """Tiny pipeline settings shared by test_pipeline.py and test_course.py (same kfp cache)."""
-    return dict(images_per_class=20, seed=42, img_size=32, epochs=2)
+    """Tiny pipeline settings shared by test_pipeline.py and test_course.py (same kfp cache;
+    easy data, as ``course --quick`` uses)."""
+    return dict(images_per_class=20, seed=42, img_size=32, epochs=2, difficulty="easy")
 
 
 @pytest.fixture(scope="session")

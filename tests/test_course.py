@@ -6,10 +6,12 @@ Shares its workspace with tests/test_pipeline.py (same tiny settings -> kfp's ca
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from pmlv_utils import course
+from pmlv_utils import workspace as ws
 
 
 def _run_course(workspace, tiny, *args):
@@ -28,7 +30,8 @@ def _run_course(workspace, tiny, *args):
         str(tiny["epochs"]),
         *args,
     ]
-    env = {k: v for k, v in os.environ.items() if k != "PMLV_WORKSPACE"}
+    hidden = ("PMLV_WORKSPACE", ws.NOTEBOOK_PATHS_ENV)  # as `make run` sees it
+    env = {k: v for k, v in os.environ.items() if k not in hidden}
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1200)
 
 
@@ -52,12 +55,18 @@ def test_quick_course_job_prints_the_summary(tiny_ws, tiny_pipeline_settings):
         "TFLite float32 size",
         "served prediction",
         "deployed TFLite",
-        "$PMLV_WORKSPACE/pipeline/deployed/model_float32.tflite",
         "total",
     ):
         assert row in out, row
-    assert str(workspace) not in out  # paths are shown relative to the workspace
+    # real paths a user can open (absolute here: the workspace is outside the current folder)
+    tflite = workspace / "pipeline" / "deployed" / "model_float32.tflite"
+    assert f" {tflite}\n" in out and tflite.exists()
+    table = out.split("where everything is:\n")[1].split("pipeline steps:")[0].splitlines()
+    shown = [line[line.index(f"{workspace}/") :] for line in table]  # every row: a real path
+    assert len(shown) == 8 and all(Path(p).exists() for p in shown), shown
+    assert "$PMLV_WORKSPACE" not in out.replace("(--workspace or $PMLV_WORKSPACE;", "")
     assert "the course job finished" in out
+    assert "images per class (easy)" in out  # --quick's data
 
 
 @pytest.mark.slow
@@ -72,3 +81,6 @@ def test_arguments_quick_and_overrides():
     args = course.parse_args(["--quick", "--epochs", "5"])
     assert args.quick and args.epochs == 5 and args.img_size is None
     assert course.QUICK["accuracy_threshold"] == 0.0
+    assert course.QUICK["difficulty"] == "easy"  # quick runs use the fast, clean data
+    assert course.parse_args([]).difficulty is None  # then: workspace.DEFAULT_DIFFICULTY
+    assert course.parse_args(["--difficulty", "hard"]).difficulty == "hard"

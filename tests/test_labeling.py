@@ -98,7 +98,9 @@ def test_colour_names():
 
 
 def test_prelabels_of_synthetic_flowers(tmp_path):
-    synthetic.generate_dataset(tmp_path, images_per_class=2, seed=3, progress=False)
+    synthetic.generate_dataset(
+        tmp_path, images_per_class=2, seed=3, progress=False, difficulty="easy"
+    )
     images = [f"flower_photos/{c}/{c}_0000.jpg" for c in synthetic.CLASSES]
     pre = labeling.prelabel_synthetic(tmp_path, images)
     clean = labeling.validate_annotations(pre, labeling.DEFAULT_OPTIONS)

@@ -40,17 +40,116 @@ def test_skeleton(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
-def test_no_installs_and_no_machine_paths(path):
+def test_no_installs(path):
     nb = read(path)
     for c in nb.cells:
         if c.cell_type == "code":
             assert not re.search(r"^\s*[!%]\s*pip\s+install", c.source, re.M), (
                 "pip install in a notebook"
             )
-    outputs = json.dumps([c.get("outputs", []) for c in nb.cells if c.cell_type == "code"])
-    assert not MACHINE_PATH.search(outputs), (
-        "committed outputs show an absolute path of the build machine"
-    )
+
+
+# What a committed output must not show (issue 16, "clean outputs"): TensorFlow's C++ start-up
+# lines, progress-bar debris and paths of the machine that ran the notebook.
+NOISE = {
+    "TensorFlow C++ log line": re.compile(r"^[EWIF]\d{4} [\d:. ]+\d+ [\w/.-]+\.cc:\d+\]", re.M),
+    "cuInit error": re.compile(r"cuInit"),
+    "absl start-up line": re.compile(r"All log messages before absl::InitializeLog"),
+    "oneDNN notice": re.compile(r"oneDNN custom operations"),
+    "CPU-instructions notice": re.compile(r"This TensorFlow binary is optimized"),
+    "carriage return (progress bar)": re.compile(r"\r(?!\n)"),
+    "tqdm bar": re.compile(r"\d+%\|[^|\n]*\|"),
+    "Keras progress bar": re.compile(r"━"),
+    "machine path": MACHINE_PATH,
+}
+TEXT_MIMES = ("text/plain", "text/html", "text/markdown", "application/json")
+
+
+def _output_texts(output) -> list[str]:
+    """The text a reader sees in one output (stream, rich text, traceback); never image data."""
+    kind = output.get("output_type")
+    if kind == "stream":
+        return [output.get("text", "")]
+    if kind == "error":
+        return list(output.get("traceback", [])) + [output.get("evalue", "")]
+    data = output.get("data", {})
+    return [v if isinstance(v, str) else json.dumps(v) for m, v in data.items() if m in TEXT_MIMES]
+
+
+def output_violations(nb) -> list[str]:
+    """One line per (cell, kind of noise) found in the committed outputs, with an excerpt."""
+    found = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        text = "\n".join(t for out in cell.get("outputs", []) for t in _output_texts(out))
+        for what, pattern in NOISE.items():
+            match = pattern.search(text)
+            if match:
+                start = text.rfind("\n", 0, match.start()) + 1
+                excerpt = text[start : start + 70].replace("\r", "\\r").split("\n")[0]
+                found.append(f"cell {index}: {what}: {excerpt!r}")
+    return found
+
+
+# Committed with noisy outputs by other work in progress; remove a line once its notebook is
+# re-executed clean, its setup importing TensorFlow inside pmlv_utils.quiet.native_stderr_silenced()
+# (strict: a clean notebook still listed here fails, so the list cannot rot).
+KNOWN_NOISY: dict[str, str] = {
+    "05_create_dataset/05_split_tfrecord.ipynb": "TF start-up lines, cuInit (cells 3, 13, 14)",
+    "07_training/07a_ingest.ipynb": "TF start-up lines, cuInit, tqdm bars (cells 2, 5, 12, 14, 16)",
+    "07_training/07b_gpumax.ipynb": "TF start-up lines, cuInit, tqdm bar (cells 2, 5, 20)",
+    "07_training/07c_export.ipynb": "TF start-up lines, cuInit (cells 2, 7)",
+    "09_deploying/09a_inmemory.ipynb": "TF start-up lines, cuInit (cells 3, 8)",
+    "09_deploying/09b_rest.ipynb": "TF start-up lines, cuInit (cells 3, 21)",
+    "09_deploying/09c_changesig.ipynb": "TF start-up lines, cuInit (cells 3, 8)",
+    "10_mlops/10b_explain.ipynb": "TF start-up lines, cuInit (cells 3, 6)",
+    "10_mlops/10c_compare_explainers.ipynb": "TF start-up lines, cuInit (cells 3, 6)",
+    "09_deploying/09f_explain.ipynb": "TF start-up lines, cuInit (cells 3, 7): not re-executed yet",
+    "10_mlops/10a_mlpipeline.ipynb": "tqdm bar of a dataset build (cell 21): not re-executed yet",
+    "10_mlops/10e_shortcut_detection.ipynb": "TF start-up lines, cuInit (cells 3, 7)",
+}
+
+
+def _clean_cases():
+    cases = []
+    for path, nb_id in zip(NOTEBOOKS, IDS):
+        marks = ()
+        if nb_id in KNOWN_NOISY:
+            marks = pytest.mark.xfail(reason=KNOWN_NOISY[nb_id], strict=True)
+        cases.append(pytest.param(path, id=nb_id, marks=marks))
+    return cases
+
+
+@pytest.mark.parametrize("path", _clean_cases())
+def test_clean_outputs(path):
+    found = output_violations(read(path))
+    if found:
+        pytest.fail(f"{path.relative_to(REPO)}: noisy committed outputs\n" + "\n".join(found))
+
+
+def test_the_clean_output_check_catches_noise():
+    """The check itself: each kind of noise in a made-up output is reported."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    lines = [
+        "E0000 00:00:1795444380.138634   22767 cuda_platform.cc:52] failed call to cuInit: X",
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+        "I0000 00:00:1795444374.506556   22767 port.cc:153] oneDNN custom operations are on.",
+        "This TensorFlow binary is optimized to use available CPU instructions",
+        "\rdrawing flowers:  15%|█▍        | 147/1000 [00:02<00:11, 73.02img/s]",
+        "25/25 ━━━━━━━━━━━━━━━━━━━━ 1s 20ms/step",
+        "saved to /tmp/pmlv_x/model",
+    ]
+    nb.cells = [nbformat.v4.new_code_cell("x")]
+    nb.cells[0].outputs = [nbformat.v4.new_output("stream", name="stderr", text="\n".join(lines))]
+    kinds = {line.split(": ")[1] for line in output_violations(nb)}
+    assert kinds == set(NOISE), set(NOISE) - kinds
+    nb.cells[0].outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="epoch 1\r\nok $PMLV_WORKSPACE/x\n")
+    ]
+    assert output_violations(nb) == []
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)

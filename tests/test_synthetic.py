@@ -1,8 +1,10 @@
-"""The synthetic 5-flowers generator: formats, determinism, masks, background bias, CLI."""
+"""The synthetic 5-flowers generator: formats, determinism, masks, background bias, CLI,
+and the difficulty setting (easy = generator version 3's images, hard = the default)."""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import subprocess
 import sys
@@ -11,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from pmlv_utils import synthetic
 from pmlv_utils.synthetic import BACKGROUND_KINDS, BIAS_BACKGROUND, BIASED_CLASS, CLASSES
@@ -28,10 +30,32 @@ def _files(root: Path) -> dict[str, bytes]:
     }
 
 
+def _digest(root: Path) -> str:
+    """One sha256 over every image and mask (names and bytes) of a generated set."""
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.suffix in (".jpg", ".png"):
+            h.update(str(p.relative_to(root)).encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+# The digests of generator version 3 (before the difficulty setting), 3 images per class
+# (numpy 2.4, Pillow 12.3): difficulty="easy" must keep drawing exactly these files.
+V3_DIGESTS = {
+    (0, 3, 0.0): "b85e0dadeb816ca159a547186216c0b4d715400680a88d76201398b82b9770bf",
+    (7, 3, 0.0): "695fe6e5a2d03b74e9735a9a51eb2255ab869b5f44a704d333cf8ecf2a40e6e6",
+    (5, 2, 0.9): "d923cfeac52879c3a5de27d5c9df74ce9650da0336e6060ea8f615e584f7d2d4",
+}
+
+
 @pytest.fixture(scope="module")
 def small_set(tmp_path_factory):
+    """Easy images: the tests below that describe large centred flowers use these."""
     root = tmp_path_factory.mktemp("flowers")
-    return root, synthetic.generate_dataset(root, images_per_class=3, seed=7, progress=False)
+    return root, synthetic.generate_dataset(
+        root, images_per_class=3, seed=7, progress=False, difficulty="easy"
+    )
 
 
 def test_layout_csv_and_dict(small_set):
@@ -80,14 +104,14 @@ def test_load_mask_errors(tmp_path):
 def test_same_seed_byte_identical_other_seed_differs(small_set, tmp_path):
     root, _ = small_set
     again = tmp_path / "again"
-    synthetic.generate_dataset(again, images_per_class=3, seed=7, progress=False)
+    synthetic.generate_dataset(again, images_per_class=3, seed=7, progress=False, difficulty="easy")
     assert _files(root) == _files(again)
     # the CSV differs only by the output root
     assert (root / "flower_photos/all_data.csv").read_text().replace(
         str(root.resolve()), "ROOT"
     ) == (again / "flower_photos/all_data.csv").read_text().replace(str(again.resolve()), "ROOT")
     other = tmp_path / "other"
-    synthetic.generate_dataset(other, images_per_class=3, seed=8, progress=False)
+    synthetic.generate_dataset(other, images_per_class=3, seed=8, progress=False, difficulty="easy")
     a, b = _files(root), _files(other)
     jpgs = [k for k in a if k.endswith(".jpg")]
     assert all(a[k] != b[k] for k in jpgs)
@@ -96,7 +120,7 @@ def test_same_seed_byte_identical_other_seed_differs(small_set, tmp_path):
 def test_adding_images_keeps_earlier_ones(small_set, tmp_path):
     root, _ = small_set
     more = tmp_path / "more"
-    synthetic.generate_dataset(more, images_per_class=4, seed=7, progress=False)
+    synthetic.generate_dataset(more, images_per_class=4, seed=7, progress=False, difficulty="easy")
     a, b = _files(root), _files(more)
     for name in (k for k in a if k.endswith((".jpg", ".png"))):
         assert a[name] == b[name], name
@@ -117,6 +141,8 @@ def test_render_flower_outputs_and_errors():
         synthetic.render_flower("lily", 0)
     with pytest.raises(ValueError, match="unknown background 'snow'"):
         synthetic.render_flower("daisy", 0, background="snow")
+    with pytest.raises(ValueError, match="difficulty must be one of"):
+        synthetic.render_flower("daisy", 0, difficulty="medium")
 
 
 @pytest.mark.parametrize(
@@ -125,6 +151,7 @@ def test_render_flower_outputs_and_errors():
         (dict(images_per_class=0), "images_per_class"),
         (dict(seed=-1), "seed"),
         (dict(background_bias=1.5), "background_bias"),
+        (dict(difficulty="medium"), "difficulty must be one of"),
     ],
 )
 def test_bad_arguments(tmp_path, kwargs, match):
@@ -155,7 +182,7 @@ def test_biased_data_set_keeps_the_flowers(small_set, tmp_path):
     root, result = small_set
     biased = tmp_path / "biased"
     out = synthetic.generate_dataset(
-        biased, images_per_class=3, seed=7, background_bias=1.0, progress=False
+        biased, images_per_class=3, seed=7, background_bias=1.0, progress=False, difficulty="easy"
     )
     assert out["biased_class"] == BIASED_CLASS and result["biased_class"] is None
     assert out["background_counts"][BIASED_CLASS][BIAS_BACKGROUND] == 3
@@ -183,6 +210,16 @@ def test_cli(tmp_path):
     assert len((tmp_path / "cli/flower_photos/all_data.csv").read_text().splitlines()) == 5
     bad = run("--output_dir", str(tmp_path / "bad"), "--background_bias", "2")
     assert bad.returncode == 2 and "background_bias must be in [0, 1]" in bad.stderr
+    easy = run("--output_dir", str(tmp_path / "easy"), "--images_per_class", "1", "--seed", "7")
+    assert easy.returncode == 0, easy.stderr
+    easy = run(
+        *("--output_dir", str(tmp_path / "easy2"), "--images_per_class", "1"),
+        *("--seed", "7", "--difficulty", "easy"),
+    )
+    assert easy.returncode == 0, easy.stderr
+    assert _digest(tmp_path / "easy") != _digest(tmp_path / "easy2")  # the default is hard
+    bad = run("--output_dir", str(tmp_path / "bad"), "--difficulty", "medium")
+    assert bad.returncode == 2 and "invalid choice: 'medium'" in bad.stderr
 
 
 def test_import_stays_light():
@@ -192,3 +229,144 @@ def test_import_stays_light():
     )
     top = {name.split(".")[0] for name in json.loads(out.stdout)}
     assert not {"tensorflow", "apache_beam", "keras"} & top
+
+
+# ---------------------------------------------------------------------------------------
+# The difficulty setting
+# ---------------------------------------------------------------------------------------
+
+
+def test_easy_is_generator_v3_byte_for_byte(small_set, tmp_path):
+    root, result = small_set
+    assert result["difficulty"] == "easy" and result["label_noise"] == 0
+    assert _digest(root) == V3_DIGESTS[(7, 3, 0.0)]
+    for (seed, n, bias), digest in V3_DIGESTS.items():
+        if seed != 7:
+            out = tmp_path / f"s{seed}"
+            synthetic.generate_dataset(
+                out, n, seed, background_bias=bias, progress=False, difficulty="easy"
+            )
+            assert _digest(out) == digest, (seed, n, bias)
+
+
+def _noisy_seed(n: int) -> int:
+    """The first seed whose hard data set of ``n`` images per class has a mislabelled image."""
+    return next(
+        s
+        for s in range(1000)
+        if any(synthetic.true_label(s, c, i) != c for c in CLASSES for i in range(n))
+    )
+
+
+@pytest.fixture(scope="module")
+def hard_set(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hard")
+    seed = _noisy_seed(4)
+    result = synthetic.generate_dataset(root, images_per_class=4, seed=seed, progress=False)
+    return root, result, list(csv.DictReader(open(root / "image_info.csv")))
+
+
+def test_hard_is_the_default_and_deterministic(hard_set, tmp_path):
+    root, result, _ = hard_set
+    assert result["difficulty"] == "hard" and result["generator_version"] == "4"
+    again = tmp_path / "again"
+    synthetic.generate_dataset(again, 4, result["seed"], progress=False, difficulty="hard")
+    assert _files(root) == _files(again)
+    fewer = tmp_path / "fewer"  # each image depends only on (seed, class, index)
+    synthetic.generate_dataset(fewer, 2, result["seed"], progress=False)
+    a, b = _files(root), _files(fewer)
+    assert all(a[k] == b[k] for k in b if k.endswith((".jpg", ".png")))
+    easy = tmp_path / "easy"
+    synthetic.generate_dataset(easy, 4, result["seed"], progress=False, difficulty="easy")
+    c = _files(easy)
+    assert all(a[k] != c[k] for k in a if k.endswith(".jpg"))
+
+
+def test_hard_image_info_columns(hard_set):
+    root, result, info = hard_set
+    header = next(csv.reader(open(root / "image_info.csv")))
+    today = ["image", "label", "background", "width", "height", "jpeg_quality"]
+    today += ["flower_fraction", "other_flower", "n_flowers", "occluded"]
+    assert header[: len(today)] == today and tuple(header) == synthetic.INFO_COLUMNS
+    for column in ("true_label", "label_noise", "variety", "flower_scale", "centre_offset"):
+        assert column in header
+    for column in ("cut_by_frame", "blur", "blur_sigma", "exposure", "colour_cast"):
+        assert column in header
+    rows = list(csv.reader(open(root / "flower_photos" / "all_data.csv")))
+    assert [r[1] for r in rows] == [i["label"] for i in info]  # the listed (maybe wrong) label
+    for i in info:
+        assert i["label_noise"] in ("True", "False")
+        assert (i["label_noise"] == "True") == (i["true_label"] != i["label"])
+        assert i["true_label"] in CLASSES and i["variety"] in synthetic.VARIETIES[i["true_label"]]
+        assert i["other_flower"] in {"", *CLASSES} and i["other_flower"] != i["true_label"]
+        assert i["blur"] in ("none", "defocus", "motion")
+        assert (float(i["blur_sigma"]) > 0) == (i["blur"] != "none")
+        assert 20 <= int(i["jpeg_quality"]) <= 92 and 0.3 <= float(i["exposure"]) <= 2.1
+        assert 0.05 <= float(i["flower_scale"]) <= 0.5 and float(i["centre_offset"]) < 0.5
+        assert i["cut_by_frame"] in ("True", "False") and int(i["n_flowers"]) >= 1
+        with Image.open(root / i["image"]) as im:
+            assert im.size == (int(i["width"]), int(i["height"]))
+            assert synthetic.MIN_SIDE <= min(im.size) and max(im.size) <= synthetic.MAX_SIDE
+    assert result["label_noise"] == sum(i["label_noise"] == "True" for i in info) >= 1
+
+
+def test_label_noise_rate_and_record():
+    listed = [(c, i) for c in CLASSES for i in range(2000)]
+    drawn = {(c, i): synthetic.true_label(42, c, i) for c, i in listed}
+    noisy = [(c, i) for (c, i), t in drawn.items() if t != c]
+    assert 0.015 < len(noisy) / len(listed) < 0.025, len(noisy) / len(listed)
+    assert synthetic.LABEL_NOISE_RATE == 0.02
+    confusable = sum(drawn[k] in synthetic.CONFUSABLE[k[0]] for k in noisy)
+    assert confusable > len(noisy) / 2  # confusable classes are the most common mistakes
+    assert all(synthetic.true_label(42, c, i, "easy") == c for c, i in listed[:100])
+
+
+def test_hard_masks_mark_the_true_class(hard_set):
+    """The stored mask is the mask of the drawn (true) class's flower(s), also for the
+    mislabelled images, and it is never empty."""
+    root, result, info = hard_set
+    for i in info:
+        label, index = i["label"], int(Path(i["image"]).stem.split("_")[-1])
+        _, mask, scene = synthetic.render_flower(
+            i["true_label"],
+            synthetic.image_seed(result["seed"], label, index),
+            background=i["background"],
+            return_info=True,
+        )
+        stored = synthetic.load_mask(root / i["image"])
+        assert np.array_equal(stored, mask), i["image"]
+        assert scene["variety"] == i["variety"] and stored.mean() > 0.003, i["image"]
+
+
+@pytest.mark.parametrize("label", CLASSES)
+def test_hard_mask_covers_the_drawn_flower(label):
+    """Two renders that differ only by the background: inside the mask (away from its edge)
+    the pixels hardly change, outside they do."""
+    for index in range(4):
+        seed = (11, CLASSES.index(label), index, 1)
+        a, mask, _ = synthetic.render_flower(label, seed, background="soil", return_info=True)
+        b, mask_b = synthetic.render_flower(label, seed, background="sky")
+        assert np.array_equal(mask, mask_b) and mask.any()
+        diff = np.abs(a.astype(int) - b.astype(int)).mean(axis=2)
+        inner = np.asarray(Image.fromarray(mask).filter(ImageFilter.MinFilter(7))) > 0
+        if inner.sum() < 20:  # a flower too small or too cut to erode: check the whole mask
+            inner = mask
+        assert np.median(diff[inner]) < np.median(diff[~mask]) / 3, (label, index)
+
+
+def test_hard_images_outside_the_tail_show_one_clean_flower():
+    infos = [
+        synthetic.render_flower(label, (5, i), return_info=True)[2]
+        for label in CLASSES
+        for i in range(6)
+    ]
+    tail = [i for i in infos if i["hard_tail"]]
+    clean = [i for i in infos if not i["hard_tail"]]
+    assert tail and clean  # about half each (TAIL_PROBABILITY)
+    for info in clean:
+        assert info["blur"] == "none" and info["colour_cast"] == "" and not info["occluded"]
+        assert info["other_flower"] is None and info["n_flowers"] == 1
+        assert not info["cut_by_frame"] and info["flower_scale"] >= 0.28
+        assert 0.8 <= info["exposure"] <= 1.2
+    easy = synthetic.render_flower("daisy", 0, return_info=True, difficulty="easy")[2]
+    assert easy["hard_tail"] is False

@@ -148,6 +148,16 @@ def test_cli_exits_0_and_prints_counts(cli_run, mixed):
         assert f"{split}-00000-of-00001.gz" in names  # Beam's default shard naming, GZIP
 
 
+def test_labels_are_written_beside_the_shards_for_the_trainer(cli_run, mixed):
+    from pmlv_utils.training import cli
+
+    _, out_dir, _ = cli_run
+    labels = dataset_files.read_labels(mixed[2])
+    assert (out_dir / "dict.txt").read_text() == "".join(f"{x}\n" for x in labels)
+    # the trainer, given only --input_topdir, finds them there first
+    assert cli.default_labels_file(str(out_dir)) == str(out_dir / "dict.txt")
+
+
 def test_every_good_row_in_exactly_one_split_with_its_data(cli_run, mixed):
     _, out_dir, counts = cli_run
     expected = mixed[3]

@@ -1,16 +1,19 @@
-"""MLflow tracking of explanations, the explainer as a pyfunc model from code, serving, Beam."""
+"""MLflow tracking, the SHAP explainer as a pyfunc model from code, serving, Beam and Spark."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
 LABELS = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
 SIZE = 32
+SETTINGS = dict(max_evals=64, batch_size=64, map_size=SIZE, masker="blur(8,8)", seed=3)
 
 
 @pytest.fixture(scope="module")
@@ -66,65 +69,88 @@ def test_log_and_read_back_attributions(setup):
             tracking.log_explanations(imgs, maps[:1], ["a", "b"])
 
 
+def test_explainer_settings_are_checked():
+    from pmlv_utils import tracking
+
+    assert tracking.explainer_config(max_evals=10)["max_evals"] == 10
+    with pytest.raises(ValueError, match="unknown explainer settings"):
+        tracking.explainer_config(steps=10)
+
+
 @pytest.fixture(scope="module")
 def logged_explainer(setup):
     import mlflow
 
     from pmlv_utils import tracking
 
-    with mlflow.start_run():
-        info = tracking.log_explainer(setup["export_dir"], method="ig", steps=32)
-    return info.model_uri
+    with mlflow.start_run() as run:
+        info = tracking.log_explainer(setup["export_dir"], **SETTINGS)
+    return dict(uri=info.model_uri, run_id=run.info.run_id)
 
 
-def test_pyfunc_explainer_answers_json(setup, logged_explainer):
-    import pandas as pd
+def _b64(path) -> str:
+    return base64.b64encode(open(path, "rb").read()).decode()
 
-    from pmlv_utils import explain, tracking
 
-    model = tracking.load_explainer(logged_explainer)
-    body = tracking.image_request(setup["images"][:2], targets=["roses", ""])
-    rows = model.predict(pd.DataFrame(body["dataframe_records"]))
-    assert len(rows) == 2 and rows[0]["label"] == "roses"
-    attribution = np.asarray(rows[0]["attribution"])
-    assert attribution.shape == (SIZE, SIZE)
-    json.dumps(rows)  # plain JSON types only
-    # Same numbers as computed in-process with the same method and steps.
-    image = tracking.decode_request_images([body["dataframe_records"][0]["image_b64"]], SIZE)
-    direct = explain.explain(
-        image,
-        [2],
-        method="ig",
-        steps=32,
-        model=explain.ExplainableModel.from_saved_model(setup["export_dir"]),
-    )
-    np.testing.assert_allclose(attribution, direct.attributions[0], atol=1e-4)
-    with pytest.raises(Exception, match="unknown target"):
-        model.predict(
-            pd.DataFrame(
-                [{"image_b64": body["dataframe_records"][0]["image_b64"], "target": "cactus"}]
-            )
+def test_pyfunc_shap_explainer_answers_json_rows(setup, logged_explainer):
+    from pmlv_utils import tracking
+
+    model = tracking.load_explainer(logged_explainer["uri"])
+    body = tracking.image_request(setup["images"][:2])
+    frame = pd.DataFrame(body["dataframe_records"] + [{"image_b64": "%%%"}, {"image_b64": ""}])
+    out = model.predict(frame)
+    assert list(out.columns) == list(tracking.OUTPUT_COLUMNS) and len(out) == 4
+    rows = out.to_dict("records")
+    json.dumps(rows, allow_nan=False)  # plain JSON: no NaN, no None, no numpy types
+    for row in rows[:2]:
+        assert row["error"] == "" and row["label"] in LABELS
+        shap_map = np.asarray(row["shap"])
+        assert shap_map.shape == (SIZE, SIZE)
+        # SHAP's additivity: the map adds up to f(x)[explained class] - f(fully masked).
+        np.testing.assert_allclose(
+            shap_map.sum(), row["probability"] - row["base_value"], rtol=0.02, atol=1e-4
         )
-    with pytest.raises(Exception, match="base64"):
-        model.predict(pd.DataFrame([{"image_b64": "%%%"}]))
+        png = Image.open(io.BytesIO(base64.b64decode(row["shap_png_b64"])))
+        assert png.size == (SIZE, SIZE)
+    assert "base64" in rows[2]["error"] and "empty" in rows[3]["error"]
+    assert rows[2]["shap"] == [] and rows[2]["probability"] == 0.0 and rows[2]["label"] == ""
+    # The seed is a setting: the same input gives the same values.
+    again = model.predict(frame.iloc[:1])
+    assert again.loc[0, "shap"] == rows[0]["shap"]
+    # The signature refuses paths (a server that opened them would read its files for anyone).
+    with pytest.raises(Exception, match=r"missing inputs \['image_b64'\]"):
+        model.predict(pd.DataFrame({"path": [str(setup["images"][0])]}))
+
+
+def test_provenance_is_logged_with_the_explainer(logged_explainer):
+    import mlflow
+
+    record = mlflow.artifacts.load_dict(
+        f"runs:/{logged_explainer['run_id']}/shap_explainer_provenance.json"
+    )
+    assert record["seed"] == SETTINGS["seed"] and record["max_evals"] == SETTINGS["max_evals"]
+    assert record["masker"] == SETTINGS["masker"] and "PartitionExplainer" in record["method"]
+    assert set(record["versions"]) >= {"shap", "mlflow", "tensorflow"}
+    assert record["model"]["labels"] == LABELS
 
 
 @pytest.mark.slow
-def test_served_explainer_and_batch(setup, logged_explainer, tmp_path):
+def test_served_explainer_and_beam_batch(setup, logged_explainer, tmp_path):
     from pmlv_utils import tracking
 
-    served = tracking.serve_model(logged_explainer, uri=setup["uri"], workspace=setup["root"])
+    served = tracking.serve_model(
+        logged_explainer["uri"], uri=setup["uri"], workspace=setup["root"]
+    )
     try:
         assert served.url.startswith("http://127.0.0.1:")
         resp = served.invocations(tracking.image_request(setup["images"][:1]))
         assert resp.status_code == 200, resp.text
         row = resp.json()["predictions"][0]
-        assert np.asarray(row["attribution"]).shape == (SIZE, SIZE)
-        assert Image.open(
-            io.BytesIO(__import__("base64").b64decode(row["attribution_png_b64"]))
-        ).size == (SIZE, SIZE)
+        assert row["error"] == "" and np.asarray(row["shap"]).shape == (SIZE, SIZE)
         bad = served.invocations({"dataframe_records": [{"image_b64": "%%%"}]})
-        assert 400 <= bad.status_code < 500
+        assert bad.status_code == 200 and "base64" in bad.json()["predictions"][0]["error"]
+        wrong = served.invocations({"dataframe_records": [{"path": "/etc/passwd"}]})
+        assert 400 <= wrong.status_code < 500
         assert (
             served.invocations(tracking.image_request(setup["images"][:1])).status_code == 200
         )  # still up
@@ -136,11 +162,76 @@ def test_served_explainer_and_batch(setup, logged_explainer, tmp_path):
         str(setup["root"] / "missing.jpg"),
     ]
     result = tracking.run_batch_explanations(
-        paths, logged_explainer, str(tmp_path / "batch"), uri=setup["uri"]
+        paths, logged_explainer["uri"], str(tmp_path / "batch"), uri=setup["uri"]
     )
     assert result["explained"] == 3 and result["dead_letter"] == 2
-    reasons = [r["reason"] for r in tracking.read_jsonl(result["error_files"])]
-    assert any("unreadable" in r for r in reasons)
+    reasons = {r["path"]: r["reason"] for r in tracking.read_jsonl(result["error_files"])}
+    assert "unreadable" in reasons[paths[-1]] and "image" in reasons[paths[-2]]
+    explained = tracking.read_jsonl(result["explanation_files"])
+    assert {r["path"] for r in explained} == set(paths[:3])
+    assert all(np.asarray(r["shap"]).shape == (SIZE, SIZE) for r in explained)
+
+
+@pytest.fixture(scope="module")
+def spark(setup):
+    from pmlv_utils import tracking
+
+    if tracking.java_runtime() is None:
+        pytest.skip(tracking.JAVA_MISSING)
+    session = tracking.local_spark(cores=2, driver_memory="1g", workspace=setup["root"])
+    print(f"Spark session started in {session.pmlv_start_s:.1f} s")
+    yield session
+    session.stop()
+
+
+@pytest.mark.slow
+def test_spark_udf_explains_paths_and_keeps_dead_letters(setup, logged_explainer, spark):
+    import time
+
+    from pmlv_utils import tracking
+
+    paths = [str(p) for p in setup["images"]] + [
+        str(setup["root"] / "bad.jpg"),
+        str(setup["root"] / "missing.jpg"),
+    ]
+    started = time.perf_counter()
+    explained, dead = tracking.spark_explanations(spark, logged_explainer["uri"], paths, 1)
+    good, bad = explained.toPandas(), dead.toPandas()
+    print(f"spark_udf job: {len(paths)} files in {time.perf_counter() - started:.1f} s")
+    assert sorted(good["path"]) == sorted(paths[:3])  # no row lost, no "None" error text
+    assert set(good["label"]) <= set(LABELS)
+    assert all(np.asarray(m.tolist()).shape == (SIZE, SIZE) for m in good["shap"])
+    reasons = dict(zip(bad["path"], bad["reason"]))
+    assert set(reasons) == set(paths[3:])
+    assert reasons[paths[-1]].startswith("unreadable") and reasons[paths[-2]].startswith("refused")
+    # The same numbers as the pandas path (same seed, same settings).
+    model = tracking.load_explainer(logged_explainer["uri"])
+    local = model.predict(pd.DataFrame(tracking.image_request(paths[:1])["dataframe_records"]))
+    row = good.set_index("path").loc[paths[0]]
+    np.testing.assert_allclose(np.asarray(row["shap"].tolist()), np.asarray(local.loc[0, "shap"]))
+
+
+def test_install_java_explains_why_it_cannot_install(tmp_path):
+    import os
+    import shutil
+    import subprocess
+
+    from notebook_tools import REPO
+
+    bin_dir = tmp_path / "bin"  # sed, head, id but no java and no apt-get
+    bin_dir.mkdir()
+    for tool in ("sed", "head", "id", "date"):
+        os.symlink(shutil.which(tool), bin_dir / tool)
+    env = {"PATH": str(bin_dir), "HOME": str(tmp_path)}
+    done = subprocess.run(
+        ["/bin/bash", str(REPO / "tools" / "install_java.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "cannot install openjdk-17-jre-headless" in done.stderr
 
 
 def test_batch_explainer_refuses_hostile_files_before_the_model(tmp_path):

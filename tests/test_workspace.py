@@ -1,5 +1,6 @@
 """The workspace builds an artifact once, reuses it, and redoes an interrupted build."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -43,11 +44,26 @@ def test_settings_key_is_order_independent():
     assert workspace.settings_key({"a": 1, "b": 2}) == workspace.settings_key({"b": 2, "a": 1})
 
 
-def test_display_path_hides_machine_paths(tmp_path, monkeypatch):
+def test_display_path_hides_machine_paths_in_notebook_outputs(tmp_path, monkeypatch):
     monkeypatch.setenv("PMLV_WORKSPACE", str(tmp_path))
+    monkeypatch.setenv(workspace.NOTEBOOK_PATHS_ENV, "1")
     shown = workspace.display_path(tmp_path / "flowers-abc" / "x.jpg")
     assert shown == "$PMLV_WORKSPACE/flowers-abc/x.jpg"
     assert workspace.display_path(workspace.REPO_ROOT / "README.md") == "./README.md"
+
+
+def test_display_path_is_a_real_path_elsewhere(tmp_path, monkeypatch):
+    monkeypatch.setenv("PMLV_WORKSPACE", str(tmp_path / "ws"))
+    monkeypatch.delenv(workspace.NOTEBOOK_PATHS_ENV, raising=False)
+    image = tmp_path / "ws" / "flowers-abc" / "x.jpg"
+    image.parent.mkdir(parents=True)
+    image.write_bytes(b"x")
+    monkeypatch.chdir(tmp_path)
+    assert workspace.display_path(image) == "ws/flowers-abc/x.jpg"  # inside the current folder
+    assert Path(workspace.display_path(image)).exists()
+    monkeypatch.chdir(image.parent / "..")
+    assert workspace.display_path(tmp_path) == str(tmp_path)  # outside it: absolute
+    assert workspace.display_path(".") == "."
 
 
 def test_import_has_no_side_effects():
@@ -67,3 +83,19 @@ def test_display_path_keeps_urls():
         workspace.display_path("gs://bucket/flower_photos/all_data.csv")
         == "gs://bucket/flower_photos/all_data.csv"
     )
+
+
+def test_easy_and_hard_datasets_never_share_a_folder(tmp_path):
+    easy = workspace.ensure_dataset(2, 3, workspace=tmp_path, difficulty="easy")
+    hard = workspace.ensure_dataset(2, 3, workspace=tmp_path, difficulty="hard")
+    assert easy != hard
+    assert workspace.ensure_dataset(2, 3, workspace=tmp_path) == hard  # the default is hard
+    assert workspace.DEFAULT_DIFFICULTY == "hard"
+    marker = json.loads((easy / workspace.MARKER).read_text())
+    assert marker["difficulty"] == "easy"
+    info = (hard / "image_info.csv").read_text().splitlines()
+    assert "variety" in info[0] and len(info) == 1 + 5 * 2
+    with pytest.raises(ValueError, match="difficulty must be one of"):
+        workspace.ensure_dataset(2, 3, workspace=tmp_path, difficulty="medium")
+    built = [p.name.split("-")[0] for p in tmp_path.iterdir() if not p.name.startswith(".")]
+    assert built == ["flowers", "flowers"]  # (the dot files are the artifacts' locks)

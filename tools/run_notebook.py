@@ -15,7 +15,7 @@ from pathlib import Path
 import nbformat
 import papermill
 
-from pmlv_utils.workspace import MACHINE_PATH
+from pmlv_utils.workspace import MACHINE_PATH, NOTEBOOK_PATHS_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,6 +32,7 @@ def main() -> int:
     out = (REPO / "build" / "quick" / nb_path.name) if args.quick else nb_path
     out.parent.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PMLV_WORKSPACE", str(REPO / "workspace"))
+    os.environ[NOTEBOOK_PATHS_ENV] = "1"  # $PMLV_WORKSPACE/… paths: no machine path committed
     papermill.execute_notebook(
         str(nb_path),
         str(out),

@@ -46,6 +46,7 @@ def create_dataset(
     project: str,
     region: str,
     workspace: str,
+    difficulty: str,
     tfrecords: Output[Dataset],
 ):
     """Chapter 5: all_data.csv (or synthetic data) -> TFRecords, with the Beam job."""
@@ -53,7 +54,8 @@ def create_dataset(
 
     out = tfrecords.uri if runner == "DataflowRunner" else tfrecords.path
     result = steps.create_dataset_step(
-        out, data_csv, labels_file, images_per_class, seed, runner, project, region, workspace
+        *(out, data_csv, labels_file, images_per_class, seed, runner, project, region),
+        *(workspace, difficulty),
     )
     tfrecords.metadata.update(result["counts"])
     tfrecords.metadata["source"] = result["source"]

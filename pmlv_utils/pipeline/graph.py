@@ -51,6 +51,7 @@ LOCAL_PARAMETERS = (
     "epochs",
     "model_kind",
     "accuracy_threshold",
+    "difficulty",
 )
 DESCRIPTION = (
     "Flowers: create dataset (Beam) -> train -> export -> evaluate -> "
@@ -111,10 +112,8 @@ def _evaluate_and_gate(ops, versions, tfrecords, exported, accuracy_threshold, d
 
 
 def make_pipeline(base_image: str = BASE_IMAGE):
-    """The pipeline function, its components built on ``base_image``.
-
-    Passing one task's output to another is what orders them (kfp is never told the order).
-    """
+    """The pipeline function, its components built on ``base_image``. Passing one task's
+    output to another is what orders them (kfp is never told the order)."""
     ops = _components(base_image)
 
     @dsl.pipeline(name=PIPELINE_NAME, description=DESCRIPTION)
@@ -133,6 +132,7 @@ def make_pipeline(base_image: str = BASE_IMAGE):
         deploy_dir: str = "",
         endpoint_name: str = "flowers",
         workspace: str = "",
+        difficulty: str = ws.DEFAULT_DIFFICULTY,
     ) -> PipelineOutputs:
         versions = ops.fingerprint_inputs(data_csv=data_csv, labels_file=labels_file)
         versions.set_caching_options(False)  # it must look at the data and code every time
@@ -147,6 +147,7 @@ def make_pipeline(base_image: str = BASE_IMAGE):
             project=project,
             region=region,
             workspace=workspace,
+            difficulty=difficulty,
         )
         tfrecords = dataset.outputs["tfrecords"]
         trained = ops.train_model(

@@ -299,7 +299,8 @@ def run_local(
     """Run the pipeline in kfp's local runner (every step a subprocess of this Python).
 
     ``settings``: the pipeline parameters of ``graph.LOCAL_PARAMETERS`` by name (data_csv,
-    labels_file, images_per_class, seed, img_size, epochs, model_kind, accuracy_threshold); the
+    labels_file, images_per_class, seed, img_size, epochs, model_kind, accuracy_threshold,
+    difficulty: the synthetic data's, when data_csv is empty); the
     ones not given take the pipeline's defaults.
     ``pipeline_root`` (default ``<workspace>/pipeline``) holds ``runs/`` (artifacts, one folder
     per run), ``cache/`` (kfp's cache entries), ``logs/`` (the full log of each run) and, unless

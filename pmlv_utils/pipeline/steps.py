@@ -19,7 +19,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .. import dataset_files, safe_io
+from .. import dataset_files
 from .. import workspace as ws
 
 # A prebuilt Vertex AI prediction container that serves a TF SavedModel.
@@ -55,13 +55,21 @@ def default_labels_file(data_csv: str) -> str:
 
 
 def _dataset_inputs(
-    data_csv: str, labels_file: str, images_per_class: int, seed: int, workspace: str
+    data_csv: str,
+    labels_file: str,
+    images_per_class: int,
+    seed: int,
+    workspace: str,
+    difficulty: str = ws.DEFAULT_DIFFICULTY,
 ) -> tuple[str, str, str]:
     """(CSV, labels file, source description) of the data the dataset step reads."""
     if not data_csv:
-        data_dir = ws.ensure_dataset(images_per_class, seed, workspace=workspace or None)
+        data_dir = ws.ensure_dataset(
+            images_per_class, seed, workspace=workspace or None, difficulty=difficulty
+        )
         csv_path, labels_path = (str(p) for p in ws.dataset_files(data_dir))
-        return csv_path, labels_path, f"synthetic: {images_per_class} images per class, seed {seed}"
+        source = f"synthetic ({difficulty}): {images_per_class} images per class, seed {seed}"
+        return csv_path, labels_path, source
     return data_csv, labels_file or default_labels_file(data_csv), data_csv
 
 
@@ -95,18 +103,19 @@ def create_dataset_step(
     project: str = "",
     region: str = "us-central1",
     workspace: str = "",
+    difficulty: str = ws.DEFAULT_DIFFICULTY,
 ) -> dict:
     """The chapter 5 Beam job: ``data_csv`` (or the synthetic set) -> TFRecords in ``output_dir``.
 
-    Empty ``data_csv`` means the synthetic data set (``images_per_class``, ``seed``), built or
-    reused in the workspace. ``labels_file`` defaults to ``dict.txt`` next to the CSV. Copies the
-    labels to ``output_dir/dict.txt`` so later steps need nothing but this folder. Returns
-    {counts (flat: train, valid, test, rejected), source, labels}. Raises, naming the file, when
-    the CSV or labels are missing or the CSV has no usable line, and when no training example
-    came out (every line dead-lettered).
+    Empty ``data_csv`` means the synthetic data set (``images_per_class``, ``seed``,
+    ``difficulty``), built or reused in the workspace. ``labels_file`` defaults to ``dict.txt``
+    next to the CSV. The job writes the labels to ``output_dir/dict.txt``, so later steps need
+    nothing but this folder. Returns {counts (flat: train, valid, test, rejected), source,
+    labels}. Raises, naming the file, when the CSV or labels are missing or the CSV has no
+    usable line, and when no training example came out (every line dead-lettered).
     """
     csv_path, labels_path, source = _dataset_inputs(
-        data_csv, labels_file, images_per_class, seed, workspace
+        data_csv, labels_file, images_per_class, seed, workspace, difficulty
     )
     rows = _usable_rows(csv_path, labels_path)
     from .. import tfrecords  # Beam and TensorFlow: only once the input is known to be there
@@ -131,7 +140,6 @@ def create_dataset_step(
             f"(errors-*.jsonl; reasons {result['rejected']})"
         )
     labels = dataset_files.read_labels(labels_path)
-    safe_io.write_text(f"{output_dir.rstrip('/')}/{LABELS_NAME}", "\n".join(labels) + "\n")
     return dict(counts=counts, source=source, labels=labels, rejected=result["rejected"])
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import dataset_files, synthetic
+from .. import workspace as ws
 from .fingerprints import folder_fingerprint
 from .steps import LABELS_NAME
 
@@ -78,14 +79,19 @@ def make_data_folder(source_csv: str | os.PathLike, dest: str | os.PathLike) -> 
     return dest / "all_data.csv"
 
 
-def add_new_images(data_csv: str | os.PathLike, images_per_class: int, seed: int) -> int:
+def add_new_images(
+    data_csv: str | os.PathLike,
+    images_per_class: int,
+    seed: int,
+    difficulty: str = ws.DEFAULT_DIFFICULTY,
+) -> int:
     """Simulate new data landing: draw ``images_per_class`` new synthetic flowers per class
-    (with ``seed``), copy them next to ``data_csv`` as ``<label>/new<seed>_<file>`` and append
-    their lines. Returns the number of images added."""
+    (with ``seed`` and ``difficulty``), copy them next to ``data_csv`` as
+    ``<label>/new<seed>_<file>`` and append their lines. Returns the number of images added."""
     folder = Path(data_csv).parent
     with tempfile.TemporaryDirectory() as tmp:
         synthetic.generate_dataset(
-            tmp, images_per_class=images_per_class, seed=seed, progress=False
+            tmp, images_per_class, seed, progress=False, difficulty=difficulty
         )
         new_lines = []
         for line in (Path(tmp) / "flower_photos" / "all_data.csv").read_text().splitlines():

@@ -1,5 +1,8 @@
 """The Beam prediction transforms: batched DoFn with a shared model, naive DoFn, REST DoFn.
 
+Taught in 09_deploying/09a_inmemory.ipynb, section 3 ("The batched DoFn, written by hand", then
+checked against :class:`PredictBatchDoFn`); the REST DoFn in 09b, section 4.
+
 :class:`PredictBatchDoFn` holds ONE model per worker process through
 ``apache_beam.utils.shared.Shared`` and predicts on lists made by ``beam.BatchElements``; files
 that are missing, not regular files, over the size cap, over the pixel budget (read from the

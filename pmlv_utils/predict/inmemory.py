@@ -1,5 +1,8 @@
 """In-memory prediction on image files or bytes, outputs as plain JSON rows, notebook tables.
 
+Taught in 09_deploying/09a_inmemory.ipynb, section 2 (the signature called and its tensors turned
+into rows by hand, then :func:`predict_files`).
+
 Example::
 
     model = LoadedModel(export_dir)

@@ -216,19 +216,24 @@ DRAWERS = {
 assert list(DRAWERS) == CLASSES
 
 
-def flower_layer(rng: Rng, label: str, r: float) -> tuple[Image.Image, float]:
+def flower_layer(
+    rng: Rng, label: str, r: float, drawer=None, own_stem: bool | None = None
+) -> tuple[Image.Image, float]:
     """The flower drawn on a transparent square layer; returns (layer, centre coordinate).
 
     ``r`` is the head radius in layer pixels. Tulips always have a stem and leaves; the
-    other flowers sometimes show a stem behind the head.
+    other flowers sometimes show a stem behind the head. ``drawer`` replaces the class's
+    drawer (a variety, :mod:`.varieties`); ``own_stem``: the drawer draws its own stem
+    (default: tulips only).
     """
-    has_stem = label == "tulips" or rng.random() < 0.3
+    own_stem = label == "tulips" if own_stem is None else own_stem
+    has_stem = own_stem or rng.random() < 0.3
     half = r * (3.6 if has_stem else 1.6)
     side = int(2 * half) + 2
     c = side / 2
     layer = Image.new("RGBA", (side, side), (0, 0, 0, 0))
     draw = ImageDraw.Draw(layer)
-    if has_stem and label != "tulips":
+    if has_stem and not own_stem:
         stem_green = green(rng)
         end = stem(
             draw,
@@ -249,5 +254,5 @@ def flower_layer(rng: Rng, label: str, r: float) -> tuple[Image.Image, float]:
                 r * rng.uniform(0.3, 0.5),
                 green(rng, 0.1),
             )
-    DRAWERS[label](draw, rng, c, r)
+    (drawer or DRAWERS[label])(draw, rng, c, r)
     return layer, c

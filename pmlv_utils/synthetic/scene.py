@@ -4,11 +4,17 @@
 (size, layout, drawing, occluders), the background, and the camera finish. So for one seed
 the flower is the same whatever the background kind is.
 
-Nuisances a model must ignore: image size and aspect ratio, position, scale, rotation and
-tilt, the background, lighting and white balance, noise, grass or a leaf in front of the
-flower (20%), extra flowers of the same class (20%) and, in 25% of the images, a smaller
-flower of ANOTHER class in the background. The mask marks the drawn plant(s) of the image's
-class, minus whatever occludes it.
+``difficulty="easy"`` (the images of generator version 3): the flower large and near the
+centre; nuisances a model must ignore: image size and aspect ratio, position, scale,
+rotation and tilt, the background, lighting and white balance, noise, grass or a leaf in
+front of the flower (20%), extra flowers of the same class (20%) and, in 25% of the images,
+a smaller flower of ANOTHER class in the background.
+
+``difficulty="hard"``: what photos have: small, off-centre and cut flowers, several flowers,
+varieties and confusable classes (:mod:`.hard`, :mod:`.varieties`), more occlusion
+(:mod:`.occluders`), blur, bad exposure and colour casts (:mod:`.camera`).
+
+The mask marks the drawn plant(s) of the image's class, minus whatever occludes it.
 """
 
 from __future__ import annotations
@@ -16,13 +22,24 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from .backgrounds import BACKGROUND_KINDS, BACKGROUNDS, draw_background, linear_ramp
+from .camera import finish_hard
 from .flowers import CLASSES, DRAWERS, flower_layer
-from .palette import Rng, green
-from .shapes import leaf
+from .hard import (
+    HARD_OCCLUDER_PROBABILITY,
+    MAX_HIDDEN,
+    TAIL_PROBABILITY,
+    framing_info,
+    hard_size,
+    plan_hard,
+)
+from .occluders import grass_or_leaf, hard_occluder
+from .palette import Rng
+from .varieties import VARIETIES
 
+DIFFICULTIES = ("easy", "hard")
 MIN_SIDE, MAX_SIDE = 96, 256
 DISTRACTOR_PROBABILITY = 0.25  # a smaller flower of another class in the background
 SUPERSAMPLE = 2  # flowers are drawn at 2x and reduced: smooth edges for little cost
@@ -36,38 +53,80 @@ def render_flower(
     background: str | None = None,
     size: tuple[int, int] | None = None,
     return_info: bool = False,
+    difficulty: str = "hard",
 ):
     """Draw one image of ``label``; returns (RGB uint8 [H, W, 3], mask bool [H, W]).
 
     ``rng_or_seed``: a ``numpy.random.Generator`` or anything ``numpy.random.default_rng``
     accepts (an int, or a sequence such as ``(seed, class_index, index)``).
     ``background``: one of BACKGROUND_KINDS, or None to draw one uniformly.
-    ``size``: (width, height), or None to draw one (96..256 px a side).
+    ``size``: (width, height), or None to draw one (96..256 px a side when easy,
+    128..256 when hard).
+    ``difficulty``: "easy" or "hard" (see the module docstring).
     ``return_info``: also return a dict describing the scene: ``background``,
     ``other_flower`` (the class of a visible flower of another class, or None),
-    ``n_flowers`` (visible flowers of ``label``) and ``occluded`` (grass or a leaf in front).
+    ``n_flowers`` (visible flowers of ``label``), ``occluded`` (something in front),
+    the main flower's ``variety``, ``flower_scale`` (head radius / short side),
+    ``centre_offset`` (distance from the image centre / short side), ``cut_by_frame``,
+    the camera's ``blur``, ``blur_sigma``, ``exposure`` and ``colour_cast``, and
+    ``hard_tail`` (hard: the image is in the hard tail; False when easy).
     """
     if label not in DRAWERS:
         raise ValueError(f"unknown flower label {label!r}; expected one of {CLASSES}")
     if background is not None and background not in BACKGROUNDS:
         raise ValueError(f"unknown background {background!r}; expected one of {BACKGROUND_KINDS}")
+    if difficulty not in DIFFICULTIES:
+        raise ValueError(f"difficulty must be one of {DIFFICULTIES}, got {difficulty!r}")
     rng = np.random.default_rng(rng_or_seed)
     flower_rng, background_rng, finish_rng = rng.spawn(3)
 
-    w, h = size if size is not None else _image_size(flower_rng)
+    hard = difficulty == "hard"
+    if size is None:
+        size = hard_size(flower_rng) if hard else _image_size(flower_rng)
+    w, h = size
     background, canvas = draw_background(background_rng, background, w, h)
     mask = np.zeros((h, w), dtype=bool)
     info = {"background": background, "other_flower": None, "n_flowers": 0, "occluded": False}
-    for kind, r, centre in _plan_flowers(flower_rng, label, w, h):
-        _add_flower(canvas, mask, info, flower_rng, label, kind, r, centre)
-    if flower_rng.random() < OCCLUDER_PROBABILITY:
-        front = _occluders(flower_rng, w, h)
+    if hard:
+        tail = bool(rng.random() < TAIL_PROBABILITY)  # the parent stream: after the spawns
+        _draw_hard(canvas, mask, info, flower_rng, label, tail)
+        rgb, camera = finish_hard(finish_rng, np.asarray(canvas.convert("RGB")), tail)
+        info["hard_tail"] = tail
+    else:
+        _draw_easy(canvas, mask, info, flower_rng, label)
+        rgb, camera = _finish(finish_rng, np.asarray(canvas.convert("RGB")))
+    info.update(camera)
+    return (rgb, mask, info) if return_info else (rgb, mask)
+
+
+def _draw_easy(canvas, mask, info, rng: Rng, label: str) -> None:
+    """The easy scene (generator version 3): one large flower near the centre."""
+    w, h = canvas.size
+    for kind, r, centre in _plan_flowers(rng, label, w, h):
+        _add_flower(canvas, mask, info, rng, label, kind, r, centre)
+    info.update(variety="classic", **framing_info(r, centre, w, h))  # the main flower: last
+    if rng.random() < OCCLUDER_PROBABILITY:
+        front = grass_or_leaf(rng, w, h)
         canvas.alpha_composite(front)
         mask &= ~(np.asarray(front.getchannel("A")) > 127)
         info["occluded"] = True
 
-    rgb = _finish(finish_rng, np.asarray(canvas.convert("RGB")))
-    return (rgb, mask, info) if return_info else (rgb, mask)
+
+def _draw_hard(canvas, mask, info, rng: Rng, label: str, tail: bool) -> None:
+    """The hard scene: :func:`.hard.plan_hard`'s flowers, then (in the tail) perhaps an
+    occluder (left out when it would hide more than MAX_HIDDEN of the flower)."""
+    w, h = canvas.size
+    for spec in plan_hard(rng, label, w, h, tail):
+        _add_flower(canvas, mask, info, rng, label, spec.kind, spec.r, spec.centre, spec.variety)
+        if spec.main:
+            info.update(variety=spec.variety, **framing_info(spec.r, spec.centre, w, h))
+    if tail and rng.random() < HARD_OCCLUDER_PROBABILITY:
+        _, front = hard_occluder(rng, w, h)
+        hidden = np.asarray(front.getchannel("A")) > 127
+        if (mask & hidden).sum() <= MAX_HIDDEN * mask.sum():
+            canvas.alpha_composite(front)
+            mask &= ~hidden
+            info["occluded"] = True
 
 
 def _plan_flowers(rng: Rng, label: str, w: int, h: int) -> list[tuple[str, float, tuple]]:
@@ -96,14 +155,23 @@ def _plan_flowers(rng: Rng, label: str, w: int, h: int) -> list[tuple[str, float
     return flowers
 
 
-def _add_flower(canvas, mask, info, rng: Rng, label: str, kind: str, r: float, centre) -> None:
-    """Draw one flower of class ``kind`` onto ``canvas`` (RGBA, in place). A flower of the
-    image's ``label`` joins ``mask``; any other flower is cut out of it. Updates ``info``."""
+def _add_flower(
+    canvas, mask, info, rng: Rng, label: str, kind: str, r: float, centre, variety=None
+) -> None:
+    """Draw one flower of class ``kind`` (and ``variety``, None: the easy drawing) onto
+    ``canvas`` (RGBA, in place). A flower of the image's ``label`` joins ``mask``; any other
+    flower is cut out of it. Updates ``info``."""
     w, h = canvas.size
-    layer, c = flower_layer(rng, kind, r * SUPERSAMPLE)
-    upright = kind == "tulips"
+    if variety is None:
+        layer, c = flower_layer(rng, kind, r * SUPERSAMPLE)
+        upright = kind == "tulips"
+        squash_range = (0.85, 1.1) if upright else (0.8, 1.0)
+    else:
+        spec = VARIETIES[kind][variety]
+        layer, c = flower_layer(rng, kind, r * SUPERSAMPLE, spec.drawer, spec.own_stem)
+        upright, squash_range = spec.upright, spec.squash
     angle = rng.normal(0, 0.3) if upright else rng.uniform(0, 2 * np.pi)
-    squash = rng.uniform(0.85, 1.1) if upright else rng.uniform(0.8, 1.0)
+    squash = rng.uniform(*squash_range)
     placed = _place(layer, (c, c), (w, h), centre, angle, squash)
     if placed is None:
         return
@@ -165,57 +233,24 @@ def _place(
     return patch.reduce(ss), (x0 // ss, y0 // ss)
 
 
-def _occluders(rng: Rng, w: int, h: int) -> Image.Image:
-    """Grass blades or a leaf in front of the flower (RGBA, transparent elsewhere)."""
-    layer = Image.new("RGBA", (w, h), (0, 0, 0, 0))
-    draw = ImageDraw.Draw(layer)
-    if rng.random() < 0.6:
-        for _ in range(int(rng.integers(2, 7))):
-            x = rng.uniform(0, w)
-            leaf(
-                draw,
-                x,
-                h + 2,
-                -np.pi / 2 + rng.normal(0, 0.25),
-                h * rng.uniform(0.3, 0.7),
-                w * rng.uniform(0.02, 0.05),
-                green(rng, 0.2),
-            )
-    else:
-        side = int(rng.integers(4))
-        x, y = [
-            (rng.uniform(0, w), -2),
-            (w + 2, rng.uniform(0, h)),
-            (rng.uniform(0, w), h + 2),
-            (-2, rng.uniform(0, h)),
-        ][side]
-        angle = [np.pi / 2, np.pi, -np.pi / 2, 0.0][side] + rng.normal(0, 0.4)
-        leaf(
-            draw,
-            x,
-            y,
-            angle,
-            max(w, h) * rng.uniform(0.3, 0.5),
-            min(w, h) * rng.uniform(0.15, 0.3),
-            green(rng, 0.1),
-        )
-    return layer
-
-
-def _finish(rng: Rng, rgb: np.ndarray) -> np.ndarray:
-    """Camera and light: saturation, exposure, white balance, a light gradient, contrast, noise."""
+def _finish(rng: Rng, rgb: np.ndarray) -> tuple[np.ndarray, dict]:
+    """Camera and light (easy): saturation, exposure, white balance, a light gradient,
+    contrast, noise. Returns the image and the camera's ``image_info.csv`` columns."""
     h, w, _ = rgb.shape
     img = rgb.astype(np.float32)
     grey = img.mean(axis=2, keepdims=True)
     img = grey + (img - grey) * rng.uniform(0.65, 1.15)  # saturation
-    img *= rng.uniform(0.75, 1.15) * rng.uniform(0.86, 1.14, 3)  # exposure, white balance
+    exposure = rng.uniform(0.75, 1.15)
+    img *= exposure * rng.uniform(0.86, 1.14, 3)  # exposure, white balance
     img *= 1.0 + rng.uniform(-0.25, 0.25) * (
         linear_ramp(w, h, rng.uniform(0, 2 * np.pi))[..., None] - 0.5
     )
     mean = img.mean()
     img = (img - mean) * rng.uniform(0.8, 1.15) + mean
     img += rng.standard_normal(img.shape, dtype=np.float32) * rng.uniform(0, 6)
-    return np.clip(img, 0, 255).astype(np.uint8)
+    camera = {"blur": "none", "blur_sigma": 0.0, "exposure": round(exposure, 3), "colour_cast": ""}
+    camera["hard_tail"] = False  # easy images have no hard tail
+    return np.clip(img, 0, 255).astype(np.uint8), camera
 
 
 def _image_size(rng: Rng) -> tuple[int, int]:

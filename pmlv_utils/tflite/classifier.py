@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 from ai_edge_litert.interpreter import Interpreter
 
+from .. import quiet
+
 
 def check_float_images(images, image_shape: Sequence[int], what: str = "images") -> np.ndarray:
     """A float32 batch [N, H, W, 3] in [0, 1], or a ValueError saying what is wrong."""
@@ -61,10 +63,11 @@ class TFLiteClassifier:
                 f"no TFLite model at {self.path} (make one with pmlv_utils.tflite.convert)"
             )
         try:
-            self.interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads)
+            with quiet.native_stderr_silenced():  # "INFO: Created TensorFlow Lite XNNPACK ..."
+                self.interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads)
+                self.interpreter.allocate_tensors()  # creates the delegate (and its INFO line)
         except ValueError as err:
             raise ValueError(f"{self.path} is not a valid TFLite model: {err}") from err
-        self.interpreter.allocate_tensors()
         inputs, outputs = (
             self.interpreter.get_input_details(),
             self.interpreter.get_output_details(),
@@ -140,7 +143,10 @@ def op_summary(path: str | os.PathLike):
     tensors between its input and output, apart from constant bias/scale parameters.
     Uses LiteRT's op listing (``Interpreter._get_ops_details``, not yet a public API).
     """
-    interpreter = Interpreter(model_path=str(TFLiteClassifier(path).path))
+    checked = TFLiteClassifier(path).path
+    with quiet.native_stderr_silenced():
+        interpreter = Interpreter(model_path=str(checked))
+        interpreter.allocate_tensors()
     dtypes = {t["index"]: np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()}
     rows: dict[str, dict] = {}
     for op in interpreter._get_ops_details():  # noqa: SLF001 - no public equivalent

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from .. import export
+from .. import export, quiet
 from .classifier import check_float_images
 
 KINDS = ("float32", "float16", "int8")
@@ -204,13 +204,13 @@ def quantization_error_by_layer(
 
 @contextlib.contextmanager
 def _quiet_tensorflow():
-    """Hide TensorFlow's INFO lines (they name temporary folders) and its deprecation warnings
-    (the converter's tools still create ``tf.lite.Interpreter`` internally)."""
+    """Hide TensorFlow's INFO lines (they name temporary folders), its deprecation warnings
+    (the converter's tools still create ``tf.lite.Interpreter`` internally) and the C++ lines."""
     logger = tf.get_logger()
     level = logger.level
     logger.setLevel(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
+    try:  # the converter's C++ lines ("fully_quantize: 0, ...") go to file descriptor 2
+        with warnings.catch_warnings(), quiet.native_stderr_silenced():
             warnings.filterwarnings("ignore", message=r"(?s).*tf\.lite\.Interpreter is deprecated")
             yield
     finally:

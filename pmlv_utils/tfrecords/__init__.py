@@ -19,6 +19,7 @@ Output folder (Beam's default shard names, GZIP)::
 
     train-00000-of-000NN.gz  valid-...gz  test-...gz
     errors-00000-of-00001.jsonl   one JSON object a line: line, path, label, reason, detail
+    dict.txt                      the labels, one a line (the trainer needs only this folder)
 
 Every CSV line ends up in exactly one place: a split, or the errors file with a reason from
 :data:`REJECT_REASONS`. The job never stops for a bad line: bytes that are not UTF-8, a path
@@ -89,6 +90,7 @@ from .images import (
     to_rgb_jpeg,
 )
 from .job import (
+    LABELS_NAME,
     METRICS_NAMESPACE,
     CsvRowToRecord,
     DatasetJobConfig,
@@ -96,6 +98,7 @@ from .job import (
     build_graph,
     count_csv_lines,
     format_counts,
+    labels_path,
     record_key,
     run_pipeline,
     shard_counts,
@@ -132,6 +135,7 @@ __all__ = [
     "ERRORS_PREFIX",
     "IMAGE_TOO_LARGE",
     "JPEG_MAX_SIDE",
+    "LABELS_NAME",
     "LOCAL_RUNNERS",
     "MALFORMED_LINE",
     "MAX_FILE_BYTES",
@@ -161,6 +165,7 @@ __all__ = [
     "error_record",
     "feature_spec",
     "format_counts",
+    "labels_path",
     "make_example",
     "output_files",
     "parse_example",

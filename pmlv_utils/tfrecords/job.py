@@ -1,5 +1,8 @@
 """The Beam job: ``all_data.csv`` -> train/valid/test TFRecords (GZIP) + a dead-letter file.
 
+Taught in 05_create_dataset/05_split_tfrecord.ipynb, section 3 (the graph written by hand), of
+which this is the hardened version (section 4).
+
     config = DatasetJobConfig(all_data="…/all_data.csv", labels_file="…/dict.txt",
                               output_dir="…/tfrecords")
     counts = run_pipeline(config)
@@ -37,7 +40,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from .. import dataset_files
+from .. import dataset_files, safe_io
 from ..dataset_files import DEFAULT_FRACTIONS, SPLITS, CsvRow
 from .examples import make_example, serialize
 from .images import (
@@ -53,6 +56,7 @@ from .options import LOCAL_RUNNERS, build_pipeline_options
 from .reading import remove_output_files
 
 METRICS_NAMESPACE = "pmlv_tfrecords"
+LABELS_NAME = "dict.txt"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +117,11 @@ class DatasetJobConfig:
 def record_key(path: str) -> bytes:
     """The hash that picks a record's shard and its place in the shard (sha256 of the path)."""
     return hashlib.sha256(b"shard:" + path.encode("utf-8", "surrogatepass")).digest()
+
+
+def labels_path(output_dir: str) -> str:
+    """``<output_dir>/dict.txt``: the job's labels, one a line, written beside the shards."""
+    return f"{output_dir.rstrip('/')}/{LABELS_NAME}"
 
 
 def shard_name(output_dir: str, name: str, index: int, count: int) -> str:
@@ -272,6 +281,8 @@ def run_pipeline(config: DatasetJobConfig) -> dict:
     stale = remove_output_files(config.output_dir)
     if stale and config.verbose:
         print(f"removed {stale} file(s) of an earlier run from the output folder")
+    # the labels beside the shards: the trainer then needs only --input_topdir
+    safe_io.write_text(labels_path(config.output_dir), "".join(f"{x}\n" for x in labels))
 
     start = time.perf_counter()
     pipeline = beam.Pipeline(options=options)

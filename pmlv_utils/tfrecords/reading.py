@@ -4,6 +4,7 @@ Output folder (Beam's default shard names, GZIP)::
 
     train-00000-of-000NN.gz  valid-...gz  test-...gz
     errors-00000-of-00001.jsonl   one JSON object a line: line, path, label, reason, detail
+    dict.txt                      the labels, one a line (the trainer needs only this folder)
 """
 
 from __future__ import annotations

@@ -43,8 +43,8 @@ class LoadedExplainer:
 class ExplainBatchDoFn(beam.DoFn):
     """Explain a LIST of image paths (after ``BatchElements``) with one explainer per worker.
 
-    Explained images go to the main output as ``{"path", "label", "probability",
-    "approx_error", "attribution_png_b64"}``; the others to ``dead_letter`` as
+    Explained images go to the main output as ``{"path", <the explainer's output fields>}``;
+    the others (and rows the explainer answered with an ``error``) to ``dead_letter`` as
     ``{"path", "reason"}``.
     """
 
@@ -71,24 +71,24 @@ class ExplainBatchDoFn(beam.DoFn):
         # One call for the batch; if it fails (a bad image), retry one by one to isolate it.
         try:
             rows = holder.model.predict(pd.DataFrame(records)) if records else []
+            rows = rows.to_dict("records") if isinstance(rows, pd.DataFrame) else rows
             pairs = list(zip(good, rows))
         except Exception:  # noqa: BLE001 - the failing row is found and reported below
             pairs = []
             for path, record in zip(good, records):
                 try:
-                    pairs.append((path, holder.model.predict(pd.DataFrame([record]))[0]))
+                    one = holder.model.predict(pd.DataFrame([record]))
+                    one = one.to_dict("records") if isinstance(one, pd.DataFrame) else one
+                    pairs.append((path, one[0]))
                 except Exception as err:  # noqa: BLE001
                     yield beam.pvalue.TaggedOutput(
                         DEAD_LETTER, {"path": path, "reason": str(err)[:300]}
                     )
         for path, row in pairs:
-            yield {
-                "path": path,
-                "label": row["label"],
-                "probability": row["probability"],
-                "approx_error": row["approx_error"],
-                "attribution_png_b64": row["attribution_png_b64"],
-            }
+            if row.get("error"):  # the explainer's own error field (10d's SHAP explainer)
+                yield beam.pvalue.TaggedOutput(DEAD_LETTER, {"path": path, "reason": row["error"]})
+            else:
+                yield {"path": path, **{k: v for k, v in row.items() if k != "error"}}
 
 
 def run_batch_explanations(

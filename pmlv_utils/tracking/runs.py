@@ -7,9 +7,13 @@ tracking URI for a server. Attribution arrays are logged as ``.npz`` and read ba
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -125,3 +129,33 @@ def load_logged_attributions(
     )
     with np.load(local, allow_pickle=False) as data:
         return {"attributions": data["attributions"], "names": list(data["names"])}
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self, messages: list[str]):
+        super().__init__(logging.WARNING)
+        self.messages = messages
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(f"{record.levelname} {record.name}: {record.getMessage()}")
+
+
+@contextlib.contextmanager
+def captured_messages(logger: str = "mlflow"):
+    """Collect what a block says besides its result: ``logger``'s records (WARNING and up),
+    Python warnings, and stderr (progress bars). Yields the list they are appended to, so a
+    notebook can show the lines that matter (where MLflow stops) instead of all of them."""
+    messages: list[str] = []
+    log = logging.getLogger(logger)
+    saved = log.handlers[:], log.propagate
+    log.handlers, log.propagate = [_ListHandler(messages)], False
+    stderr = io.StringIO()
+    try:
+        with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stderr(stderr):
+            warnings.simplefilter("always")
+            try:
+                yield messages
+            finally:
+                messages.extend(f"{w.category.__name__}: {w.message}" for w in caught)
+    finally:
+        log.handlers, log.propagate = saved

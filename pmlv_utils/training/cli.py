@@ -17,12 +17,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
+import tempfile
 
 import tensorflow as tf  # tf.io.gfile: local or gs://
 
 from ..distribute import MODES, create_strategy
 from ..model import MODEL_KINDS
+from ..workspace import copy_folder
 from .config import TrainConfig
 from .run import train_and_export
 
@@ -241,6 +244,29 @@ def local_job_dir(job_dir: str) -> str:
     )
 
 
+def staged_job_dir(job_dir: str, resume: bool = False) -> tuple[str, str | None]:
+    """``(folder the trainer writes, gs:// folder to copy it to at the end, or None)``.
+
+    The trainer writes with plain file I/O (Keras' CSVLogger, for one, fails on gs://). A
+    gs:// job dir is the /gcs FUSE mount where there is one (Vertex training); elsewhere the
+    run writes a local temporary folder, copied to the gs:// job dir when it ends (with
+    ``resume``, the gs:// job dir is first copied down)."""
+    if not job_dir.startswith("gs://") or os.path.isdir("/gcs"):
+        return local_job_dir(job_dir), None
+    local = tempfile.mkdtemp(prefix="pmlv_job_")
+    if resume and tf.io.gfile.isdir(job_dir):
+        copy_folder(job_dir, local)
+    return local, job_dir
+
+
+def upload_job_dir(local: str, gcs_dir: str | None) -> None:
+    """Copy a staged job dir (:func:`staged_job_dir`) to its gs:// folder, then delete it."""
+    if gcs_dir:
+        copy_folder(local, gcs_dir)
+        shutil.rmtree(local, ignore_errors=True)
+        print(f"job dir written in {local}, copied to {gcs_dir}", flush=True)
+
+
 def render_vertex_config(name: str, bucket: str, out_path: str) -> str:
     """Write ``07_training/vertex/<name>.yaml`` with ``${BUCKET}`` filled in; return its path."""
     if name not in VERTEX_CONFIGS:
@@ -290,7 +316,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not args.job_dir:
         parser.error("--job-dir is required (or set AIP_MODEL_DIR)")
-    args.job_dir = local_job_dir(args.job_dir)
+    args.job_dir, upload_to = staged_job_dir(args.job_dir, args.resume)
     config = config_from_args(args)
     # The strategy first: MultiWorkerMirroredStrategy must exist before TF starts up.
     strategy = create_strategy(config.distribute)
@@ -307,6 +333,7 @@ def main(argv=None) -> int:
         tensorboard=not args.no_tensorboard,
         strategy=strategy,
     )
+    upload_job_dir(args.job_dir, upload_to)
     summary = {k: metrics[k] for k in SUMMARY_KEYS}
     print(json.dumps(summary), flush=True)
     return 0

@@ -196,13 +196,20 @@ def event_files(log_dir: str | os.PathLike) -> list[str]:
     )
 
 
+def _events(path: str):
+    """The ``Event`` records of one event file (TensorFlow's ``summary_iterator`` without its
+    deprecation warning)."""
+    for record in tf.data.TFRecordDataset(path):
+        yield tf.compat.v1.Event.FromString(record.numpy())
+
+
 def read_scalars(log_dir: str | os.PathLike) -> dict:
     """``{run: {tag: [(step, value), ...]}}`` of the scalars under ``log_dir`` (run: the
     folder of the event file relative to ``log_dir``), read with TensorFlow only."""
     out: dict = {}
     for path in event_files(log_dir):
         run = os.path.relpath(os.path.dirname(path), str(log_dir))
-        for event in tf.compat.v1.train.summary_iterator(path):
+        for event in _events(path):
             for value in event.summary.value:
                 if value.HasField("simple_value"):
                     number = float(value.simple_value)
@@ -219,7 +226,7 @@ def read_tags(log_dir: str | os.PathLike) -> dict:
     out: dict = {}
     for path in event_files(log_dir):
         run = os.path.relpath(os.path.dirname(path), str(log_dir))
-        for event in tf.compat.v1.train.summary_iterator(path):
+        for event in _events(path):
             if event.graph_def:
                 out.setdefault(run, {})["__graph__"] = "graph"
             for value in event.summary.value:
