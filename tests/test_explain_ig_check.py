@@ -122,7 +122,13 @@ def test_alibi_integrated_gradients_matches_ours_with_the_same_rule(image):
         image[None], [target], "ig", model, steps=32, baseline="black", integration="gausslegendre"
     )
     assert gl["gap"][0] == pytest.approx(ours_gl.approx_error[0], abs=1e-3)
-    layer = alibi_integrated_gradients(image[None], [target], keras_model, n_steps=32, layer="conv")
+    with pytest.raises(ValueError, match="training=False"):  # augmentation: refused, not wrong
+        alibi_integrated_gradients(image[None], [target], keras_model, n_steps=32, layer="conv")
+    plain_input = keras.Input((SIZE, SIZE, 3))  # a model without augmentation
+    x = keras.layers.Conv2D(6, 3, activation="tanh", padding="same", name="conv")(plain_input)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    plain = keras.Model(plain_input, keras.layers.Dense(3, activation="softmax")(x))
+    layer = alibi_integrated_gradients(image[None], [target], plain, n_steps=32, layer="conv")
     assert layer["raw"].shape == (1, SIZE, SIZE, 6)  # what the conv layer's outputs contribute
     with pytest.raises(ValueError, match="alibi's rules"):
         alibi_integrated_gradients(image[None], [target], keras_model, "riemann")

@@ -224,22 +224,16 @@ def _resize_cells(cells: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def inference_model(keras_model):
-    """A copy of ``keras_model`` (same weights) with Keras' random augmentation layers
-    (RandomFlip, RandomBrightness, ...) replaced by identities. alibi calls ``model(x)`` without
-    ``training=False``, and those layers default to training mode: they would flip and recolour
-    every point of the integration path."""
+    """``keras_model`` frozen in inference mode (``training=False``), as a model alibi can call:
+    alibi calls ``model(x)``, and without ``training=False`` Keras' augmentation layers
+    (RandomFlip, RandomBrightness, ...) flip and recolour every point of the path."""
+    inp = keras.Input(tuple(keras_model.inputs[0].shape[1:]))
+    return keras.Model(inp, keras_model(inp, training=False))
 
-    def clone(layer):
-        name = layer.__class__.__name__
-        if layer.__class__.__module__.startswith("keras.") and name.startswith("Random"):
-            return keras.layers.Identity(name=layer.name)
-        return layer.__class__.from_config(layer.get_config())
 
-    copy = keras.models.clone_model(keras_model, clone_function=clone)
-    for layer in copy.layers:
-        if layer.weights:
-            layer.set_weights(keras_model.get_layer(layer.name).get_weights())
-    return copy
+def _same_without_training_flag(keras_model, images) -> bool:
+    a = np.asarray(keras_model(images[:2]))
+    return bool(np.allclose(a, np.asarray(keras_model(images[:2], training=False)), atol=1e-6))
 
 
 def alibi_integrated_gradients(
@@ -263,7 +257,15 @@ def alibi_integrated_gradients(
         raise ValueError(f"method: one of alibi's rules {IG_INTEGRATION[1:]}, got {method!r}")
     images = np.asarray(images, np.float32)
     targets = np.broadcast_to(np.asarray(targets, np.int64), (len(images),))
-    inference = inference_model(keras_model)
+    if layer is None:
+        inference = inference_model(keras_model)
+    elif _same_without_training_flag(keras_model, images):  # alibi needs a top-level layer
+        inference = keras_model
+    else:
+        raise ValueError(
+            "layer: alibi's layer attributions call the model without training=False, and this "
+            "model's output then differs (augmentation layers); use input attributions"
+        )
     explainer = AlibiIntegratedGradients(
         inference,
         layer=None if layer is None else inference.get_layer(layer),

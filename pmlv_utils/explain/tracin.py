@@ -39,7 +39,7 @@ def last_layer_gradients(
     dense = model.get_layer(layer) if layer else model.layers[-1]
     if getattr(dense, "kernel", None) is None or len(dense.kernel.shape) != 2:
         raise ValueError(f"{dense.name}: TracIn's last layer must be a Dense layer")
-    both = keras.Model(model.inputs, [dense.input, dense.output])
+    both = keras.Model(model.input, [dense.input, dense.output])
     h, p = [], []
     images = np.asarray(images, np.float32)
     for start in range(0, len(images), batch_size):
