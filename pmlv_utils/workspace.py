@@ -64,7 +64,7 @@ DEFAULT_IMG_SIZE = 128  # the model sees all of it (random crops only in trainin
 DEFAULT_EPOCHS = 15
 KEEP_LOGS = 10  # log files of one kind kept (mlflow serve logs, pipeline run logs, ...)
 KEEP_RELEASES = 2  # deployed releases kept by swap_in: the current one and the one before
-DEFAULT_DIFFICULTY = "hard"  # of the synthetic data ("easy": quick tests); in the artifacts' keys
+DEFAULT_DIFFICULTY = "easy"  # "hard" waits for calibration (docs/DIFFICULTY.md); in the keys
 # "1": display_path shows $PMLV_WORKSPACE/… and ./… (committed notebook outputs); else real paths
 NOTEBOOK_PATHS_ENV = "PMLV_NOTEBOOK_PATHS"
 
