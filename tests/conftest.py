@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -137,3 +138,36 @@ def tiny_ws(tmp_path_factory):
     folder = tmp_path_factory.getbasetemp() / "pipeline-shared-ws"
     folder.mkdir(exist_ok=True)
     return folder
+
+
+@pytest.fixture
+def browser(tmp_path):
+    """Headless Chromium driven by Selenium (skipped when tools/install_browser.sh could not
+    install chromium/chromedriver)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and chromedriver):
+        pytest.skip("chromium/chromedriver not installed (tools/install_browser.sh could not)")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+        f"--user-data-dir={tmp_path / 'chrome'}",
+    ):
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=opts)
+    try:
+        yield driver
+    finally:
+        driver.quit()
