@@ -3,7 +3,7 @@
 Starts ``mlflow server`` through :func:`pmlv_utils.tracking.start_tracking_server` (127.0.0.1,
 sqlite, local artifacts), logs a run with a metric, opens the run's page in headless
 Chromium (the ``browser`` fixture in conftest.py) and waits until the run's name and metric
-are rendered. The screenshot goes to build/mlflow_ui.png.
+are rendered, then its artifacts tab lists the logged folder. Screenshot: build/mlflow_ui.png.
 """
 
 from __future__ import annotations
@@ -33,11 +33,15 @@ def test_mlflow_ui_lists_a_logged_run(tmp_path, browser):
         run_name = f"ui-run-{secrets.token_hex(3)}"
         with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
             mlflow.log_metric("test_accuracy", 0.9)
+            mlflow.log_dict({"method": "ig", "steps": 64}, "explanations/provenance.json")
         # the run's page (the experiment page opens on MLflow 3's GenAI overview)
         browser.get(f"{server.url}/#/experiments/{experiment_id}/runs/{run.info.run_id}")
         WebDriverWait(browser, 240).until(
             lambda d: run_name in d.page_source and "test_accuracy" in d.page_source
         )
+        run_page = f"{server.url}/#/experiments/{experiment_id}/runs/{run.info.run_id}"
+        browser.get(f"{run_page}/artifacts")
+        WebDriverWait(browser, 240).until(lambda d: "explanations" in d.page_source)
         shot = REPO / "build" / "mlflow_ui.png"
         shot.parent.mkdir(parents=True, exist_ok=True)
         assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
