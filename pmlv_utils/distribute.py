@@ -196,14 +196,21 @@ def describe_strategy(strategy) -> dict:
 
 
 def compare_weights(model_a, model_b) -> dict:
-    """How far two models' weights are apart: largest absolute difference, and the largest
-    difference relative to the weights' scale, over all variables (models or .keras paths)."""
+    """How far two models' weights are apart (models or .keras paths): the largest absolute
+    difference; that difference over the largest weight of the model (``rel_to_largest``); and
+    the largest per-variable ratio of difference to the variable's own scale (``max_rel_diff``,
+    large for variables that stay near zero, such as batch norm's beta)."""
     load = lambda m: keras.models.load_model(m) if isinstance(m, (str, os.PathLike)) else m  # noqa: E731
     a, b = load(model_a), load(model_b)
-    max_abs, max_rel = 0.0, 0.0
+    max_abs, max_rel, largest = 0.0, 0.0, 0.0
     for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
         diff = float(np.max(np.abs(wa - wb))) if wa.size else 0.0
         scale = float(np.max(np.abs(wa))) if wa.size else 0.0
-        max_abs = max(max_abs, diff)
+        max_abs, largest = max(max_abs, diff), max(largest, scale)
         max_rel = max(max_rel, diff / scale if scale else 0.0)
-    return {"max_abs_diff": max_abs, "max_rel_diff": max_rel, "num_variables": len(a.get_weights())}
+    return {
+        "max_abs_diff": max_abs,
+        "rel_to_largest": max_abs / largest if largest else 0.0,
+        "max_rel_diff": max_rel,
+        "num_variables": len(a.get_weights()),
+    }
