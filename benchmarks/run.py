@@ -3,6 +3,7 @@
     python -m benchmarks.run            # full: learner-sized data, several repeats (~15-25 min)
     python -m benchmarks.run --quick    # CI: tiny settings, checks every benchmark yields a number
     python -m benchmarks.run --only P3,P7
+    python -m benchmarks.run --only P5,P9 --img-size 64   # a smaller model than the learner's
 
 Writes benchmarks/RESULTS.md (or --out): machine, date, and one line per comparison with the
 ratio, the two absolute figures it comes from (medians of repeats), and the goal beside it.
@@ -12,6 +13,7 @@ This machine is noisy: ratios measured in the same run are what to compare, neve
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import os
 import platform
@@ -323,8 +325,14 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--out", default=None, help="report path (default benchmarks/RESULTS.md; quick: build/)"
     )
+    ap.add_argument(
+        "--img-size", type=int, default=None, help="the model's image size (default: the mode's)"
+    )
+    ap.add_argument("--epochs", type=int, default=None, help="the model's epochs (ditto)")
     args = ap.parse_args(argv)
     s = QUICK if args.quick else FULL
+    model = {"img_size": args.img_size, "epochs": args.epochs}
+    s = dataclasses.replace(s, **{k: v for k, v in model.items() if v is not None})
     keys = [k.strip().upper() for k in args.only.split(",") if k.strip()] or list(BENCHMARKS)
     out = (
         Path(args.out)

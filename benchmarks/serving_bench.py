@@ -116,7 +116,7 @@ MIB = 2**20
 
 def p9_server_memory(a: Artifacts) -> Result:
     from pmlv_utils import serving
-    from pmlv_utils.serving import app, inputs
+    from pmlv_utils.serving import inputs
 
     max_pixels, request_pixels = inputs.DEFAULT_MAX_PIXELS, inputs.DEFAULT_MAX_REQUEST_PIXELS
     max_instances = serving.DEFAULT_MAX_INSTANCES
@@ -137,19 +137,8 @@ def p9_server_memory(a: Artifacts) -> Result:
             server.stop()
     peak_kib = max(p["peak_kib"] for p in peaks.values())
     lane_bound = max_pixels * BYTES_PER_PIXEL
-    server_bound = (request_pixels + app.SMALL_BATCH_PIXELS) * BYTES_PER_PIXEL
     goal_kib = idle_kib + RSS_SLACK * lane_bound / 1024
-    details = [
-        f"limits: {max_pixels:,} pixels per image (checked from the header), "
-        f"{request_pixels:,} per request, {max_instances} instances per request",
-        f"decode concurrency: the large lane decodes one slice of ≤ {max_pixels:,} pixels at a "
-        f"time under a shared budget of {request_pixels:,} pixels (large lane + explanations); "
-        f"small requests (≤ {app.SMALL_REQUEST_PIXELS:,} pixels) in batches of ≤ "
-        f"{app.SMALL_BATCH_PIXELS:,}",
-        f"bound for these requests: {max_pixels:,} px × {BYTES_PER_PIXEL} B = "
-        f"{mib(lane_bound)} MiB above idle; whole server (budget + small-lane batch): "
-        f"{request_pixels + app.SMALL_BATCH_PIXELS:,} px × {BYTES_PER_PIXEL} B = "
-        f"{mib(server_bound)} MiB above idle",
+    details = limit_lines(max_pixels, request_pixels, max_instances) + [
         f"idle RSS after model load and warm-up: {mib(idle_kib * 1024)} MiB "
         f"(peak while loading: {mib(load_kib * 1024)} MiB)",
     ]
@@ -181,6 +170,25 @@ def p9_server_memory(a: Artifacts) -> Result:
         ok,
         details,
     )
+
+
+def limit_lines(max_pixels: int, request_pixels: int, max_instances: int) -> list[str]:
+    """The server's limits, its decode concurrency and the memory bound they imply."""
+    from pmlv_utils.serving import app
+
+    server_pixels = request_pixels + app.SMALL_BATCH_PIXELS
+    return [
+        f"limits: {max_pixels:,} pixels per image (checked from the header), "
+        f"{request_pixels:,} per request, {max_instances} instances per request",
+        f"decode concurrency: the large lane decodes one slice of ≤ {max_pixels:,} pixels at a "
+        f"time under a shared budget of {request_pixels:,} pixels (large lane + explanations); "
+        f"small requests (≤ {app.SMALL_REQUEST_PIXELS:,} pixels) in batches of ≤ "
+        f"{app.SMALL_BATCH_PIXELS:,}",
+        f"bound for these requests: {max_pixels:,} px × {BYTES_PER_PIXEL} B = "
+        f"{mib(max_pixels * BYTES_PER_PIXEL)} MiB above idle; whole server (budget + small-lane "
+        f"batch): {server_pixels:,} px × {BYTES_PER_PIXEL} B = "
+        f"{mib(server_pixels * BYTES_PER_PIXEL)} MiB above idle",
+    ]
 
 
 def mib(n_bytes: float) -> str:
