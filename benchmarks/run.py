@@ -8,6 +8,9 @@
 Writes benchmarks/RESULTS.md (or --out): machine, date, and one line per comparison with the
 ratio, the two absolute figures it comes from (medians of repeats), and the goal beside it.
 This machine is noisy: ratios measured in the same run are what to compare, never one time.
+
+Modules: ``common`` (settings, the result row, number formats, the shared artifacts),
+``serving_bench`` (P5 and P9: the model server), this one (P1-P4, P6-P8, the report, the CLI).
 """
 
 from __future__ import annotations
