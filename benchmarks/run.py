@@ -3,147 +3,42 @@
     python -m benchmarks.run            # full: learner-sized data, several repeats (~15-25 min)
     python -m benchmarks.run --quick    # CI: tiny settings, checks every benchmark yields a number
     python -m benchmarks.run --only P3,P7
+    python -m benchmarks.run --only P5,P9 --img-size 64   # a smaller model than the learner's
 
 Writes benchmarks/RESULTS.md (or --out): machine, date, and one line per comparison with the
 ratio, the two absolute figures it comes from (medians of repeats), and the goal beside it.
 This machine is noisy: ratios measured in the same run are what to compare, never one time.
+
+Modules: ``common`` (settings, the result row, number formats, the shared artifacts),
+``serving_bench`` (P5 and P9: the model server), this one (P1-P4, P6-P8, the report, the CLI).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
-import math
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from tqdm.auto import tqdm
 
+from .common import FULL, QUICK, Artifacts, Result, Settings, plain_number, rate_line
+from .serving_bench import p5_rest, p9_server_memory
+
+__all__ = ["FULL", "QUICK", "Artifacts", "Result", "Settings", "plain_number", "rate_line", "main"]
+
 REPO = Path(__file__).resolve().parents[1]
 
 
-@dataclass
-class Settings:
-    images_per_class: int
-    seed: int
-    img_size: int
-    epochs: int
-    repeats: int
-    ingest_img_size: int
-    grayscale_images: int
-    predict_images: int
-    load_requests: int
-    ig_images: int
-    ig_steps: tuple[int, ...]
-
-
-# Each setting as (full, quick). The quick model settings are the notebook harness's, so a test
-# run reuses its trained model.
-_FULL_AND_QUICK = dict(
-    images_per_class=(200, 60),
-    seed=(42, 42),
-    img_size=(64, 64),
-    epochs=(15, 8),
-    repeats=(3, 1),
-    ingest_img_size=(224, 64),
-    grayscale_images=(20, 3),
-    predict_images=(200, 24),
-    load_requests=(200, 24),
-    ig_images=(5, 2),
-    ig_steps=((8, 16, 32, 64, 128, 256), (8, 32)),
-)
-FULL = Settings(**{name: full for name, (full, _) in _FULL_AND_QUICK.items()})
-QUICK = Settings(**{name: quick for name, (_, quick) in _FULL_AND_QUICK.items()})
-
-
-@dataclass
-class Result:
-    key: str
-    title: str
-    figure: float  # the headline ratio (or number)
-    unit: str  # how to read it, e.g. "x plain"
-    goal: str  # the goal as text
-    met: bool | None  # None: no goal to meet
-    details: list[str] = field(default_factory=list)  # the absolute figures behind the ratio
-
-    def row(self) -> str:
-        verdict = {True: "met", False: "NOT met", None: "—"}[self.met]
-        return (
-            f"| {self.key} | {self.title} | {plain_number(self.figure)} {self.unit} "
-            f"| {self.goal} | {verdict} |"
-        )
-
-
-def plain_number(x: float) -> str:
-    """Three significant digits as a plain decimal, never in exponent form (1070 -> "1070")."""
-    if not math.isfinite(x):
-        return str(x)
-    if abs(x) >= 100:
-        return f"{x:.0f}"
-    return f"{x:.3g}" if x == 0 or abs(x) >= 1e-3 else f"{x:.6f}"
-
-
-def rate_line(label: str, images: int, seconds: float, note: str = "") -> tuple[float, str]:
-    """``(images/s, "<label>: N images in S s = R images/s (P s per image)<note>")``, three
-    significant digits, so that a slow rate reads 0.0412 images/s, not 0.0. ValueError when
-    nothing was measured (no image, or no time)."""
-    if images <= 0 or not seconds > 0:
-        raise ValueError(f"{label}: nothing measured ({images} images in {seconds} s)")
-    rate = images / seconds
-    return rate, (
-        f"{label}: {images} images in {plain_number(seconds)} s = {plain_number(rate)} images/s "
-        f"({plain_number(seconds / images)} s per image){note}"
-    )
-
-
-def median(values):
-    return statistics.median(values)
-
-
 # --------------------------------------------------------------------------------------
-# Shared artifacts
-# --------------------------------------------------------------------------------------
-
-
-class Artifacts:
-    def __init__(self, s: Settings):
-        from pmlv_utils import workspace
-
-        self.s, self.ws = s, workspace
-        self.data_dir = workspace.ensure_dataset(s.images_per_class, s.seed)
-        self.all_data, self.labels_file = workspace.dataset_files(self.data_dir)
-        self.tfrecord_dir = workspace.ensure_tfrecords(s.images_per_class, s.seed)
-        self._export = None
-
-    @property
-    def export_dir(self) -> Path:
-        if self._export is None:
-            self._export = self.ws.ensure_exported_model(
-                images_per_class=self.s.images_per_class,
-                seed=self.s.seed,
-                img_size=self.s.img_size,
-                epochs=self.s.epochs,
-            )
-        return self._export
-
-    def test_files(self, n: int) -> list[str]:
-        from pmlv_utils import predict
-
-        files = [p for p, _ in predict.split_files(self.all_data, "test")]
-        files += [p for p, _ in predict.split_files(self.all_data, "train")]
-        return files[:n]
-
-
-# --------------------------------------------------------------------------------------
-# P1..P8
+# P1..P4, P6..P8 (P5 and P9, the model server: benchmarks/serving_bench.py)
 # --------------------------------------------------------------------------------------
 
 
@@ -264,43 +159,6 @@ def p4_beam_predict(a: Artifacts) -> Result:
     )
 
 
-def p5_rest(a: Artifacts) -> Result:
-    from pmlv_utils import predict, serving
-
-    files = a.test_files(8)
-    model = predict.LoadedModel(a.export_dir)
-    memory = predict.time_in_memory(
-        model, files * 4, batch_size=len(files), repeats=max(2, a.s.repeats)
-    )
-    server = serving.start_server(a.export_dir, allowed_roots=[a.data_dir])
-    try:
-        body = {"instances": [{"filenames": f} for f in files]}
-        runs = {
-            c: serving.load_test(
-                server.url + "/v1/models/flowers:predict", body, c, a.s.load_requests
-            )
-            for c in (1, 4, 8)
-        }
-    finally:
-        server.stop()
-    ratio = runs[8]["images_per_s"] / memory["images_per_s"]
-    details = [f"in-memory batched ({len(files)} per call): {memory['images_per_s']:.1f} images/s"]
-    details += [
-        f"{c} clients: {r['requests_per_s']} req/s = {r['images_per_s']} images/s, "
-        f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, errors {r['errors']}"
-        for c, r in runs.items()
-    ]
-    return Result(
-        "P5",
-        "REST at 8 clients / in-memory batched (images/s)",
-        ratio,
-        "× in-memory",
-        "≥ 0.7×",
-        ratio >= 0.7 and all(r["errors"] == 0 for r in runs.values()),
-        details,
-    )
-
-
 def p6_tflite(a: Artifacts) -> Result:
     from pmlv_utils import tflite
 
@@ -388,6 +246,7 @@ BENCHMARKS: dict[str, Callable[[Artifacts], Result]] = {
     "P6": p6_tflite,
     "P7": p7_ig_gap,
     "P8": p8_suite_time,
+    "P9": p9_server_memory,
 }
 
 
@@ -470,8 +329,14 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--out", default=None, help="report path (default benchmarks/RESULTS.md; quick: build/)"
     )
+    ap.add_argument(
+        "--img-size", type=int, default=None, help="the model's image size (default: the mode's)"
+    )
+    ap.add_argument("--epochs", type=int, default=None, help="the model's epochs (ditto)")
     args = ap.parse_args(argv)
     s = QUICK if args.quick else FULL
+    model = {"img_size": args.img_size, "epochs": args.epochs}
+    s = dataclasses.replace(s, **{k: v for k, v in model.items() if v is not None})
     keys = [k.strip().upper() for k in args.only.split(",") if k.strip()] or list(BENCHMARKS)
     out = (
         Path(args.out)
