@@ -200,18 +200,36 @@ def generate_dataset(
         (photos / label).mkdir(parents=True, exist_ok=True)
         (masks / label).mkdir(parents=True, exist_ok=True)
 
-    info = []
-    background_counts = {label: dict.fromkeys(BACKGROUND_KINDS, 0) for label in CLASSES}
     jobs = [(label, i) for label in CLASSES for i in range(images_per_class)]
     # disable=None: a bar only on a terminal, never in a notebook's saved outputs (issue 16)
     bar = dict(
         desc="drawing flowers", unit="img", mininterval=2, disable=None if progress else True
     )
-    for label, index in tqdm(jobs, **bar):
-        biases = (background_bias, stamp_bias)
-        info.append(_write_image(root, label, index, seed, biases, difficulty))
-        background_counts[label][info[-1]["background"]] += 1
+    biases = (background_bias, stamp_bias)
+    info = [_write_image(root, *job, seed, biases, difficulty) for job in tqdm(jobs, **bar)]
+    background_counts = {label: dict.fromkeys(BACKGROUND_KINDS, 0) for label in CLASSES}
+    for row in info:
+        background_counts[row["label"]][row["background"]] += 1
 
+    return {
+        **_write_lists(root, info, stamp_bias),
+        "counts": {label: images_per_class for label in CLASSES},
+        "n_images": len(info),
+        "background_counts": background_counts,
+        "seed": seed,
+        "background_bias": background_bias,
+        "difficulty": difficulty,
+        "label_noise": sum(row["label_noise"] for row in info),
+        "biased_class": BIASED_CLASS if background_bias > 0 or stamp_bias > 0 else None,
+        "stamp_bias": stamp_bias,
+        "stamped": sum(row["stamp"] for row in info),
+        "generator_version": GENERATOR_VERSION,
+    }
+
+
+def _write_lists(root: Path, info: list[dict], stamp_bias: float) -> dict:
+    """Write ``all_data.csv``, ``dict.txt`` and ``image_info.csv``; returns the paths."""
+    photos = root / "flower_photos"
     all_data = photos / "all_data.csv"
     _write_csv(all_data, [(str(root / row["image"]), row["label"]) for row in info])
     dict_txt = photos / "dict.txt"
@@ -224,19 +242,8 @@ def generate_dataset(
         "flower_photos": photos,
         "all_data_csv": all_data,
         "dict_txt": dict_txt,
-        "masks_dir": masks,
+        "masks_dir": root / "flower_masks",
         "image_info_csv": info_csv,
-        "counts": {label: images_per_class for label in CLASSES},
-        "n_images": len(info),
-        "background_counts": background_counts,
-        "seed": seed,
-        "background_bias": background_bias,
-        "difficulty": difficulty,
-        "label_noise": sum(row["label_noise"] for row in info),
-        "biased_class": BIASED_CLASS if background_bias > 0 or stamp_bias > 0 else None,
-        "stamp_bias": stamp_bias,
-        "stamped": sum(row["stamp"] for row in info),
-        "generator_version": GENERATOR_VERSION,
     }
 
 
