@@ -141,34 +141,35 @@ def image_quality(seed: int, label: str, index: int, difficulty: str = "hard") -
 
 
 def counterfactual(
-    seed: int, label: str, index: int, cue: str, strength: float, difficulty: str = "hard"
+    seed: int, label: str, index: int, cue: str, strengths, difficulty: str = "hard"
 ) -> dict:
     """The image listed as ``label`` number ``index`` (of an UNBIASED data set of ``seed``),
-    rendered with ``cue`` at ``strength`` and without it: the same flower, only the cue differs.
+    rendered without ``cue`` and with it at each of ``strengths``: the same flower, only the
+    cue differs (:mod:`.cues`).
 
     Without the stamp the image is the data set's own; for the sky, the image's background
-    becomes a non-sky kind (the sky's absence) under both. Returns ``on`` and ``off`` (RGB
-    uint8), ``cue_mask`` and ``flower_mask`` (bool [H, W]) and ``jpeg_quality``."""
+    becomes a non-sky kind (the sky's absence) under both. Returns ``off`` (RGB uint8), ``on``
+    (one RGB image per strength), ``cue_masks`` (bool [H, W] per strength), ``flower_mask``
+    and ``jpeg_quality`` (the data set's, for this image)."""
     if cue not in CUE_KINDS:
         raise ValueError(f"cue: unknown {cue!r}; expected one of {CUE_KINDS}")
     ci = CLASSES.index(label)
     other = "daisy" if label == BIASED_CLASS else label  # a class the sky rule keeps off sky
-    bias = 1.0 if cue == "sky" else 0.0
-    kind = background_for(other if cue == "sky" else label, (seed, ci, index, 2), bias)
+    if cue == "sky":
+        kind = background_for(other, (seed, ci, index, 2), 1.0)
+    else:
+        kind = background_for(label, (seed, ci, index, 2), 0.0)
     args = (true_label(seed, label, index, difficulty), image_seed(seed, label, index), kind)
     off, mask = render_flower(*args, difficulty=difficulty)
-    on, _, info = render_flower(
-        *args, difficulty=difficulty, return_info=True, cues={cue: strength}
-    )
-    cue_mask = info["cue_masks"].get(cue, np.zeros_like(mask))
+    on, cue_masks = [], []
+    for strength in strengths:
+        rgb, _, info = render_flower(
+            *args, difficulty=difficulty, return_info=True, cues={cue: strength}
+        )
+        on.append(rgb)
+        cue_masks.append(info["cue_masks"].get(cue, np.zeros_like(mask)))
     quality = image_quality(seed, label, index, difficulty)
-    return {
-        "on": on,
-        "off": off,
-        "cue_mask": cue_mask,
-        "flower_mask": mask,
-        "jpeg_quality": quality,
-    }
+    return dict(off=off, on=on, cue_masks=cue_masks, flower_mask=mask, jpeg_quality=quality)
 
 
 def generate_dataset(
