@@ -374,7 +374,7 @@ def ensure_dataset(
         background_bias=background_bias,
         generator=synthetic.GENERATOR_VERSION,
         difficulty=difficulty,
-        **({"stamp_bias": stamp_bias} if stamp_bias else {}),
+        **({"stamp_bias": stamp_bias, "cues": synthetic.CUES_VERSION} if stamp_bias else {}),
     )
     final = artifact_dir("flowers", settings, workspace)
 

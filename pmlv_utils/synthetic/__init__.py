@@ -84,7 +84,7 @@ CLI::
 """
 
 from .backgrounds import BACKGROUND_KINDS, BIAS_BACKGROUND, BIASED_CLASS, background_for
-from .cues import CUE_KINDS, CUED_CLASS, stamp_for, stamp_mask
+from .cues import CUE_KINDS, CUED_CLASS, CUES_VERSION, stamp_for, stamp_mask
 from .dataset import (
     GENERATOR_VERSION,
     INFO_COLUMNS,
@@ -118,6 +118,7 @@ __all__ = [
     "CONFUSABLE",
     "CUE_KINDS",
     "CUED_CLASS",
+    "CUES_VERSION",
     "DIFFICULTIES",
     "DISTRACTOR_PROBABILITY",
     "GENERATOR_VERSION",
