@@ -100,7 +100,7 @@ def test_sky_counterfactual_keeps_the_flower(label):
     on, sky_region, flower = pair["on"][0], pair["cue_masks"][0], pair["flower_mask"]
     assert np.array_equal(sky_region, ~flower)
     diff = np.abs(on.astype(int) - pair["off"]).max(axis=-1) > 0
-    edge = binary_dilation(sky_region, iterations=2)  # the flower's soft edge
+    edge = binary_dilation(sky_region, iterations=3)  # the soft edges (a thin stem: 3 px)
     assert diff[sky_region].mean() > 0.9  # the background did change
     assert not (diff & ~edge).any()  # the flower's inside did not
 

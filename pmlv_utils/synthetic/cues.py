@@ -27,8 +27,8 @@ CUES_VERSION = "1"  # bump whenever a cue of a given seed and strength is drawn 
 CUE_KINDS = ("sky", "stamp")
 CUED_CLASS = BIASED_CLASS  # the class both cues are tied to in a biased data set
 STAMP_COLOUR = (235, 20, 200)
-STAMP_SIZE = 0.22  # side of the stamp / short side of the image
-STAMP_MARGIN = 0.08  # distance from the corner of the central square / short side
+STAMP_SIZE = 0.3  # side of the stamp / short side of the image
+STAMP_MARGIN = 0.04  # distance from the corner of the central square / short side
 
 
 def check_cues(cues: dict) -> dict:
