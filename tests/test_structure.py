@@ -97,8 +97,6 @@ def output_violations(nb) -> list[str]:
 # (strict: a clean notebook still listed here fails, so the list cannot rot).
 KNOWN_NOISY: dict[str, str] = {
     "05_create_dataset/05_split_tfrecord.ipynb": "TF start-up lines, cuInit (cells 3, 13, 14)",
-    "07_training/07a_ingest.ipynb": "TF start-up lines, cuInit, tqdm bars (cells 2, 5, 12, 14, 16)",
-    "07_training/07b_gpumax.ipynb": "TF start-up lines, cuInit, tqdm bar (cells 2, 5, 20)",
     "07_training/07c_export.ipynb": "TF start-up lines, cuInit (cells 2, 7)",
     "09_deploying/09a_inmemory.ipynb": "TF start-up lines, cuInit (cells 3, 8)",
     "09_deploying/09b_rest.ipynb": "TF start-up lines, cuInit (cells 3, 21)",
