@@ -17,6 +17,7 @@ The module map, in the order the data flows (a test checks that every module is 
     synthetic.occluders     -> grass, a leaf, blurred foliage, a twig in front (hard)
     synthetic.camera        -> the hard camera: blur, exposure, colour casts, noise, JPEG quality
     synthetic.scene         -> render_flower: one image (layout, occluders, camera finish)
+    synthetic.cues          -> planted cues at a strength (a corner stamp, a sky blend)
     synthetic.dataset       -> generate_dataset, image_info.csv, masks, the CLI
     dataset_files           -> all_data.csv and dict.txt, the deterministic split, shard globs
     labeling                -> multi-label annotation into label.json (chapter 5)
@@ -87,6 +88,7 @@ The module map, in the order the data flows (a test checks that every module is 
     explain.metrics         -> agreement, stability, attribution share, gap vs steps
     explain.fov             -> FieldOfView: the window of the input the model sees
     explain.faithfulness    -> deletion/insertion curves and AUCs, removing negative evidence
+    explain.cues            -> the cue benchmark: counterfactual reliance vs share on the cue
     explain.sanity          -> Adebayo et al.'s randomisation checks (cascade, shuffled labels)
     explain.tracin          -> TracIn from checkpoints: proponents, opponents, self-influence
     explain.blackbox        -> the export as ONNX (tf2onnx, onnxruntime) and as a frozen graph

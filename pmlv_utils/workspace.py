@@ -359,10 +359,11 @@ def ensure_dataset(
     workspace=None,
     rebuild: bool = False,
     difficulty: str = DEFAULT_DIFFICULTY,
+    stamp_bias: float = 0.0,
 ) -> Path:
     """The synthetic 5-flowers data set; returns the folder holding ``flower_photos/``
     (``all_data.csv`` and ``dict.txt`` in the book's formats). ``difficulty``: "hard" or
-    "easy" (:mod:`pmlv_utils.synthetic`)."""
+    "easy"; ``stamp_bias``: the corner stamp (:mod:`pmlv_utils.synthetic`; keyed above 0)."""
     from . import synthetic
 
     if difficulty not in synthetic.DIFFICULTIES:
@@ -373,13 +374,13 @@ def ensure_dataset(
         background_bias=background_bias,
         generator=synthetic.GENERATOR_VERSION,
         difficulty=difficulty,
+        **({"stamp_bias": stamp_bias, "cues": synthetic.CUES_VERSION} if stamp_bias else {}),
     )
     final = artifact_dir("flowers", settings, workspace)
 
     def build(folder: Path) -> None:
-        synthetic.generate_dataset(
-            folder, images_per_class, seed, background_bias, difficulty=difficulty
-        )
+        cues = dict(difficulty=difficulty, stamp_bias=stamp_bias)
+        synthetic.generate_dataset(folder, images_per_class, seed, background_bias, **cues)
         _relocate_csv(dataset_files(folder)[0], Path(folder).resolve(), final)
 
     return build_or_reuse("flowers", settings, build, workspace, rebuild)
@@ -399,9 +400,8 @@ def _relocate_csv(csv_path: Path, built: Path, final: Path) -> None:
 
 def dataset_files(data_dir: Path) -> tuple[Path, Path]:
     """(all_data.csv, dict.txt) of a data folder made by :func:`ensure_dataset`."""
-    return Path(data_dir) / "flower_photos" / "all_data.csv", Path(
-        data_dir
-    ) / "flower_photos" / "dict.txt"
+    photos = Path(data_dir) / "flower_photos"
+    return photos / "all_data.csv", photos / "dict.txt"
 
 
 def ensure_tfrecords(
@@ -411,13 +411,13 @@ def ensure_tfrecords(
     workspace=None,
     rebuild: bool = False,
     difficulty: str = DEFAULT_DIFFICULTY,
+    stamp_bias: float = 0.0,
 ) -> Path:
     """TFRecords (train/valid/test shards) of :func:`ensure_dataset`'s data; returns the folder."""
     from . import tfrecords
 
-    data_dir = ensure_dataset(
-        images_per_class, seed, background_bias, workspace, difficulty=difficulty
-    )
+    data = dict(difficulty=difficulty, stamp_bias=stamp_bias)
+    data_dir = ensure_dataset(images_per_class, seed, background_bias, workspace, **data)
     all_data, labels = dataset_files(data_dir)
     settings = dict(data=data_dir.name, schema=tfrecords.SCHEMA_VERSION)
 
@@ -441,16 +441,15 @@ def ensure_trained_model(
     workspace=None,
     rebuild: bool = False,
     difficulty: str = DEFAULT_DIFFICULTY,
+    stamp_bias: float = 0.0,
 ) -> Path:
-    """A trainer job directory (checkpoints, exported model, plot, metrics).
-
-    The exported SavedModel is ``<returned>/export`` (see :func:`ensure_exported_model`).
-    """
+    """A trainer job directory (checkpoints, exported model, plot, metrics); the exported
+    SavedModel is ``<returned>/export`` (see :func:`ensure_exported_model`)."""
     from . import training
 
-    data = dict(background_bias=background_bias, workspace=workspace, difficulty=difficulty)
-    tfrecord_dir = ensure_tfrecords(images_per_class, seed, **data)
-    _, labels = dataset_files(ensure_dataset(images_per_class, seed, **data))
+    data = dict(workspace=workspace, difficulty=difficulty, stamp_bias=stamp_bias)
+    tfrecord_dir = ensure_tfrecords(images_per_class, seed, background_bias, **data)
+    _, labels = dataset_files(ensure_dataset(images_per_class, seed, background_bias, **data))
     settings = dict(
         tfrecords=tfrecord_dir.name,
         img_size=img_size,

@@ -32,6 +32,9 @@ Submodules (every public name of the first eight is also importable from here):
     examples        -> Examples, load_examples, preprocess_mask (images + flower masks)
     faithfulness    -> deletion / insertion curves and their AUCs, the blog's experiment of
                        removing the negative superpixels (``explain.faithfulness.…``)
+    cues            -> the ground-truth benchmark of planted cues: true reliance by
+                       re-rendering, share on the cue, Spearman per method x cue
+                       (``from pmlv_utils.explain import cues``; notebook 10e section 7)
     sanity          -> cascading weight randomisation and label randomisation (Adebayo et
                        al., 2018) (``explain.sanity.…``: imports keras' training stack)
     tracin          -> TracIn over the last layer of saved checkpoints: proponents, opponents,

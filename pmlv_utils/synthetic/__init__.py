@@ -44,6 +44,10 @@ non-sky background; otherwise the background kind is drawn uniformly. At P=0 eve
 sees every background equally often; at P=0.95 tulips are on sky about 96% of the time
 and the other classes about 0.6% of the time. (The rule follows the listed label.)
 
+``stamp_bias`` (0..1) plants a second shortcut: with probability P a tulip gets a magenta
+square in a corner (:mod:`.cues`), other flowers never (``image_info.csv`` then gains a
+``stamp`` column). With neither bias the images are those of the generator version.
+
 ``image_info.csv`` has one row per image (:data:`INFO_COLUMNS`): background, size, JPEG
 quality, the mask's share of the image, another visible class, visible flowers of the
 class, occluded; then ``true_label``, ``label_noise``, the main flower's ``variety``,
@@ -66,7 +70,9 @@ Submodules:
     occluders    grass, a leaf, blurred foliage, a twig in front of the flower
     camera       the hard camera: blur, exposure, colour casts, noise; JPEG quality
     scene        render_flower: one image (layout, placement, occluders, camera finish)
-    dataset      generate_dataset, label noise, image_info.csv, the stored masks, the CLI
+    cues         planted cues at a strength (a corner stamp, a sky blend), the stamp rule
+    dataset      generate_dataset, label noise, image_info.csv, the stored masks, the CLI,
+                 counterfactual (an image re-rendered with and without a cue)
     __main__     ``python -m pmlv_utils.synthetic``
 
 Only numpy and PIL are imported: no TensorFlow.
@@ -78,11 +84,14 @@ CLI::
 """
 
 from .backgrounds import BACKGROUND_KINDS, BIAS_BACKGROUND, BIASED_CLASS, background_for
+from .cues import CUE_KINDS, CUED_CLASS, CUES_VERSION, stamp_for, stamp_mask
 from .dataset import (
     GENERATOR_VERSION,
     INFO_COLUMNS,
     LABEL_NOISE_RATE,
+    counterfactual,
     generate_dataset,
+    image_quality,
     image_seed,
     load_mask,
     main,
@@ -107,6 +116,9 @@ __all__ = [
     "BIASED_CLASS",
     "CLASSES",
     "CONFUSABLE",
+    "CUE_KINDS",
+    "CUED_CLASS",
+    "CUES_VERSION",
     "DIFFICULTIES",
     "DISTRACTOR_PROBABILITY",
     "GENERATOR_VERSION",
@@ -119,11 +131,15 @@ __all__ = [
     "SUPERSAMPLE",
     "VARIETIES",
     "background_for",
+    "counterfactual",
     "generate_dataset",
+    "image_quality",
     "image_seed",
     "load_mask",
     "main",
     "mask_path",
     "render_flower",
+    "stamp_for",
+    "stamp_mask",
     "true_label",
 ]

@@ -87,8 +87,11 @@ def _exposure(rng: Rng, tail: bool) -> float:
     return rng.uniform(0.8, 1.2)
 
 
-def finish_hard(rng: Rng, rgb: np.ndarray, tail: bool = True) -> tuple[np.ndarray, dict]:
-    """The photo of the drawn scene ``rgb`` (uint8 [H, W, 3]) and what was done to it.
+def finish_hard(
+    rng: Rng, rgb: np.ndarray, tail: bool = True, mean: float | None = None
+) -> tuple[np.ndarray, dict]:
+    """The photo of the drawn scene ``rgb`` (uint8 [H, W, 3]) and what was done to it (with
+    ``contrast_mean``, the mean the contrast step used: ``mean``, None: the image's own).
     Not ``tail``: no blur, a good exposure, no strong colour cast."""
     h, w, _ = rgb.shape
     img, blur, sigma = _blur(rng, rgb, tail)
@@ -104,7 +107,7 @@ def finish_hard(rng: Rng, rgb: np.ndarray, tail: bool = True) -> tuple[np.ndarra
     img *= 1.0 + rng.uniform(-0.35, 0.35) * (
         linear_ramp(w, h, rng.uniform(0, 2 * np.pi))[..., None] - 0.5
     )
-    mean = img.mean()
+    mean = img.mean() if mean is None else mean
     img = (img - mean) * rng.uniform(0.65, 1.15) + mean
     noise = rng.uniform(0, 6) / min(exposure, 1.0)  # darker: a higher ISO, more noise
     img += rng.standard_normal(img.shape, dtype=np.float32) * noise
@@ -113,5 +116,6 @@ def finish_hard(rng: Rng, rgb: np.ndarray, tail: bool = True) -> tuple[np.ndarra
         "blur_sigma": round(sigma, 2),
         "exposure": round(exposure, 3),
         "colour_cast": cast,
+        "contrast_mean": mean,
     }
     return np.clip(img, 0, 255).astype(np.uint8), info

@@ -18,6 +18,7 @@ from PIL import Image
 
 from .backgrounds import BACKGROUND_KINDS, BIAS_BACKGROUND, BIASED_CLASS, background_for
 from .camera import jpeg_quality
+from .cues import CUE_KINDS, stamp_for
 from .flowers import CLASSES
 from .scene import DIFFICULTIES, render_flower
 from .varieties import CONFUSABLE
@@ -71,7 +72,11 @@ def true_label(seed: int, label: str, index: int, difficulty: str = "hard") -> s
 
 
 def _check_arguments(
-    images_per_class: int, seed: int, background_bias: float, difficulty: str = "hard"
+    images_per_class: int,
+    seed: int,
+    background_bias: float,
+    difficulty: str = "hard",
+    stamp_bias: float = 0.0,
 ) -> None:
     if int(images_per_class) != images_per_class or images_per_class < 1:
         raise ValueError(f"images_per_class must be a positive integer, got {images_per_class!r}")
@@ -79,19 +84,23 @@ def _check_arguments(
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     if not 0.0 <= float(background_bias) <= 1.0:
         raise ValueError(f"background_bias must be in [0, 1], got {background_bias!r}")
+    if not 0.0 <= float(stamp_bias) <= 1.0:
+        raise ValueError(f"stamp_bias must be in [0, 1], got {stamp_bias!r}")
     if difficulty not in DIFFICULTIES:
         raise ValueError(f"difficulty must be one of {DIFFICULTIES}, got {difficulty!r}")
 
 
 def _write_image(
-    root: Path, label: str, index: int, seed: int, background_bias: float, difficulty: str
+    root: Path, label: str, index: int, seed: int, biases: tuple[float, float], difficulty: str
 ) -> dict:
     """Draw and save one image and its mask under ``root``; returns its ``image_info.csv``
-    row (a dict of :data:`INFO_COLUMNS`). The file is listed as ``label``; what it shows is
-    :func:`true_label` (the mask marks that class's flowers)."""
+    row (a dict of :data:`INFO_COLUMNS` and ``stamp``). The file is listed as ``label``; what
+    it shows is :func:`true_label` (the mask marks that class's flowers). ``biases``: the
+    background bias and the stamp bias."""
     name = f"{label}_{index:04d}"
     ci = CLASSES.index(label)
-    background = background_for(label, (seed, ci, index, 2), background_bias)
+    background = background_for(label, (seed, ci, index, 2), biases[0])
+    stamped = stamp_for(label, (seed, ci, index, 5), biases[1])
     drawn = true_label(seed, label, index, difficulty)
     rgb, mask, scene = render_flower(
         drawn,
@@ -99,8 +108,9 @@ def _write_image(
         background=background,
         return_info=True,
         difficulty=difficulty,
+        cues={"stamp": 1.0} if stamped else None,
     )
-    quality = jpeg_quality(np.random.default_rng((seed, ci, index, 3)), difficulty)
+    quality = image_quality(seed, label, index, difficulty)
     Image.fromarray(rgb).save(
         root / "flower_photos" / label / f"{name}.jpg", "JPEG", quality=quality
     )
@@ -120,7 +130,46 @@ def _write_image(
         "true_label": drawn,
         "label_noise": drawn != label,
         **{k: scene[k] for k in INFO_COLUMNS[12:]},
+        "stamp": int(stamped),
     }
+
+
+def image_quality(seed: int, label: str, index: int, difficulty: str = "hard") -> int:
+    """The JPEG quality the image listed as ``label`` number ``index`` is saved at."""
+    rng = np.random.default_rng((seed, CLASSES.index(label), index, 3))
+    return jpeg_quality(rng, difficulty)
+
+
+def counterfactual(
+    seed: int, label: str, index: int, cue: str, strengths, difficulty: str = "hard"
+) -> dict:
+    """The image listed as ``label`` number ``index`` (of an UNBIASED data set of ``seed``),
+    rendered without ``cue`` and with it at each of ``strengths``: the same flower, only the
+    cue differs (:mod:`.cues`).
+
+    Without the stamp the image is the data set's own; for the sky, the image's background
+    becomes a non-sky kind (the sky's absence) under both. Returns ``off`` (RGB uint8), ``on``
+    (one RGB image per strength), ``cue_masks`` (bool [H, W] per strength), ``flower_mask``
+    and ``jpeg_quality`` (the data set's, for this image)."""
+    if cue not in CUE_KINDS:
+        raise ValueError(f"cue: unknown {cue!r}; expected one of {CUE_KINDS}")
+    ci = CLASSES.index(label)
+    other = "daisy" if label == BIASED_CLASS else label  # a class the sky rule keeps off sky
+    if cue == "sky":
+        kind = background_for(other, (seed, ci, index, 2), 1.0)
+    else:
+        kind = background_for(label, (seed, ci, index, 2), 0.0)
+    args = (true_label(seed, label, index, difficulty), image_seed(seed, label, index), kind)
+    off, mask = render_flower(*args, difficulty=difficulty)
+    on, cue_masks = [], []
+    for strength in strengths:
+        rgb, _, info = render_flower(
+            *args, difficulty=difficulty, return_info=True, cues={cue: strength}
+        )
+        on.append(rgb)
+        cue_masks.append(info["cue_masks"].get(cue, np.zeros_like(mask)))
+    quality = image_quality(seed, label, index, difficulty)
+    return dict(off=off, on=on, cue_masks=cue_masks, flower_mask=mask, jpeg_quality=quality)
 
 
 def generate_dataset(
@@ -130,6 +179,7 @@ def generate_dataset(
     background_bias: float = 0.0,
     progress: bool = True,
     difficulty: str = "hard",
+    stamp_bias: float = 0.0,
 ) -> dict:
     """Write the synthetic 5-flowers data set under ``output_dir`` (layout: package docstring).
 
@@ -139,40 +189,31 @@ def generate_dataset(
     ``masks_dir``, ``image_info_csv``), ``counts`` (images per class), ``background_counts``
     (per class, per background kind), ``label_noise`` (how many images are listed under a
     wrong label) and the settings.
+    ``stamp_bias`` (0..1): how often a tulip gets the corner stamp of :mod:`.cues` (other
+    classes never); above 0, ``image_info.csv`` gains a ``stamp`` column.
     """
     from tqdm import tqdm  # light, but only needed here: importing the package stays numpy + PIL
 
-    _check_arguments(images_per_class, seed, background_bias, difficulty)
+    _check_arguments(images_per_class, seed, background_bias, difficulty, stamp_bias)
     root = Path(output_dir).resolve()
     photos, masks = root / "flower_photos", root / "flower_masks"
     for label in CLASSES:
         (photos / label).mkdir(parents=True, exist_ok=True)
         (masks / label).mkdir(parents=True, exist_ok=True)
 
-    info = []
-    background_counts = {label: dict.fromkeys(BACKGROUND_KINDS, 0) for label in CLASSES}
     jobs = [(label, i) for label in CLASSES for i in range(images_per_class)]
     # disable=None: a bar only on a terminal, never in a notebook's saved outputs (issue 16)
     bar = dict(
         desc="drawing flowers", unit="img", mininterval=2, disable=None if progress else True
     )
-    for label, index in tqdm(jobs, **bar):
-        info.append(_write_image(root, label, index, seed, background_bias, difficulty))
-        background_counts[label][info[-1]["background"]] += 1
+    biases = (background_bias, stamp_bias)
+    info = [_write_image(root, *job, seed, biases, difficulty) for job in tqdm(jobs, **bar)]
+    background_counts = {label: dict.fromkeys(BACKGROUND_KINDS, 0) for label in CLASSES}
+    for row in info:
+        background_counts[row["label"]][row["background"]] += 1
 
-    all_data = photos / "all_data.csv"
-    _write_csv(all_data, [(str(root / row["image"]), row["label"]) for row in info])
-    dict_txt = photos / "dict.txt"
-    dict_txt.write_text("".join(f"{label}\n" for label in CLASSES))
-    info_csv = root / "image_info.csv"
-    _write_csv(info_csv, [INFO_COLUMNS, *([row[k] for k in INFO_COLUMNS] for row in info)])
     return {
-        "output_dir": root,
-        "flower_photos": photos,
-        "all_data_csv": all_data,
-        "dict_txt": dict_txt,
-        "masks_dir": masks,
-        "image_info_csv": info_csv,
+        **_write_lists(root, info, stamp_bias),
         "counts": {label: images_per_class for label in CLASSES},
         "n_images": len(info),
         "background_counts": background_counts,
@@ -180,8 +221,30 @@ def generate_dataset(
         "background_bias": background_bias,
         "difficulty": difficulty,
         "label_noise": sum(row["label_noise"] for row in info),
-        "biased_class": BIASED_CLASS if background_bias > 0 else None,
+        "biased_class": BIASED_CLASS if background_bias > 0 or stamp_bias > 0 else None,
+        "stamp_bias": stamp_bias,
+        "stamped": sum(row["stamp"] for row in info),
         "generator_version": GENERATOR_VERSION,
+    }
+
+
+def _write_lists(root: Path, info: list[dict], stamp_bias: float) -> dict:
+    """Write ``all_data.csv``, ``dict.txt`` and ``image_info.csv``; returns the paths."""
+    photos = root / "flower_photos"
+    all_data = photos / "all_data.csv"
+    _write_csv(all_data, [(str(root / row["image"]), row["label"]) for row in info])
+    dict_txt = photos / "dict.txt"
+    dict_txt.write_text("".join(f"{label}\n" for label in CLASSES))
+    info_csv = root / "image_info.csv"
+    columns = INFO_COLUMNS + (("stamp",) if stamp_bias > 0 else ())
+    _write_csv(info_csv, [columns, *([row[k] for k in columns] for row in info)])
+    return {
+        "output_dir": root,
+        "flower_photos": photos,
+        "all_data_csv": all_data,
+        "dict_txt": dict_txt,
+        "masks_dir": root / "flower_masks",
+        "image_info_csv": info_csv,
     }
 
 

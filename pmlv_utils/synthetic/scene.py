@@ -26,6 +26,7 @@ from PIL import Image
 
 from .backgrounds import BACKGROUND_KINDS, BACKGROUNDS, draw_background, linear_ramp
 from .camera import finish_hard
+from .cues import render_with_cues
 from .flowers import CLASSES, DRAWERS, flower_layer
 from .hard import (
     HARD_OCCLUDER_PROBABILITY,
@@ -54,6 +55,7 @@ def render_flower(
     size: tuple[int, int] | None = None,
     return_info: bool = False,
     difficulty: str = "hard",
+    cues: dict | None = None,
 ):
     """Draw one image of ``label``; returns (RGB uint8 [H, W, 3], mask bool [H, W]).
 
@@ -70,6 +72,9 @@ def render_flower(
     ``centre_offset`` (distance from the image centre / short side), ``cut_by_frame``,
     the camera's ``blur``, ``blur_sigma``, ``exposure`` and ``colour_cast``, and
     ``hard_tail`` (hard: the image is in the hard tail; False when easy).
+    ``cues``: planted cues and their strengths, e.g. ``{"stamp": 1.0, "sky": 0.5}``
+    (:mod:`.cues`; needs a seed, not a Generator); None or ``{}``: none, the image unchanged.
+    Then ``info["cue_masks"]`` holds each cue's region (bool [H, W]).
     """
     if label not in DRAWERS:
         raise ValueError(f"unknown flower label {label!r}; expected one of {CLASSES}")
@@ -77,6 +82,19 @@ def render_flower(
         raise ValueError(f"unknown background {background!r}; expected one of {BACKGROUND_KINDS}")
     if difficulty not in DIFFICULTIES:
         raise ValueError(f"difficulty must be one of {DIFFICULTIES}, got {difficulty!r}")
+    if cues:
+        rgb, mask, info = render_with_cues(
+            _render, label, rng_or_seed, background, size, difficulty, cues
+        )
+    else:
+        rgb, mask, info, _ = _render(label, rng_or_seed, background, size, difficulty)
+    return (rgb, mask, info) if return_info else (rgb, mask)
+
+
+def _render(label, rng_or_seed, background, size, difficulty, underlay=None, mean=None):
+    """(rgb, mask, info, the finish's contrast mean) of :func:`render_flower`. ``underlay``:
+    a function ``(canvas) -> canvas`` applied to the background before the flowers are drawn;
+    ``mean``: the contrast step's mean (None: the image's own)."""
     rng = np.random.default_rng(rng_or_seed)
     flower_rng, background_rng, finish_rng = rng.spawn(3)
 
@@ -85,18 +103,21 @@ def render_flower(
         size = hard_size(flower_rng) if hard else _image_size(flower_rng)
     w, h = size
     background, canvas = draw_background(background_rng, background, w, h)
+    if underlay is not None:
+        canvas = underlay(canvas)
     mask = np.zeros((h, w), dtype=bool)
     info = {"background": background, "other_flower": None, "n_flowers": 0, "occluded": False}
     if hard:
         tail = bool(rng.random() < TAIL_PROBABILITY)  # the parent stream: after the spawns
         _draw_hard(canvas, mask, info, flower_rng, label, tail)
-        rgb, camera = finish_hard(finish_rng, np.asarray(canvas.convert("RGB")), tail)
+        rgb, camera = finish_hard(finish_rng, np.asarray(canvas.convert("RGB")), tail, mean)
         info["hard_tail"] = tail
     else:
         _draw_easy(canvas, mask, info, flower_rng, label)
-        rgb, camera = _finish(finish_rng, np.asarray(canvas.convert("RGB")))
+        rgb, camera = _finish(finish_rng, np.asarray(canvas.convert("RGB")), mean)
+    mean = camera.pop("contrast_mean")
     info.update(camera)
-    return (rgb, mask, info) if return_info else (rgb, mask)
+    return rgb, mask, info, mean
 
 
 def _draw_easy(canvas, mask, info, rng: Rng, label: str) -> None:
@@ -233,9 +254,10 @@ def _place(
     return patch.reduce(ss), (x0 // ss, y0 // ss)
 
 
-def _finish(rng: Rng, rgb: np.ndarray) -> tuple[np.ndarray, dict]:
+def _finish(rng: Rng, rgb: np.ndarray, mean: float | None = None) -> tuple[np.ndarray, dict]:
     """Camera and light (easy): saturation, exposure, white balance, a light gradient,
-    contrast, noise. Returns the image and the camera's ``image_info.csv`` columns."""
+    contrast (around ``mean``, None: the image's), noise. Returns the image and the camera's
+    ``image_info.csv`` columns (and ``contrast_mean``)."""
     h, w, _ = rgb.shape
     img = rgb.astype(np.float32)
     grey = img.mean(axis=2, keepdims=True)
@@ -245,10 +267,11 @@ def _finish(rng: Rng, rgb: np.ndarray) -> tuple[np.ndarray, dict]:
     img *= 1.0 + rng.uniform(-0.25, 0.25) * (
         linear_ramp(w, h, rng.uniform(0, 2 * np.pi))[..., None] - 0.5
     )
-    mean = img.mean()
+    mean = img.mean() if mean is None else mean
     img = (img - mean) * rng.uniform(0.8, 1.15) + mean
     img += rng.standard_normal(img.shape, dtype=np.float32) * rng.uniform(0, 6)
     camera = {"blur": "none", "blur_sigma": 0.0, "exposure": round(exposure, 3), "colour_cast": ""}
+    camera["contrast_mean"] = mean
     camera["hard_tail"] = False  # easy images have no hard tail
     return np.clip(img, 0, 255).astype(np.uint8), camera
 
