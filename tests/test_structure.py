@@ -98,7 +98,6 @@ def output_violations(nb) -> list[str]:
 KNOWN_NOISY: dict[str, str] = {
     "05_create_dataset/05_split_tfrecord.ipynb": "TF start-up lines, cuInit (cells 3, 13, 14)",
     "07_training/07c_export.ipynb": "TF start-up lines, cuInit (cells 2, 7)",
-    "09_deploying/09c_changesig.ipynb": "TF start-up lines, cuInit (cells 3, 8)",
     "10_mlops/10b_explain.ipynb": "TF start-up lines, cuInit (cells 3, 6)",
     "10_mlops/10c_compare_explainers.ipynb": "TF start-up lines, cuInit (cells 3, 6)",
     "09_deploying/09f_explain.ipynb": "TF start-up lines, cuInit (cells 3, 7): not re-executed yet",
