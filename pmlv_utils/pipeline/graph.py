@@ -65,6 +65,7 @@ LOCAL_PARAMETERS = (
     "model_kind",
     "accuracy_threshold",
     "background_threshold",
+    "probe_dir",
     "probe_per_class",
     "difficulty",
 )

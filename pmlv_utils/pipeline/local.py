@@ -315,8 +315,8 @@ def run_local(
 
     ``settings``: the pipeline parameters of ``graph.LOCAL_PARAMETERS`` by name (data_csv,
     labels_file, images_per_class, seed, img_size, epochs, model_kind, accuracy_threshold,
-    background_threshold, probe_per_class, difficulty: the synthetic data's, when data_csv is
-    empty); the
+    background_threshold, probe_dir, probe_per_class, difficulty: the synthetic data's, when
+    data_csv is empty; also the probe set's, when probe_dir is empty); the
     ones not given take the pipeline's defaults.
     ``pipeline_root`` (default ``<workspace>/pipeline``) holds ``runs/`` (artifacts, one folder
     per run), ``cache/`` (kfp's cache entries), ``logs/`` (the full log of each run) and, unless
