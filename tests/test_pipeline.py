@@ -312,7 +312,7 @@ def test_impossible_threshold_stops_at_the_gate_with_nothing_deployed(
     assert pipeline.GATE_NAME in run.step("deploy-model").note
     assert run.step("evaluate-model").status in ("ran", "cached")
     assert "refused: test accuracy" in run.gate_message and "< threshold 1.01" in run.gate_message
-    assert run.step("deploy-model").note == run.gate_message
+    assert run.step("deploy-model").note == f"{pipeline.GATE_NAME}: {run.gate_message}"
     assert not deploy_dir.exists()
 
 
@@ -334,6 +334,7 @@ def test_explanation_gate_refuses_an_accurate_enough_model(
     )
     assert not run.deployed and run.step("deploy-model").status == "skipped"
     assert run.decision.failed == (pipeline.EXPLANATION_GATE,)
+    assert run.step("deploy-model").note.startswith(f"{pipeline.EXPLANATION_GATE}: refused")
     assert run.gate_message.startswith(
         f"refused: background share {run.background_share:.3f} > threshold 0.0"
     )

@@ -292,7 +292,8 @@ def _execute(
         step_logs=tracker.lines,
     )
     if run.step("deploy-model").status == "skipped" and "accuracy" in outputs:
-        run.step("deploy-model").note = run.gate_message  # which gate, on which numbers
+        decision = run.decision  # which gate, on which numbers
+        run.step("deploy-model").note = f"{', '.join(decision.failed)}: {decision.reason}"
     if error is not None:
         failed = next((s for s in steps if s.status == "failed"), None)
         if failed is None:
