@@ -52,7 +52,7 @@ def time_it(
         range(repeats),
         desc=label or getattr(fn, "__name__", "run"),
         leave=False,
-        disable=not progress,
+        disable=None if progress else True,  # a bar only on a terminal, never in a notebook
     ):
         cpu, wall, value = run_once()
         cpu_runs.append(cpu)

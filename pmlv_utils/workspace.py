@@ -61,10 +61,10 @@ MACHINE_PATH = re.compile(r"/(?:work|root|tmp|home/[a-z]+)/")
 DEFAULT_IMAGES_PER_CLASS = 200
 DEFAULT_SEED = 42
 DEFAULT_IMG_SIZE = 128  # the model sees all of it (random crops only in training)
-DEFAULT_EPOCHS = 15
+DEFAULT_EPOCHS = 25  # at most: the trainer stops early after 5 epochs without improvement
 KEEP_LOGS = 10  # log files of one kind kept (mlflow serve logs, pipeline run logs, ...)
 KEEP_RELEASES = 2  # deployed releases kept by swap_in: the current one and the one before
-DEFAULT_DIFFICULTY = "easy"  # "hard" waits for calibration (docs/DIFFICULTY.md); in the keys
+DEFAULT_DIFFICULTY = "hard"  # like photos (docs/DIFFICULTY.md); part of every artifact key
 # "1": display_path shows $PMLV_WORKSPACE/… and ./… (committed notebook outputs); else real paths
 NOTEBOOK_PATHS_ENV = "PMLV_NOTEBOOK_PATHS"
 

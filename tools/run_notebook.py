@@ -4,12 +4,16 @@
 
 --quick passes the notebook's metadata.pmlv.test_parameters (as the test harness does) and
 writes to build/ instead of in place. Fails if an output shows an absolute path of this machine.
+A run at the defaults records its wall time in benchmarks/NOTEBOOK_TIMES.md (kept in RESULTS.md
+by `make bench`).
 """
 
 import argparse
 import json
 import os
 import sys
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import nbformat
@@ -18,6 +22,29 @@ import papermill
 from pmlv_utils.workspace import MACHINE_PATH, NOTEBOOK_PATHS_ENV
 
 REPO = Path(__file__).resolve().parents[1]
+TIMES = REPO / "benchmarks" / "NOTEBOOK_TIMES.md"
+TIMES_HEADER = [
+    "## Notebook wall times at learner defaults",
+    "",
+    "Written by `tools/run_notebook.py` when it executes a notebook at its defaults (the committed",
+    "outputs), one workspace for all, in chapter order: later notebooks reuse earlier artifacts.",
+    "Budget: each <= 5 min on 2 cores (10a and 10c <= 8 min).",
+    "",
+    "| notebook | wall s | load avg (1 min) at start | executed (UTC) |",
+    "|---|---:|---:|---|",
+]
+
+
+def record_time(notebook: str, seconds: float, load: float) -> None:
+    """Replace ``notebook``'s row of :data:`TIMES` (rows kept in chapter order)."""
+    rows = {}
+    if TIMES.is_file():
+        for line in TIMES.read_text().splitlines():
+            if line.startswith("| ") and not line.startswith(("| notebook", "|---")):
+                rows[line.split("|")[1].strip()] = line
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M")
+    rows[notebook] = f"| {notebook} | {seconds:.0f} | {load:.1f} | {when} |"
+    TIMES.write_text("\n".join(TIMES_HEADER + [rows[k] for k in sorted(rows)]) + "\n")
 
 
 def main() -> int:
@@ -33,6 +60,7 @@ def main() -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PMLV_WORKSPACE", str(REPO / "workspace"))
     os.environ[NOTEBOOK_PATHS_ENV] = "1"  # $PMLV_WORKSPACE/… paths: no machine path committed
+    load, start = os.getloadavg()[0], time.perf_counter()
     papermill.execute_notebook(
         str(nb_path),
         str(out),
@@ -42,6 +70,7 @@ def main() -> int:
         language="python",
         execution_timeout=args.timeout,
     )
+    seconds = time.perf_counter() - start
     done = nbformat.read(out, as_version=4)
     if not args.quick:  # drop papermill's bookkeeping so the committed file stays clean
         done.cells = [
@@ -60,7 +89,9 @@ def main() -> int:
             file=sys.stderr,
         )
         return 1
-    print(f"executed -> {out}")
+    if not args.quick:
+        record_time(str(nb_path.relative_to(REPO)), seconds, load)
+    print(f"executed -> {out} in {seconds:.0f} s")
     return 0
 
 

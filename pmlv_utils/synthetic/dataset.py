@@ -22,7 +22,7 @@ from .flowers import CLASSES
 from .scene import DIFFICULTIES, render_flower
 from .varieties import CONFUSABLE
 
-GENERATOR_VERSION = "4"  # bump whenever an image of a given seed changes
+GENERATOR_VERSION = "5"  # bump whenever an image of a given seed changes
 LABEL_NOISE_RATE = 0.02  # hard: the share of images listed under a wrong label
 
 # Today's columns first (version 3), then those added with the difficulty setting.

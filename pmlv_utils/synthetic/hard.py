@@ -31,7 +31,7 @@ from .palette import Rng
 from .varieties import CONFUSABLE, pick_variety
 
 HARD_MIN_SIDE, HARD_MAX_SIDE = 128, 256
-TAIL_PROBABILITY = 0.5  # the hard tail; the other images show one flower well (no nuisance)
+TAIL_PROBABILITY = 0.25  # the hard tail; the other images show one flower well (no nuisance)
 # In the tail images:
 CUT_PROBABILITY = 0.12
 FAR_PROBABILITY = 0.3  # a small flower (head radius 10..25% of the short side)

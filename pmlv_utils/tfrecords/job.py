@@ -40,7 +40,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from .. import dataset_files, safe_io
+from .. import dataset_files, quiet, safe_io
 from ..dataset_files import DEFAULT_FRACTIONS, SPLITS, CsvRow
 from .examples import make_example, serialize
 from .images import (
@@ -288,7 +288,7 @@ def run_pipeline(config: DatasetJobConfig) -> dict:
     pipeline = beam.Pipeline(options=options)
     build_graph(pipeline, config, labels, shards)
     wait = config.local if config.wait is None else config.wait
-    with _quiet_worker_warnings():
+    with _quiet_worker_warnings(config.direct_running_mode == "multi_processing"):
         result = pipeline.run()
         if wait:
             result.wait_until_finish()
@@ -342,14 +342,18 @@ def _metric_counts(result) -> dict[str, int]:
 
 
 @contextlib.contextmanager
-def _quiet_worker_warnings():
-    """Hide the DirectRunner's forwarded worker start-up warnings (multi_processing) while a
-    job runs; errors still show."""
+def _quiet_worker_warnings(worker_processes: bool = False):
+    """Hide the DirectRunner's forwarded worker start-up warnings while a job runs; errors
+    still show. ``worker_processes`` (multi_processing): the worker processes inherit a
+    silenced stderr, so TensorFlow's C++ start-up lines in each of them stay out of a
+    notebook (a failing worker still fails the job with its error in the exception)."""
     logger = logging.getLogger("apache_beam.runners.portability.local_job_service")
     level = logger.level
     logger.setLevel(logging.ERROR)
+    silenced = quiet.native_stderr_silenced() if worker_processes else contextlib.nullcontext()
     try:
-        yield
+        with silenced:
+            yield
     finally:
         logger.setLevel(level)
 

@@ -38,7 +38,7 @@ from .config import TrainConfig, resume_differences
 from .evaluation import evaluate, plot_training_curves, report_tuning_metric
 
 # Bump when saved artifacts change meaning (workspace.ensure_trained_model then retrains).
-TRAINER_VERSION = "5"  # 5: no crop at inference (random zoom crop in training)
+TRAINER_VERSION = "6"  # 6: the small CNN's first convolution has stride 2; 5: no inference crop
 CACHE_LIMIT_BYTES = 1 << 30  # cache decoded images in memory below this size
 SPLITS = ("train", "valid", "test")
 
