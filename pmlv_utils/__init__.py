@@ -109,6 +109,7 @@ The module map, in the order the data flows (a test checks that every module is 
     pipeline.steps          -> what each step does, the atomic deploy
     pipeline.fingerprints   -> content hashes of data and code (the cache keys)
     pipeline.components     -> the kfp components
+    pipeline.gate           -> the deploy gate: accuracy AND explanations' background share
     pipeline.graph          -> the pipeline definition, compile, load, plot
     pipeline.local          -> run_local in kfp's local runner, PipelineRun
     pipeline.cloud          -> Vertex AI Pipelines / Kubeflow submission

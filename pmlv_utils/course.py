@@ -5,7 +5,7 @@
 1. synthetic data     the offline 5-flowers set (chapter 5's input formats)
 2. the kfp pipeline   run by kfp's local runner (pmlv_utils.pipeline): create-dataset (Beam) ->
                       train-model -> export-model -> evaluate-model -> deploy-model (SavedModel +
-                      TFLite, only when test accuracy passes the gate)
+                      TFLite, only when test accuracy and the explanation check pass the gates)
 3. serving            the local REST model server on the deployed model: start, one prediction,
                       stop; the same image through the TFLite model
 4. summary            accuracy, sizes, timings, and where every artifact is
@@ -25,7 +25,14 @@ from . import pipeline
 from . import workspace as ws
 from .synthetic import DIFFICULTIES
 
-QUICK = dict(images_per_class=30, img_size=32, epochs=3, accuracy_threshold=0.0, difficulty="easy")
+QUICK = dict(
+    images_per_class=30,
+    img_size=32,
+    epochs=3,
+    accuracy_threshold=0.0,
+    background_threshold=1.0,
+    difficulty="easy",
+)
 
 
 class CourseError(RuntimeError):
@@ -100,6 +107,7 @@ def run_course(
     epochs: int = ws.DEFAULT_EPOCHS,
     accuracy_threshold: float = pipeline.DEFAULT_ACCURACY_THRESHOLD,
     difficulty: str = ws.DEFAULT_DIFFICULTY,
+    background_threshold: float = pipeline.DEFAULT_BACKGROUND_THRESHOLD,
 ) -> dict:
     """Run the whole job; returns the summary dict. Raises CourseError / PipelineStepError."""
     job_start = time.perf_counter()
@@ -108,6 +116,7 @@ def run_course(
         f"workspace: {ws.display_path(root).removesuffix('/.')} (--workspace or $PMLV_WORKSPACE; "
         f"default ./workspace)\nsettings: {images_per_class} images per class ({difficulty}), "
         f"seed {seed}, {img_size}px, {epochs} epochs; deploy gate: accuracy >= {accuracy_threshold}"
+        f" and background share <= {background_threshold}"
     )
     timings = {}
 
@@ -118,15 +127,10 @@ def run_course(
 
     _header(2, 4, "the ML pipeline (kfp local runner)")
     start = time.perf_counter()
-    run = pipeline.run_local(
-        pipeline.default_root(root),
-        workspace=root,  # synthetic data mode
-        images_per_class=images_per_class,
-        seed=seed,
-        img_size=img_size,
-        epochs=epochs,
-        accuracy_threshold=accuracy_threshold,
-        difficulty=difficulty,
+    settings = dict(images_per_class=images_per_class, seed=seed, img_size=img_size, epochs=epochs)
+    gates = dict(accuracy_threshold=accuracy_threshold, background_threshold=background_threshold)
+    run = pipeline.run_local(  # synthetic data mode: the workspace's data set
+        pipeline.default_root(root), workspace=root, difficulty=difficulty, **settings, **gates
     )
     print(f"    {run.gate_message}")
     timings["pipeline"] = _done(start)
@@ -134,7 +138,7 @@ def run_course(
         raise CourseError(
             f"the model was not deployed: {run.gate_message}. Train longer "
             f"(--epochs) or on more images (--images-per-class), or lower "
-            f"--accuracy-threshold"
+            f"--accuracy-threshold / --background-threshold"
         )
 
     _header(3, 4, "a prediction from the local model server")
@@ -173,6 +177,7 @@ def _summary(
             ),
             "lines rejected (dead-letter)": counts.get("rejected"),
             "test accuracy (exported model)": f"{run.accuracy:.3f}",
+            "explanations' background share": f"{run.background_share:.3f}",
             "deploy gate": run.gate_message,
             "SavedModel size": f"{info['savedmodel_bytes'] / 1e6:.2f} MB",
             "TFLite float32 size": f"{info['tflite_bytes'] / 1e6:.3f} MB",
@@ -229,13 +234,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument(
         "--quick",
         action="store_true",
-        help=f"tiny settings for a smoke test: {QUICK} (the gate is off: threshold 0)",
+        help=f"tiny settings for a smoke test: {QUICK} (the gates are off)",
     )
     ap.add_argument("--images-per-class", type=int)
     ap.add_argument("--seed", type=int, default=ws.DEFAULT_SEED)
     ap.add_argument("--img-size", type=int)
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--accuracy-threshold", type=float)
+    ap.add_argument(
+        "--background-threshold",
+        type=float,
+        help="deploy only when at most this share of the explanations' evidence lies off the "
+        f"flowers (default {pipeline.DEFAULT_BACKGROUND_THRESHOLD}; --quick: 1.0, off)",
+    )
     ap.add_argument(
         "--difficulty",
         choices=DIFFICULTIES,
@@ -255,6 +266,7 @@ def main(argv=None) -> int:
         img_size=ws.DEFAULT_IMG_SIZE,
         epochs=ws.DEFAULT_EPOCHS,
         accuracy_threshold=pipeline.DEFAULT_ACCURACY_THRESHOLD,
+        background_threshold=pipeline.DEFAULT_BACKGROUND_THRESHOLD,
         difficulty=ws.DEFAULT_DIFFICULTY,
     )
     if args.quick:

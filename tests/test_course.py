@@ -74,13 +74,15 @@ def test_course_job_fails_clearly_when_the_model_misses_the_gate(tiny_ws, tiny_p
     done = _run_course(tiny_ws, tiny_pipeline_settings, "--accuracy-threshold", "1.01")
     assert done.returncode == 1
     assert "FAILED: the model was not deployed" in done.stderr
-    assert "did NOT pass the gate (>= 1.01)" in done.stderr
+    assert "refused: test accuracy" in done.stderr and "< threshold 1.01" in done.stderr
 
 
 def test_arguments_quick_and_overrides():
     args = course.parse_args(["--quick", "--epochs", "5"])
     assert args.quick and args.epochs == 5 and args.img_size is None
     assert course.QUICK["accuracy_threshold"] == 0.0
+    assert course.QUICK["background_threshold"] == 1.0  # both gates off in a smoke test
+    assert course.parse_args(["--background-threshold", "0.4"]).background_threshold == 0.4
     assert course.QUICK["difficulty"] == "easy"  # quick runs use the fast, clean data
     assert course.parse_args([]).difficulty is None  # then: workspace.DEFAULT_DIFFICULTY
     assert course.parse_args(["--difficulty", "hard"]).difficulty == "hard"

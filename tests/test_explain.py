@@ -294,6 +294,22 @@ def test_attribution_share_on_hand_made_mask():
         ex.attribution_share(attr, mask[:3])
 
 
+def test_pooled_background_share_weighs_images_by_their_evidence():
+    mask = np.zeros((2, 4, 4), bool)
+    mask[:, :2, :2] = True  # the flower: the top-left quarter
+    attr = np.zeros((2, 4, 4))
+    attr[0, 0, 0], attr[0, 3, 3] = 3.0, 1.0  # image 0: 1 of 4 on the background
+    attr[1, 3, 3], attr[1, 0, 1] = 9.0, -2.0  # image 1: all its positive mass (9) off it
+    assert ex.pooled_background_share(attr, mask) == pytest.approx(10 / 13)
+    per_image = ex.attribution_share(attr, mask)["background"]
+    assert per_image.mean() == pytest.approx(0.625)  # the mean of shares is another number
+    fov = ex.FieldOfView(0, 0, 3, 3, (4, 4))  # the model never sees row 3 / column 3
+    assert ex.pooled_background_share(attr, mask, fov) == pytest.approx(0.0)
+    assert np.isnan(ex.pooled_background_share(-np.abs(attr), mask))
+    with pytest.raises(ValueError, match=r"\[N, H, W\]"):
+        ex.pooled_background_share(attr[0], mask[0])
+
+
 def test_preprocess_mask_follows_the_image_crop():
     mask = np.zeros((60, 100), bool)  # wide: the centre crop keeps columns 20..80
     mask[:, 50:] = True

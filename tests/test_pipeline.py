@@ -24,7 +24,7 @@ def test_compiled_yaml_loads_and_lists_the_steps(tmp_path):
     assert component.name == pipeline.PIPELINE_NAME
     assert pipeline.pipeline_steps(path) == [pipeline.FINGERPRINT_STEP, *pipeline.STEPS]
     nodes, edges = pipeline.pipeline_graph(path)
-    assert (pipeline.GATE_NAME, "deploy-model") in edges  # deploy only behind the gate
+    assert (pipeline.EXPLANATION_GATE, "deploy-model") in edges  # deploy only behind the gates
     assert ("evaluate-model", pipeline.GATE_NAME) in edges
     inputs = set(component.component_spec.inputs)
     assert {"data_csv", "epochs", "img_size", "accuracy_threshold", "images_per_class"} <= inputs
@@ -59,6 +59,81 @@ def test_package_imports_in_a_steps_process():
 def test_load_compiled_names_a_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="no compiled pipeline"):
         pipeline.load_compiled(tmp_path / "nope.yaml")
+
+
+def test_compiled_gates_are_nested_accuracy_then_explanations(tmp_path):
+    path = pipeline.compile_pipeline(tmp_path / "flowers_pipeline.yaml")
+    nodes, edges = pipeline.pipeline_graph(path)
+    assert ("evaluate-model", "explain-check") in edges
+    assert (pipeline.ACCURACY_GATE, pipeline.EXPLANATION_GATE) in edges
+    assert (pipeline.EXPLANATION_GATE, "deploy-model") in edges
+    assert (pipeline.ACCURACY_GATE, "deploy-model") not in edges  # not past one gate alone
+    table = pipeline.describe_steps(path)
+    assert table.loc["deploy-model", "runs"] == "if accuracy-gate and explanation-gate pass"
+    assert "explanation_metrics" in table.loc["explain-check", "outputs"]
+    inputs = set(pipeline.load_compiled(path).component_spec.inputs)
+    assert {"background_threshold", "probe_dir", "probe_per_class"} <= inputs
+
+
+# --------------------------------------------------------------------------------------
+# The deploy gate's decision (fast)
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "accuracy, share, deploy, failed",
+    [
+        (0.90, 0.40, True, ()),
+        (0.70, 0.55, True, ()),  # both limits are inclusive
+        (0.69, 0.40, False, ("accuracy-gate",)),
+        (0.95, 0.56, False, ("explanation-gate",)),  # accurate, but looks at the background
+        (0.50, 0.80, False, ("accuracy-gate", "explanation-gate")),
+    ],
+)
+def test_deploy_decision_needs_accuracy_and_a_low_background_share(accuracy, share, deploy, failed):
+    decision = pipeline.deploy_decision(accuracy, share, 0.7, 0.55)
+    assert decision.deploy is deploy and decision.failed == failed
+    assert decision.reason.startswith("deployed: " if deploy else "refused: ")
+
+
+def test_deploy_decision_reason_names_the_numbers():
+    refused = pipeline.deploy_decision(0.91, 0.612, 0.5, 0.55).reason
+    assert refused == (
+        "refused: background share 0.612 > threshold 0.55 (test accuracy 0.910 >= 0.5 passed)"
+    )
+    low = pipeline.deploy_decision(0.4, 0.3, 0.5, 0.55).reason
+    assert "test accuracy 0.400 < threshold 0.5" in low and "background share 0.300 <= 0.55" in low
+    assert "no background share" in pipeline.deploy_decision(0.9, None, 0.5, 0.55).reason
+    assert not pipeline.deploy_decision(None, 0.1, 0.5, 0.55).deploy
+    with pytest.raises(ValueError, match="nan"):
+        pipeline.deploy_decision(0.9, float("nan"), 0.5, 0.55)
+
+
+def test_explain_check_step_on_a_tiny_model(tiny_assets, tmp_path):
+    """The step on an untrained 32 px model and a small probe set with masks."""
+    import numpy as np
+
+    from pmlv_utils import explain
+
+    probe = pipeline.probe_data_dir("", 12, 3, str(tmp_path), "easy")
+    result = pipeline.explain_check_step(str(tiny_assets["export"]), probe, per_class=2)
+    assert set(result["by_class"]) == set(tiny_assets["labels"])
+    assert result["background_share"] == max(result["by_class"].values())
+    assert result["by_class"][result["worst_class"]] == result["background_share"]
+    assert 0.0 < result["background_area"] < 1.0 and result["probe_images"] <= 10
+    model = explain.ExplainableModel.from_saved_model(tiny_assets["export"])
+    probes = explain.load_examples(probe, 32, "test", per_class=2)
+    maps = explain.explain(probes.images, np.full(len(probes.images), 4), "ig", model, steps=16)
+    direct = explain.pooled_background_share(maps.attributions, probes.masks, model.field_of_view)
+    assert result["by_class"]["tulips"] == pytest.approx(direct, abs=1e-6)
+
+
+def test_explain_check_refuses_a_probe_set_with_other_labels(tiny_assets, tmp_path):
+    probe = pipeline.probe_data_dir("", 12, 3, str(tmp_path), "easy")
+    labels = probe / "flower_photos" / "dict.txt"
+    labels.write_text("\n".join(reversed(labels.read_text().split())) + "\n")  # other ids
+    with pytest.raises(ValueError, match="the probe set's labels .* are not the model's"):
+        pipeline.explain_check_step(str(tiny_assets["export"]), probe, per_class=2)
 
 
 # --------------------------------------------------------------------------------------
@@ -181,13 +256,17 @@ def test_describe_submission_without_project_says_why(tmp_path):
 @pytest.mark.slow
 def test_local_run_deploys_then_rerun_reuses_the_cached_dataset(tiny_ws, tiny_pipeline_settings):
     root = pipeline.default_root(tiny_ws)
-    first = pipeline.run_local(
-        root, workspace=tiny_ws, accuracy_threshold=0.0, **tiny_pipeline_settings
-    )
+    gates_off = dict(accuracy_threshold=0.0, background_threshold=1.0)
+    first = pipeline.run_local(root, workspace=tiny_ws, **gates_off, **tiny_pipeline_settings)
     status = {s.step: s.status for s in first.steps}
     assert status["fingerprint-inputs"] == "ran" and status["deploy-model"] == "ran"
     assert all(v in ("ran", "cached") for v in status.values()), status
     assert first.deployed and 0.0 <= first.accuracy <= 1.0
+    assert 0.0 <= first.background_share <= 1.0
+    logged = first.outputs["explanation_metrics"].metadata
+    assert logged["background_share"] == pytest.approx(first.background_share)
+    assert {f"background_share_{c}" for c in ("daisy", "tulips")} <= set(logged)
+    assert first.gate_message.startswith("deployed: ")
     deployed = first.deploy_dir
     assert (deployed / "saved_model" / "saved_model.pb").is_file()
     assert (deployed / pipeline.TFLITE_NAME).stat().st_size > 1000
@@ -199,9 +278,7 @@ def test_local_run_deploys_then_rerun_reuses_the_cached_dataset(tiny_ws, tiny_pi
     )
     dataset_code = pipeline.code_fingerprint("create-dataset")
 
-    second = pipeline.run_local(
-        root, workspace=tiny_ws, accuracy_threshold=0.0, **tiny_pipeline_settings
-    )
+    second = pipeline.run_local(root, workspace=tiny_ws, **gates_off, **tiny_pipeline_settings)
     status = {s.step: s.status for s in second.steps}
     assert status["fingerprint-inputs"] == "ran"  # never cached: it must look at the data
     assert status["deploy-model"] == "ran"  # never cached: it has effects outside its artifact
@@ -234,7 +311,34 @@ def test_impossible_threshold_stops_at_the_gate_with_nothing_deployed(
     assert run.step("deploy-model").status == "skipped"
     assert pipeline.GATE_NAME in run.step("deploy-model").note
     assert run.step("evaluate-model").status in ("ran", "cached")
-    assert "did NOT pass" in run.gate_message
+    assert "refused: test accuracy" in run.gate_message and "< threshold 1.01" in run.gate_message
+    assert run.step("deploy-model").note == f"{pipeline.GATE_NAME}: {run.gate_message}"
+    assert not deploy_dir.exists()
+
+
+@pytest.mark.slow
+def test_explanation_gate_refuses_an_accurate_enough_model(
+    tiny_ws, tmp_path, tiny_pipeline_settings
+):
+    """Accuracy passes (threshold 0), the background share cannot be <= 0: refused, and the
+    reason is the explanation check's number (every step but the deploy comes from the cache)."""
+    deploy_dir = tmp_path / "endpoint"
+    run = pipeline.run_local(
+        pipeline.default_root(tiny_ws),
+        workspace=tiny_ws,
+        accuracy_threshold=0.0,
+        background_threshold=0.0,
+        deploy_dir=deploy_dir,
+        progress=False,
+        **tiny_pipeline_settings,
+    )
+    assert not run.deployed and run.step("deploy-model").status == "skipped"
+    assert run.decision.failed == (pipeline.EXPLANATION_GATE,)
+    assert run.step("deploy-model").note.startswith(f"{pipeline.EXPLANATION_GATE}: refused")
+    assert run.gate_message.startswith(
+        f"refused: background share {run.background_share:.3f} > threshold 0.0"
+    )
+    assert run.step("explain-check").status in ("ran", "cached")
     assert not deploy_dir.exists()
 
 

@@ -28,7 +28,8 @@ Submodules (every public name of the first eight is also importable from here):
     perturbation    -> superpixels, hidden_image, segment_map; LIME, KernelSHAP, Anchors
     api             -> explain(), METHODS, Explanation, the method -> runner / options tables
     metrics         -> rank correlation, top-k IoU, agreement_table, lime_stability,
-                       attribution_share, gap_vs_steps / steps_for_gap
+                       attribution_share, pooled_background_share, gap_vs_steps /
+                       steps_for_gap
     examples        -> Examples, load_examples, preprocess_mask (images + flower masks)
     faithfulness    -> deletion / insertion curves and their AUCs, the blog's experiment of
                        removing the negative superpixels (``explain.faithfulness.…``)
@@ -77,6 +78,7 @@ from .metrics import (
     gap_vs_steps,
     iou,
     lime_stability,
+    pooled_background_share,
     rank_correlation,
     ranked_pairs,
     steps_for_gap,
@@ -127,6 +129,7 @@ __all__ = [
     "agreement_table",
     "lime_stability",
     "attribution_share",
+    "pooled_background_share",
     "gap_vs_steps",
     "steps_for_gap",
     # examples

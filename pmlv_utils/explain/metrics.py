@@ -217,6 +217,24 @@ def attribution_share(attributions: np.ndarray, mask: np.ndarray, field_of_view=
     return {k: float(v[0]) for k, v in out.items()} if single else out
 
 
+def pooled_background_share(attributions: np.ndarray, masks: np.ndarray, field_of_view=None):
+    """The share of ALL the positive attribution mass of a batch [N, H, W] that falls on the
+    background (masks [N, H, W] False), inside ``field_of_view``: images where the model finds
+    much evidence weigh more than images where it finds little (a shortcut class's evidence is
+    strong where the shortcut is). nan when the maps have no positive mass."""
+    attr = np.asarray(attributions, np.float64)
+    m = np.asarray(masks).astype(bool)
+    if attr.shape != m.shape or attr.ndim != 3:
+        raise ValueError(
+            f"attributions {list(attr.shape)} and masks {list(m.shape)}: expected [N, H, W] each"
+        )
+    if field_of_view is not None:
+        attr, m = field_of_view.crop(attr), field_of_view.crop(m)
+    pos = np.clip(attr, 0, None)
+    total = pos.sum()
+    return float((pos * ~m).sum() / total) if total > 0 else float("nan")
+
+
 def gap_vs_steps(
     images: np.ndarray,
     target_classes,

@@ -13,6 +13,7 @@ Submodules:
     steps         what each step does (plain functions: create_dataset_step ... deploy_step)
     fingerprints  content hashes of the data and of each step's code (what the cache keys on)
     components    the kfp components (fingerprint_inputs, create_dataset ... deploy_model)
+    gate          deploy_decision: accuracy AND background share, with the reason
     graph         make_pipeline, compile / load the YAML, the DAG as nodes and edges, its plot
     local         run_local in kfp's local runner, PipelineRun, StepResult, PipelineStepError
     cloud         submit to Vertex AI Pipelines or Kubeflow, describe_submission
@@ -26,14 +27,18 @@ Steps (task names in the compiled YAML):
     export-model    the SavedModel with the serving signatures (chapter 7/9)
     evaluate-model  test accuracy + confusion matrix of the EXPORTED model (its ``xai_model``
                     signature on the test TFRecords): what is tested is what is shipped
-    deploy-model    only when accuracy >= accuracy_threshold (``dsl.If``): locally, a folder with
-                    the SavedModel and a float32 TFLite file, swapped in atomically; with a
-                    project, also a Vertex AI model upload + endpoint
+    explain-check   the background share of the exported model's IG evidence on a probe set
+                    with flower masks (the unbiased synthetic test split): the share, for the
+                    worst class, that lies off the flowers inside the field of view (Metrics)
+    deploy-model    only when accuracy >= accuracy_threshold AND background share <=
+                    background_threshold (two nested ``dsl.If``, ``gate.deploy_decision``):
+                    locally, a folder with the SavedModel and a float32 TFLite file, swapped
+                    in atomically; with a project, also a Vertex AI model upload + endpoint
 
 Caching. kfp's local runner caches (``kfp.local.init(enable_caching=True)``, kfp >= 2.17), as
 Vertex AI does: a task whose component, image and input *values* are unchanged is not run again.
 Values, not contents: the same CSV path with new lines in it, or an edited training module, would
-be a cache hit. So a sixth, never-cached task, ``fingerprint-inputs``, hashes the data (the CSV,
+be a cache hit. So a seventh, never-cached task, ``fingerprint-inputs``, hashes the data (the CSV,
 its labels and every image it lists) and, for each step, the pmlv_utils modules that step runs;
 each step takes its hashes as inputs. Unchanged data and code -> the same inputs -> cached.
 One quirk of kfp 2.17's local cache: an entry whose output artifact has no file is treated as a
@@ -46,6 +51,7 @@ from .components import (
     create_dataset,
     deploy_model,
     evaluate_model,
+    explain_check,
     export_model,
     fingerprint_inputs,
     train_model,
@@ -58,14 +64,23 @@ from .fingerprints import (
     folder_fingerprint,
     module_closure,
 )
+from .gate import (
+    ACCURACY_GATE,
+    DEFAULT_ACCURACY_THRESHOLD,
+    DEFAULT_BACKGROUND_THRESHOLD,
+    EXPLANATION_GATE,
+    GateDecision,
+    deploy_decision,
+)
 from .graph import (
     ALL_TASKS,
     BASE_IMAGE,
     COMPILED_PIPELINE,
-    DEFAULT_ACCURACY_THRESHOLD,
     DEFAULT_MODEL_KIND,
+    DEFAULT_PROBE_PER_CLASS,
     FINGERPRINT_STEP,
     GATE_NAME,
+    GATES,
     PIPELINE_NAME,
     STEPS,
     compile_pipeline,
@@ -93,20 +108,28 @@ from .steps import (
     deploy_step,
     deploy_to_vertex,
     evaluate_step,
+    explain_check_step,
     export_step,
+    probe_data_dir,
     train_step,
 )
 from .watch import add_new_images, make_data_folder, watch_folder
 
 __all__ = [
+    "ACCURACY_GATE",
     "ALL_TASKS",
     "BASE_IMAGE",
     "COMPILED_PIPELINE",
     "DEFAULT_ACCURACY_THRESHOLD",
+    "DEFAULT_BACKGROUND_THRESHOLD",
+    "DEFAULT_PROBE_PER_CLASS",
+    "EXPLANATION_GATE",
     "DEFAULT_MODEL_KIND",
     "FINGERPRINT_OUTPUTS",
     "FINGERPRINT_STEP",
+    "GATES",
     "GATE_NAME",
+    "GateDecision",
     "LABELS_NAME",
     "PIPELINE_NAME",
     "STEPS",
@@ -125,6 +148,7 @@ __all__ = [
     "create_dataset_step",
     "data_fingerprint",
     "default_root",
+    "deploy_decision",
     "deploy_model",
     "deploy_step",
     "deploy_to_vertex",
@@ -132,6 +156,8 @@ __all__ = [
     "describe_submission",
     "evaluate_model",
     "evaluate_step",
+    "explain_check",
+    "explain_check_step",
     "export_model",
     "export_step",
     "fingerprint_inputs",
@@ -144,6 +170,7 @@ __all__ = [
     "pipeline_graph",
     "pipeline_steps",
     "plot_pipeline",
+    "probe_data_dir",
     "run_local",
     "submit",
     "train_model",

@@ -5,6 +5,8 @@
     train_model         chapter 7: the trainer; its Model artifact is the trainer job dir
     export_model        chapter 7/9: the SavedModel with the serving signatures
     evaluate_model      test accuracy + confusion matrix of the exported model (the gate's input)
+    explain_check       the background share of the exported model's explanations on a probe
+                        set (the explanation gate's input)
     deploy_model        SavedModel + TFLite in deploy_dir; with a project, a Vertex AI endpoint
 
 kfp names each task after its function (``train_model`` -> ``train-model``) and copies each
@@ -28,6 +30,7 @@ def fingerprint_inputs(data_csv: str, labels_file: str) -> NamedTuple(
     train_code=str,
     export_code=str,
     evaluate_code=str,
+    explain_code=str,
 ):
     """Content hashes of the data and of each step's code (never cached: it looks every time)."""
     from pmlv_utils.pipeline import fingerprints
@@ -117,6 +120,42 @@ def evaluate_model(
     return result["accuracy"]
 
 
+def explain_check(
+    exported: Input[Model],
+    probe_dir: str,
+    images_per_class: int,
+    seed: int,
+    workspace: str,
+    difficulty: str,
+    probe_per_class: int,
+    code_version: str,
+    explanation_metrics: Output[Metrics],
+) -> float:
+    """The share of the model's IG evidence that lies off the flowers (worst class) on a probe
+    set with flower masks; returns it (the explanation gate's input)."""
+    from pmlv_utils import safe_io
+    from pmlv_utils.pipeline import steps
+
+    probes = steps.probe_data_dir(probe_dir, images_per_class, seed, workspace, difficulty)
+    result = steps.explain_check_step(exported.path, probes, probe_per_class)
+    scalars = dict(
+        background_share=result["background_share"],
+        background_area=result["background_area"],
+        probe_images=result["probe_images"],
+        **{f"background_share_{k}": v for k, v in result["by_class"].items()},
+    )
+    for name, value in scalars.items():
+        explanation_metrics.log_metric(name, value)
+    explanation_metrics.metadata["worst_class"] = result["worst_class"]
+    safe_io.write_json(explanation_metrics.path, {**scalars, "worst_class": result["worst_class"]})
+    print(
+        f"background share {result['background_share']:.3f} ({result['worst_class']}) on "
+        f"{result['probe_images']} probe images; the background is "
+        f"{result['background_area']:.3f} of the pixels"
+    )
+    return result["background_share"]
+
+
 def deploy_model(
     exported: Input[Model],
     deploy_dir: str,
@@ -147,5 +186,6 @@ ALL_COMPONENTS = (
     train_model,
     export_model,
     evaluate_model,
+    explain_check,
     deploy_model,
 )

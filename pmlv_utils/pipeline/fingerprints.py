@@ -29,15 +29,24 @@ STEP_MODULES = {
     "train-model": ("training",),
     "export-model": ("export", "tflite"),
     "evaluate-model": ("training", "export"),
+    "explain-check": ("explain", "workspace", "synthetic"),
 }
 STEP_FUNCTIONS = {
     "create-dataset": steps.create_dataset_step,
     "train-model": steps.train_step,
     "export-model": steps.export_step,
     "evaluate-model": steps.evaluate_step,
+    "explain-check": steps.explain_check_step,
 }
 # The outputs of the fingerprint-inputs task (and of the pipeline).
-FINGERPRINT_OUTPUTS = ("data_version", "dataset_code", "train_code", "export_code", "evaluate_code")
+FINGERPRINT_OUTPUTS = (
+    "data_version",
+    "dataset_code",
+    "train_code",
+    "export_code",
+    "evaluate_code",
+    "explain_code",
+)
 Fingerprints = collections.namedtuple("Fingerprints", FINGERPRINT_OUTPUTS)
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the pmlv_utils folder
 

@@ -3,7 +3,7 @@
 make_pipeline     the @dsl.pipeline function (components built on one base image)
 compile_pipeline  -> 10_mlops/pipeline/flowers_pipeline.yaml (what Vertex / Kubeflow run)
 load_compiled     the compiled YAML read back by kfp
-pipeline_graph    (nodes, edges) of the compiled DAG, the accuracy gate as a node
+pipeline_graph    (nodes, edges) of the compiled DAG, the two gates as nodes
 pipeline_steps    its component tasks in dependency order
 describe_steps    a table: inputs, outputs, cached or not, when each step runs
 plot_pipeline     the DAG drawn left to right, coloured by what a local run did
@@ -24,6 +24,12 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch
 from .. import workspace as ws
 from . import components
 from .fingerprints import FINGERPRINT_OUTPUTS
+from .gate import (
+    ACCURACY_GATE,
+    DEFAULT_ACCURACY_THRESHOLD,
+    DEFAULT_BACKGROUND_THRESHOLD,
+    EXPLANATION_GATE,
+)
 
 if TYPE_CHECKING:
     from .local import PipelineRun
@@ -32,12 +38,19 @@ PIPELINE_NAME = "flowers-pipeline"
 # The course image (docker build -t $BASE_IMAGE . && docker push $BASE_IMAGE): what every step
 # runs in on Vertex / Kubeflow. Replace YOUR_PROJECT, or pass base_image= to make_pipeline().
 BASE_IMAGE = "us-central1-docker.pkg.dev/YOUR_PROJECT/pmlv/practical-ml-vision:latest"
-STEPS = ("create-dataset", "train-model", "export-model", "evaluate-model", "deploy-model")
+STEPS = (
+    "create-dataset",
+    "train-model",
+    "export-model",
+    "evaluate-model",
+    "explain-check",
+    "deploy-model",
+)
 FINGERPRINT_STEP = "fingerprint-inputs"
 ALL_TASKS = (FINGERPRINT_STEP, *STEPS)
-GATE_NAME = "accuracy-gate"
+GATE_NAME = ACCURACY_GATE  # the outer gate; the explanation gate is inside it
+GATES = (ACCURACY_GATE, EXPLANATION_GATE)
 COMPILED_PIPELINE = ws.REPO_ROOT / "10_mlops" / "pipeline" / "flowers_pipeline.yaml"
-DEFAULT_ACCURACY_THRESHOLD = 0.7
 DEFAULT_MODEL_KIND = "small_cnn"
 # The pipeline parameters a local run sets (local.run_local), with the pipeline's defaults;
 # runner, project, region and endpoint_name are for the cloud, deploy_dir and workspace the
@@ -51,11 +64,15 @@ LOCAL_PARAMETERS = (
     "epochs",
     "model_kind",
     "accuracy_threshold",
+    "background_threshold",
+    "probe_dir",
+    "probe_per_class",
     "difficulty",
 )
+DEFAULT_PROBE_PER_CLASS = 20
 DESCRIPTION = (
-    "Flowers: create dataset (Beam) -> train -> export -> evaluate -> "
-    "deploy when test accuracy passes the gate"
+    "Flowers: create dataset (Beam) -> train -> export -> evaluate -> explain-check -> "
+    "deploy when test accuracy and the explanations' background share pass the gates"
 )
 
 PipelineOutputs = NamedTuple(
@@ -66,15 +83,18 @@ PipelineOutputs = NamedTuple(
     metrics=Metrics,
     confusion=ClassificationMetrics,
     accuracy=float,
+    explanation_metrics=Metrics,
+    background_share=float,
     data_version=str,
     dataset_code=str,
     train_code=str,
     export_code=str,
     evaluate_code=str,
+    explain_code=str,
 )
 
 
-def _outputs(versions, dataset, trained, exported, evaluated) -> PipelineOutputs:
+def _outputs(versions, dataset, trained, exported, evaluated, checked) -> PipelineOutputs:
     return PipelineOutputs(
         dataset.outputs["tfrecords"],
         trained.outputs["trained"],
@@ -82,12 +102,14 @@ def _outputs(versions, dataset, trained, exported, evaluated) -> PipelineOutputs
         evaluated.outputs["metrics"],
         evaluated.outputs["confusion"],
         evaluated.outputs["Output"],
+        checked.outputs["explanation_metrics"],
+        checked.outputs["Output"],
         *(versions.outputs[k] for k in FINGERPRINT_OUTPUTS),
     )
 
 
 def _components(base_image: str) -> SimpleNamespace:
-    """The six components, built on ``base_image``, as attributes named after their functions."""
+    """The seven components, built on ``base_image``, as attributes named after their functions."""
     return SimpleNamespace(
         **{
             fn.__name__: dsl.component(fn, base_image=base_image, install_kfp_package=False)
@@ -96,19 +118,69 @@ def _components(base_image: str) -> SimpleNamespace:
     )
 
 
-def _evaluate_and_gate(ops, versions, tfrecords, exported, accuracy_threshold, deploy_inputs):
-    """The evaluate task, and the deploy task behind the accuracy gate (never cached)."""
-    evaluated = ops.evaluate_model(
-        exported=exported.outputs["exported"],
-        tfrecords=tfrecords,
-        code_version=versions.outputs["evaluate_code"],
+def _dataset_and_model(ops, p: SimpleNamespace):
+    """The fingerprint, create-dataset, train and export tasks (``p``: the pipeline's
+    parameters). Passing one task's output to another is what orders them."""
+    versions = ops.fingerprint_inputs(data_csv=p.data_csv, labels_file=p.labels_file)
+    versions.set_caching_options(False)  # it must look at the data and code every time
+    dataset = ops.create_dataset(
+        data_csv=p.data_csv,
+        labels_file=p.labels_file,
+        images_per_class=p.images_per_class,
+        seed=p.seed,
+        data_version=versions.outputs["data_version"],
+        code_version=versions.outputs["dataset_code"],
+        runner=p.runner,
+        project=p.project,
+        region=p.region,
+        workspace=p.workspace,
+        difficulty=p.difficulty,
     )
-    # The gate reads the single unnamed float output: kfp 2.17's local runner resolves a
+    trained = ops.train_model(
+        tfrecords=dataset.outputs["tfrecords"],
+        img_size=p.img_size,
+        epochs=p.epochs,
+        model_kind=p.model_kind,
+        seed=p.seed,
+        code_version=versions.outputs["train_code"],
+    )
+    exported = ops.export_model(
+        trained=trained.outputs["trained"], code_version=versions.outputs["export_code"]
+    )
+    return versions, dataset, trained, exported
+
+
+def _evaluate_check_and_gate(ops, p: SimpleNamespace, versions, tfrecords, exported):
+    """The evaluate and explain-check tasks, and the deploy task behind both gates (nested
+    ``dsl.If``: accuracy, then the explanations' background share; deploy is never cached)."""
+    model = exported.outputs["exported"]
+    evaluated = ops.evaluate_model(
+        exported=model, tfrecords=tfrecords, code_version=versions.outputs["evaluate_code"]
+    )
+    checked = ops.explain_check(
+        exported=model,
+        probe_dir=p.probe_dir,
+        images_per_class=p.images_per_class,
+        seed=p.seed,
+        workspace=p.workspace,
+        difficulty=p.difficulty,
+        probe_per_class=p.probe_per_class,
+        code_version=versions.outputs["explain_code"],
+    )
+    checked.after(evaluated)  # one after the other: the DAG stays a chain
+    # Each gate reads a single unnamed float output: kfp 2.17's local runner resolves a
     # condition on a task output only when it is "Output" (a NamedTuple field is not found).
-    with dsl.If(evaluated.outputs["Output"] >= accuracy_threshold, name=GATE_NAME):
-        deploy = ops.deploy_model(exported=exported.outputs["exported"], **deploy_inputs)
-        deploy.set_caching_options(False)
-    return evaluated
+    with dsl.If(evaluated.outputs["Output"] >= p.accuracy_threshold, name=ACCURACY_GATE):
+        with dsl.If(checked.outputs["Output"] <= p.background_threshold, name=EXPLANATION_GATE):
+            deploy = ops.deploy_model(
+                exported=model,
+                deploy_dir=p.deploy_dir,
+                project=p.project,
+                region=p.region,
+                endpoint_name=p.endpoint_name,
+            )
+            deploy.set_caching_options(False)
+    return evaluated, checked
 
 
 def make_pipeline(base_image: str = BASE_IMAGE):
@@ -126,6 +198,9 @@ def make_pipeline(base_image: str = BASE_IMAGE):
         epochs: int = ws.DEFAULT_EPOCHS,
         model_kind: str = DEFAULT_MODEL_KIND,
         accuracy_threshold: float = DEFAULT_ACCURACY_THRESHOLD,
+        background_threshold: float = DEFAULT_BACKGROUND_THRESHOLD,
+        probe_dir: str = "",
+        probe_per_class: int = DEFAULT_PROBE_PER_CLASS,
         runner: str = "DirectRunner",
         project: str = "",
         region: str = "us-central1",
@@ -134,40 +209,11 @@ def make_pipeline(base_image: str = BASE_IMAGE):
         workspace: str = "",
         difficulty: str = ws.DEFAULT_DIFFICULTY,
     ) -> PipelineOutputs:
-        versions = ops.fingerprint_inputs(data_csv=data_csv, labels_file=labels_file)
-        versions.set_caching_options(False)  # it must look at the data and code every time
-        dataset = ops.create_dataset(
-            data_csv=data_csv,
-            labels_file=labels_file,
-            images_per_class=images_per_class,
-            seed=seed,
-            data_version=versions.outputs["data_version"],
-            code_version=versions.outputs["dataset_code"],
-            runner=runner,
-            project=project,
-            region=region,
-            workspace=workspace,
-            difficulty=difficulty,
-        )
+        p = SimpleNamespace(**{k: v for k, v in locals().items() if k != "ops"})
+        versions, dataset, trained, exported = _dataset_and_model(ops, p)
         tfrecords = dataset.outputs["tfrecords"]
-        trained = ops.train_model(
-            tfrecords=tfrecords,
-            img_size=img_size,
-            epochs=epochs,
-            model_kind=model_kind,
-            seed=seed,
-            code_version=versions.outputs["train_code"],
-        )
-        exported = ops.export_model(
-            trained=trained.outputs["trained"], code_version=versions.outputs["export_code"]
-        )
-        deploy_inputs = dict(
-            deploy_dir=deploy_dir, project=project, region=region, endpoint_name=endpoint_name
-        )
-        evaluated = _evaluate_and_gate(
-            ops, versions, tfrecords, exported, accuracy_threshold, deploy_inputs
-        )
-        return _outputs(versions, dataset, trained, exported, evaluated)
+        evaluated, checked = _evaluate_check_and_gate(ops, p, versions, tfrecords, exported)
+        return _outputs(versions, dataset, trained, exported, evaluated, checked)
 
     return flowers_pipeline
 
@@ -237,7 +283,8 @@ def pipeline_steps(path: str | os.PathLike = COMPILED_PIPELINE) -> list[str]:
     """The component tasks of the compiled pipeline, in an order that respects their edges."""
     graph = _digraph(path)
     spec = load_compiled(path).pipeline_spec
-    groups = {t.task_info.name for t in spec.root.dag.tasks.values() if _is_group(spec, t)}
+    dags = [spec.root.dag, *(c.dag for c in spec.components.values() if c.HasField("dag"))]
+    groups = {t.task_info.name for dag in dags for t in dag.tasks.values() if _is_group(spec, t)}
     return [n for n in nx.lexicographical_topological_sort(graph) if n not in groups]
 
 
@@ -250,7 +297,7 @@ def describe_steps(path: str | os.PathLike = COMPILED_PIPELINE) -> pd.DataFrame:
         for name, task in dag.tasks.items():
             component = spec.components[task.component_ref.name]
             if _is_group(spec, task):
-                walk(component.dag, task.task_info.name)
+                walk(component.dag, f"{gate} and {task.task_info.name}".removeprefix(" and "))
                 continue
             inputs, outputs = component.input_definitions, component.output_definitions
             rows.append(
@@ -260,7 +307,7 @@ def describe_steps(path: str | os.PathLike = COMPILED_PIPELINE) -> pd.DataFrame:
                     parameters_in=", ".join(sorted(inputs.parameters)),
                     outputs=", ".join(sorted([*outputs.artifacts, *outputs.parameters])),
                     cached=bool(task.caching_options.enable_cache),
-                    runs=f"if {gate} passes" if gate else "always",
+                    runs=f"if {gate} pass{'' if ' and ' in gate else 'es'}" if gate else "always",
                 )
             )
 
@@ -283,7 +330,7 @@ def _draw_node(ax, name: str, x: int, result) -> None:
     if result:
         colour = _STATUS_COLOURS.get(result.status, "#f5f5f5")
     else:
-        colour = "#ffe9a8" if name == GATE_NAME else "#f5f5f5"
+        colour = "#ffe9a8" if name in GATES else "#f5f5f5"
     ax.add_patch(
         FancyBboxPatch(
             (2 * x - _BOX_WIDTH / 2, -_BOX_HEIGHT / 2),

@@ -36,7 +36,8 @@ from kfp import local as kfp_local
 
 from .. import workspace as ws
 from .fingerprints import FINGERPRINT_OUTPUTS
-from .graph import ALL_TASKS, GATE_NAME, LOCAL_PARAMETERS, STEPS, make_pipeline
+from .gate import GateDecision, deploy_decision
+from .graph import ALL_TASKS, LOCAL_PARAMETERS, STEPS, make_pipeline
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _EXECUTING = re.compile(r"Executing task '([^']+)'")
@@ -94,12 +95,23 @@ class PipelineRun:
         return self.outputs.get("accuracy")
 
     @property
+    def background_share(self) -> float | None:
+        """explain-check's number: the share of the IG evidence off the flowers (worst class)."""
+        return self.outputs.get("background_share")
+
+    @property
+    def decision(self) -> GateDecision:
+        """What the two gates decided on this run's numbers, and why (gate.deploy_decision)."""
+        return deploy_decision(
+            self.accuracy,
+            self.background_share,
+            self.parameters["accuracy_threshold"],
+            self.parameters["background_threshold"],
+        )
+
+    @property
     def gate_message(self) -> str:
-        threshold = self.parameters["accuracy_threshold"]
-        if self.accuracy is None:
-            return "not evaluated"
-        verdict = "passed" if self.accuracy >= threshold else "did NOT pass"
-        return f"test accuracy {self.accuracy:.3f} {verdict} the gate (>= {threshold})"
+        return self.decision.reason
 
     @property
     def fingerprints(self) -> dict[str, str]:
@@ -197,10 +209,11 @@ class _RunTracker(io.TextIOBase):
                 f"{self._number(step)} {step}: cached (inputs unchanged since an earlier run)"
             )
         elif (m := _SKIPPED.search(message)) and m.group(1).startswith("condition"):
-            self.results["deploy-model"] = StepResult(
-                "deploy-model", "skipped", 0.0, f"{GATE_NAME}: accuracy below the threshold"
-            )
-            self._say(f"{self._number('deploy-model')} deploy-model: skipped by the {GATE_NAME}")
+            if "deploy-model" not in self.results:  # the outer gate, or the inner one
+                self.results["deploy-model"] = StepResult(
+                    "deploy-model", "skipped", 0.0, "a deploy gate did not pass"
+                )
+                self._say(f"{self._number('deploy-model')} deploy-model: skipped by a gate")
 
 
 class _RecordHandler(logging.Handler):
@@ -278,6 +291,9 @@ def _execute(
         outputs=outputs,
         step_logs=tracker.lines,
     )
+    if run.step("deploy-model").status == "skipped" and "accuracy" in outputs:
+        decision = run.decision  # which gate, on which numbers
+        run.step("deploy-model").note = f"{', '.join(decision.failed)}: {decision.reason}"
     if error is not None:
         failed = next((s for s in steps if s.status == "failed"), None)
         if failed is None:
@@ -300,7 +316,8 @@ def run_local(
 
     ``settings``: the pipeline parameters of ``graph.LOCAL_PARAMETERS`` by name (data_csv,
     labels_file, images_per_class, seed, img_size, epochs, model_kind, accuracy_threshold,
-    difficulty: the synthetic data's, when data_csv is empty); the
+    background_threshold, probe_dir, probe_per_class, difficulty: the synthetic data's, when
+    data_csv is empty; also the probe set's, when probe_dir is empty); the
     ones not given take the pipeline's defaults.
     ``pipeline_root`` (default ``<workspace>/pipeline``) holds ``runs/`` (artifacts, one folder
     per run), ``cache/`` (kfp's cache entries), ``logs/`` (the full log of each run) and, unless
@@ -309,8 +326,9 @@ def run_local(
     ``echo_logs`` also prints every step's own output (it is always in the run's log file).
 
     Returns a :class:`PipelineRun`. A failed step raises :class:`PipelineStepError` naming the
-    step and the cause (the exception the step raised). A model below the gate is not an error:
-    ``run.deployed`` is False and the deploy step is "skipped".
+    step and the cause (the exception the step raised). A model that does not pass the gates
+    (accuracy, or the explanations' background share) is not an error: ``run.deployed`` is
+    False, the deploy step is "skipped" and ``run.gate_message`` says why.
     """
     flowers_pipeline = make_pipeline()
     parameters = _local_parameters(flowers_pipeline, settings)

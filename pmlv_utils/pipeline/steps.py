@@ -4,6 +4,8 @@
     train_step           the chapter 7 trainer -> a trainer job dir (no export)
     export_step          the best checkpoint -> SavedModel with the serving signatures
     evaluate_step        accuracy + confusion matrix of the exported model on one split
+    probe_data_dir       the explanation check's probe images (the unbiased synthetic set)
+    explain_check_step   the background share of the exported model's IG evidence on them
     deploy_step          SavedModel + float32 TFLite, swapped in atomically; optionally Vertex AI
     deploy_to_vertex     upload a gs:// SavedModel to Vertex AI and deploy it to an endpoint
 
@@ -192,6 +194,59 @@ def evaluate_step(export_dir: str, tfrecords_dir: str, split: str = "test") -> d
         dataset_files.split_pattern(tfrecords_dir, split),
         info["img_size"],
         info["labels"],
+    )
+
+
+def probe_data_dir(
+    probe_dir: str, images_per_class: int, seed: int, workspace: str, difficulty: str
+) -> Path:
+    """The explanation check's probe images: ``probe_dir`` (a folder of ``ensure_dataset``,
+    with masks), or the unbiased synthetic set of these settings (built or reused), whose test
+    split no model of the pipeline trained on."""
+    if probe_dir:
+        return Path(probe_dir)
+    return ws.ensure_dataset(
+        images_per_class, seed, workspace=workspace or None, difficulty=difficulty
+    )
+
+
+def explain_check_step(
+    export_dir: str, probe_dir: str | Path, per_class: int = 20, ig_steps: int = 16
+) -> dict:
+    """The background share of the exported model's explanations on a probe set.
+
+    For each class, IG (black baseline) explains that class's probability on every probe
+    image (the test split of ``probe_dir``, at most ``per_class`` images per class); the share
+    of all the positive evidence that falls off the flowers, inside the model's field of view
+    (:func:`pmlv_utils.explain.pooled_background_share`). Returns the worst class's share
+    (``background_share``, the gate's input), every class's, the background's share of the
+    pixels (chance) and the probe's size.
+    """
+    import numpy as np
+
+    from .. import explain  # TensorFlow: see the module docstring
+
+    model = explain.ExplainableModel.from_saved_model(export_dir)
+    probes = explain.load_examples(probe_dir, model.img_size[0], "test", per_class=per_class)
+    if model.labels and list(model.labels) != list(probes.labels):
+        raise ValueError(
+            f"explain-check: the probe set's labels {probes.labels} are not the model's "
+            f"{list(model.labels)} ({probe_dir})"
+        )
+    fov = model.field_of_view
+    by_class = {}
+    for c, label in enumerate(probes.labels):
+        targets = np.full(len(probes.images), c)
+        maps = explain.explain(probes.images, targets, "ig", model, steps=ig_steps).attributions
+        by_class[label] = explain.pooled_background_share(maps, probes.masks, fov)
+    worst = max(by_class, key=lambda k: by_class[k])
+    chance = float(1 - fov.crop(probes.masks).mean())
+    return dict(
+        background_share=by_class[worst],
+        worst_class=worst,
+        by_class=by_class,
+        background_area=chance,
+        probe_images=len(probes.images),
     )
 
 
