@@ -100,7 +100,6 @@ KNOWN_NOISY: dict[str, str] = {
     "07_training/07c_export.ipynb": "TF start-up lines, cuInit (cells 2, 7)",
     "10_mlops/10b_explain.ipynb": "TF start-up lines, cuInit (cells 3, 6)",
     "10_mlops/10c_compare_explainers.ipynb": "TF start-up lines, cuInit (cells 3, 6)",
-    "09_deploying/09f_explain.ipynb": "TF start-up lines, cuInit (cells 3, 7): not re-executed yet",
     "10_mlops/10a_mlpipeline.ipynb": "tqdm bar of a dataset build (cell 21): not re-executed yet",
     "10_mlops/10e_shortcut_detection.ipynb": "TF start-up lines, cuInit (cells 3, 7)",
 }
