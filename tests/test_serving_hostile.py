@@ -514,11 +514,15 @@ def test_concurrency_limit_answers_429_at_once(server, tiny_assets):
     assert _timed_predict(server, tiny_assets["good"][1]) < 1.0
 
 
-LONG_EXPLAIN = {"method": "kernelshap", "num_samples": 5000, "n_segments": 200}
+# The costliest explanation the option bounds allow, on the most instances a request may
+# carry: far past the fixture's 4 s budget even on a fast machine (2 instances at 200
+# segments once finished inside it).
+LONG_EXPLAIN = {"method": "kernelshap", "num_samples": 5000, "n_segments": 500}
+LONG_EXPLAIN_INSTANCES = 8
 
 
 def test_explain_time_budget_busy_429_and_predict_meanwhile(server, tiny_assets):
-    body = {"instances": tiny_assets["good"][:2], "parameters": LONG_EXPLAIN}
+    body = {"instances": tiny_assets["good"][:LONG_EXPLAIN_INSTANCES], "parameters": LONG_EXPLAIN}
     results = {}
 
     def explain(name):
@@ -581,7 +585,7 @@ def test_sigterm_during_a_long_explanation_stops_within_5_s(tiny_assets):
         allowed_roots=[tiny_assets["images"]],
         extra_args=["--explain_timeout_s", "600"],
     )
-    body = {"instances": tiny_assets["good"][:4], "parameters": LONG_EXPLAIN}
+    body = {"instances": tiny_assets["good"][:LONG_EXPLAIN_INSTANCES], "parameters": LONG_EXPLAIN}
     done = {}
 
     def explain():
