@@ -96,7 +96,6 @@ def output_violations(nb) -> list[str]:
 # re-executed clean, its setup importing TensorFlow inside pmlv_utils.quiet.native_stderr_silenced()
 # (strict: a clean notebook still listed here fails, so the list cannot rot).
 KNOWN_NOISY: dict[str, str] = {
-    "05_create_dataset/05_split_tfrecord.ipynb": "TF start-up lines, cuInit (cells 3, 13, 14)",
     "07_training/07c_export.ipynb": "TF start-up lines, cuInit (cells 2, 7)",
     "10_mlops/10b_explain.ipynb": "TF start-up lines, cuInit (cells 3, 6)",
     "10_mlops/10c_compare_explainers.ipynb": "TF start-up lines, cuInit (cells 3, 6)",
