@@ -494,6 +494,6 @@ def ensure_backbone(
     settings = dict(**config.to_dict(), version=pretrain.PRETRAIN_VERSION)
 
     def build(folder: Path) -> None:
-        pretrain.pretrain_backbone(folder, config)
+        pretrain.pretrain_backbone(folder, config, verbose=0)  # backbone.json: the history
 
     return build_or_reuse("backbone", settings, build, workspace, rebuild)
