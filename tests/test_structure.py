@@ -95,13 +95,7 @@ def output_violations(nb) -> list[str]:
 # Committed with noisy outputs by other work in progress; remove a line once its notebook is
 # re-executed clean, its setup importing TensorFlow inside pmlv_utils.quiet.native_stderr_silenced()
 # (strict: a clean notebook still listed here fails, so the list cannot rot).
-KNOWN_NOISY: dict[str, str] = {
-    "07_training/07c_export.ipynb": "TF start-up lines, cuInit (cells 2, 7)",
-    "10_mlops/10b_explain.ipynb": "TF start-up lines, cuInit (cells 3, 6)",
-    "10_mlops/10c_compare_explainers.ipynb": "TF start-up lines, cuInit (cells 3, 6)",
-    "10_mlops/10a_mlpipeline.ipynb": "tqdm bar of a dataset build (cell 21): not re-executed yet",
-    "10_mlops/10e_shortcut_detection.ipynb": "TF start-up lines, cuInit (cells 3, 7)",
-}
+KNOWN_NOISY: dict[str, str] = {}
 
 
 def _clean_cases():
