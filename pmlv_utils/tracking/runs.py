@@ -141,17 +141,37 @@ class _ListHandler(logging.Handler):
 
 
 @contextlib.contextmanager
+def _displays_dropped():
+    """Inside IPython, drop what the block displays (progress widgets); elsewhere, nothing."""
+    try:
+        from IPython import get_ipython
+        from IPython.utils.capture import capture_output
+    except ImportError:
+        get_ipython = None
+    if get_ipython is None or get_ipython() is None:
+        yield
+        return
+    with capture_output(stdout=False, stderr=False, display=True):
+        yield
+
+
+@contextlib.contextmanager
 def captured_messages(logger: str = "mlflow"):
     """Collect what a block says besides its result: ``logger``'s records (WARNING and up),
-    Python warnings, and stderr (progress bars). Yields the list they are appended to, so a
-    notebook can show the lines that matter (where MLflow stops) instead of all of them."""
+    Python warnings, stderr (progress bars) and, in a notebook, displayed progress widgets
+    (tqdm.auto's, as shap draws). Yields the list they are appended to, so a notebook can
+    show the lines that matter (where MLflow stops) instead of all of them."""
     messages: list[str] = []
     log = logging.getLogger(logger)
     saved = log.handlers[:], log.propagate
     log.handlers, log.propagate = [_ListHandler(messages)], False
     stderr = io.StringIO()
     try:
-        with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stderr(stderr):
+        with (
+            warnings.catch_warnings(record=True) as caught,
+            contextlib.redirect_stderr(stderr),
+            _displays_dropped(),
+        ):
             warnings.simplefilter("always")
             try:
                 yield messages
