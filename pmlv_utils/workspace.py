@@ -477,7 +477,7 @@ def ensure_backbone(
     img_size: int = 64,
     alpha: float = 0.35,
     images_per_class: int = 300,
-    epochs: int = 8,
+    epochs: int = 20,
     seed: int = 0,
     workspace=None,
     rebuild: bool = False,

@@ -42,6 +42,18 @@ def test_shapes_are_deterministic_and_differ():
     assert not any(np.array_equal(held_out[0], im) for im in images)
 
 
+def test_pretext_shapes_stand_out_and_batch_norm_statistics_follow():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        background = shapes._background(rng, 32)
+        colour = np.array(shapes._contrasting_colour(rng, background))
+        mean = np.asarray(background, dtype=float).reshape(-1, 3).mean(0)
+        assert np.abs(colour - mean).sum() >= shapes.MIN_CONTRAST
+    _, net = backbone.pretrain.pretext_model(backbone.BackboneConfig(img_size=32))
+    norms = [la for la in net.layers if isinstance(la, keras.layers.BatchNormalization)]
+    assert norms and all(la.momentum == 0.9 for la in norms)  # Keras's default is 0.999
+
+
 def test_ensure_backbone_caches_a_loadable_no_top_file(cached, capsys):
     ws, folder = cached
     info = backbone.read_info(folder)

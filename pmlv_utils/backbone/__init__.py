@@ -5,9 +5,9 @@
 
 Submodules:
 
-    shapes    -> the pretext task: 24 shape classes on cluttered backgrounds (numpy + PIL)
+    shapes    -> the pretext task: 24 shape classes on plain, noisy or patterned backgrounds
     pretrain  -> BackboneConfig, pretrain_backbone: train, save the no-top weights file
-    transfer  -> fine_tune_table: few flower labels, from scratch vs fine-tuned
+    transfer  -> fine_tune_table: few flower labels, from scratch vs the frozen backbone
 """
 
 from . import pretrain, shapes, transfer
