@@ -474,23 +474,24 @@ def ensure_exported_model(**kwargs) -> Path:
 
 
 def ensure_backbone(
-    img_size: int = 64,
-    alpha: float = 0.35,
-    images_per_class: int = 300,
-    epochs: int = 20,
-    seed: int = 0,
+    img_size: int | None = None,
+    alpha: float | None = None,
+    images_per_class: int | None = None,
+    epochs: int | None = None,
+    seed: int | None = None,
     workspace=None,
     rebuild: bool = False,
 ) -> Path:
     """The offline MobileNetV2 backbone, pretrained once on the shapes task (not flowers);
-    returns its folder. ``<returned>/mobilenetv2_backbone.weights.h5`` is a no-top weights
-    file for ``TrainConfig(model_kind="mobilenetv2", weights=..., alpha=alpha)``;
-    ``backbone.json`` holds its settings, pretext accuracy and wall/CPU seconds."""
+    returns its folder (``backbone.weights_path``: a no-top weights file for ``TrainConfig(
+    model_kind="mobilenetv2", weights=..., alpha=alpha)``; ``backbone.json``: settings,
+    pretext accuracy, wall/CPU seconds). None: ``pretrain.BackboneConfig``'s default."""
     from .backbone import pretrain
 
-    config = pretrain.BackboneConfig(
+    given = dict(
         img_size=img_size, alpha=alpha, images_per_class=images_per_class, epochs=epochs, seed=seed
     )
+    config = pretrain.BackboneConfig(**{k: v for k, v in given.items() if v is not None})
     settings = dict(**config.to_dict(), version=pretrain.PRETRAIN_VERSION)
 
     def build(folder: Path) -> None:

@@ -5,8 +5,9 @@ so that training on the five flowers with it is transfer learning (the book used
 offline, this is what the project can make). Each image shows one large shape of its class
 in a flat colour that stands out from the background, at a random rotation, scale and
 position, sometimes blurred. Version 1 also filled the shapes with textures and added
-distractor shapes: a MobileNetV2 from scratch stayed at chance on it within a CPU budget
-(docs in 07c); this version reaches about 0.75 in 16 epochs. Light: no TensorFlow.
+distractor shapes: a MobileNetV2 from scratch stayed at chance on it within a CPU budget;
+on this version it reached 0.74 validation accuracy in 20 epochs (the defaults). Light: no
+TensorFlow.
 """
 
 from __future__ import annotations
