@@ -10,7 +10,8 @@ ratio, the two absolute figures it comes from (medians of repeats), and the goal
 This machine is noisy: ratios measured in the same run are what to compare, never one time.
 
 Modules: ``common`` (settings, the result row, number formats, the shared artifacts),
-``serving_bench`` (P5 and P9: the model server), this one (P1-P4, P6-P8, the report, the CLI).
+``serving_bench`` (P5 and P9: the model server), ``explain_bench`` (P10 and P11: what
+explanations cost), this one (P1-P4, P6-P8, the report, the CLI).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Callable
 from tqdm.auto import tqdm
 
 from .common import FULL, QUICK, Artifacts, Result, Settings, plain_number, rate_line
+from .explain_bench import p10_faithfulness, p11_explanation_notebooks
 from .serving_bench import p5_rest, p9_server_memory
 
 __all__ = ["FULL", "QUICK", "Artifacts", "Result", "Settings", "plain_number", "rate_line", "main"]
@@ -247,6 +249,8 @@ BENCHMARKS: dict[str, Callable[[Artifacts], Result]] = {
     "P7": p7_ig_gap,
     "P8": p8_suite_time,
     "P9": p9_server_memory,
+    "P10": p10_faithfulness,
+    "P11": p11_explanation_notebooks,
 }
 
 

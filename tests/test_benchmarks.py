@@ -24,7 +24,7 @@ def test_quick_benchmarks_produce_numbers(tmp_path):
     status = run.main(["--quick", "--out", str(out)])
     text = out.read_text()
     assert status == 0, text
-    for key in ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P9"):
+    for key in ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P9", "P10", "P11"):
         row = next(line for line in text.splitlines() if line.startswith(f"| {key} |"))
         number = re.match(r"\s*([-0-9.e+]+|nan)\s", row.split("|", 3)[3])
         assert number and math.isfinite(float(number.group(1))), row
@@ -35,6 +35,18 @@ def test_quick_benchmarks_produce_numbers(tmp_path):
         assert re.match(r"\s*[0-9.]+\s", p8.split("|", 3)[3]), p8
     check_p5_curve(section(text, "P5"), run.QUICK.batch_sizes)
     check_p9_figures(section(text, "P9"))
+
+
+def test_notebook_seconds_reads_the_times_table(tmp_path):
+    from benchmarks import explain_bench
+
+    times = tmp_path / "NOTEBOOK_TIMES.md"
+    times.write_text(
+        "| notebook | wall s | load | when |\n|---|---:|---:|---|\n"
+        "| 10_mlops/10b_explain.ipynb | 44 | 0.3 | 2026-12-03 12:00 |\n"
+    )
+    assert explain_bench.notebook_seconds(times) == {"10_mlops/10b_explain.ipynb": 44.0}
+    assert explain_bench.notebook_seconds(tmp_path / "missing.md") == {}
 
 
 def check_p5_curve(details: list[str], batch_sizes) -> None:

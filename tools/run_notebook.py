@@ -47,6 +47,17 @@ def record_time(notebook: str, seconds: float, load: float) -> None:
     TIMES.write_text("\n".join(TIMES_HEADER + [rows[k] for k in sorted(rows)]) + "\n")
 
 
+def print_slowest_cells(nb, n: int = 8) -> None:
+    """Print the ``n`` code cells that took longest (papermill's per-cell durations)."""
+    timed = [
+        (c.metadata.get("papermill", {}).get("duration") or 0.0, i, c.source.split("\n")[0])
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code"
+    ]
+    for seconds, i, first_line in sorted(timed, reverse=True)[:n]:
+        print(f"  cell {i:3d} {seconds:7.1f} s  {first_line[:70]}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("notebook")
@@ -72,6 +83,7 @@ def main() -> int:
     )
     seconds = time.perf_counter() - start
     done = nbformat.read(out, as_version=4)
+    print_slowest_cells(done)
     if not args.quick:  # drop papermill's bookkeeping so the committed file stays clean
         done.cells = [
             c for c in done.cells if "injected-parameters" not in c.metadata.get("tags", [])
