@@ -463,7 +463,7 @@ def ensure_trained_model(
         config = training.TrainConfig(
             model_kind=model_kind, img_size=img_size, num_epochs=epochs, seed=seed
         )
-        training.train_and_export(str(folder), str(tfrecord_dir), str(labels), config)
+        training.train_and_export(str(folder), str(tfrecord_dir), str(labels), config, verbose=0)
 
     return build_or_reuse("trained", settings, build, workspace, rebuild)
 
