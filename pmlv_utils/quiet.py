@@ -10,13 +10,20 @@ hide them; :func:`native_stderr_silenced` points descriptor 2 at ``os.devnull`` 
         import tensorflow as tf
 
 Python exceptions still reach the caller: only what is written to the descriptor is dropped.
+
+:func:`beam_interactive_notice_off` drops Apache Beam's warning, printed in every Jupyter kernel
+that runs a pipeline, that Interactive Beam's optional visualisation packages are missing (the
+course never uses Interactive Beam).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
+
+BEAM_INTERACTIVE_LOGGER = "apache_beam.runners.interactive.interactive_environment"
 
 
 @contextlib.contextmanager
@@ -33,3 +40,8 @@ def native_stderr_silenced():
         os.dup2(saved, 2)
         os.close(saved)
         os.close(null)
+
+
+def beam_interactive_notice_off() -> None:
+    """Only errors from Beam's Interactive Beam check, not its missing-extras notice."""
+    logging.getLogger(BEAM_INTERACTIVE_LOGGER).setLevel(logging.ERROR)

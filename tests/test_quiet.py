@@ -31,3 +31,13 @@ def test_fd2_is_silenced_only_inside_the_block(tmp_path):
         env={"PYTHONPATH": str(Path(__file__).resolve().parents[1])},
     )
     assert run.stderr.split() == ["before", "after", "raised", "kept"]
+
+
+def test_beam_interactive_notice_off_keeps_errors():
+    import logging
+
+    from pmlv_utils import quiet
+
+    quiet.beam_interactive_notice_off()
+    logger = logging.getLogger(quiet.BEAM_INTERACTIVE_LOGGER)
+    assert not logger.isEnabledFor(logging.WARNING) and logger.isEnabledFor(logging.ERROR)

@@ -23,10 +23,12 @@ from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 from apache_beam.utils.shared import Shared
 
-from .. import safe_io
+from .. import quiet, safe_io
 from .inmemory import ImageRefused, outputs_to_rows, read_image_checked
 from .model import DEFAULT_SIGNATURE, LoadedModel
 from .rest import Breaker, RetryPolicy, predict_instances
+
+quiet.beam_interactive_notice_off()
 
 DEAD_LETTER = "dead_letter"
 METRICS_NAMESPACE = "pmlv_predict"

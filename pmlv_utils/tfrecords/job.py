@@ -55,6 +55,8 @@ from .images import (
 from .options import LOCAL_RUNNERS, build_pipeline_options
 from .reading import remove_output_files
 
+quiet.beam_interactive_notice_off()
+
 METRICS_NAMESPACE = "pmlv_tfrecords"
 LABELS_NAME = "dict.txt"
 

@@ -20,9 +20,12 @@ import apache_beam as beam
 import pandas as pd
 from apache_beam.utils.shared import Shared
 
+from .. import quiet
 from ..predict import ImageRefused, read_image_checked
 from .explainer import load_explainer
 from .runs import tracking_uri
+
+quiet.beam_interactive_notice_off()
 
 DEAD_LETTER = "dead_letter"
 
