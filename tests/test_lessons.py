@@ -38,8 +38,12 @@ CORE_CALLS = {
         "faithfulness_table",
         "alibi_integrated_gradients",
     ],
-    # faithfulness, the blog's experiment, sanity checks, TracIn, the ONNX / frozen-graph black box
+    # LIME by hand; faithfulness, the blog's experiment, sanity checks, TracIn, the black boxes
     "10_mlops/10c_compare_explainers.ipynb": [
+        "explain.superpixels(",
+        "pairwise_distances",
+        "Ridge(",
+        "sample_weight",
         "faithfulness_table",
         "remove_negative_superpixels",
         "cascading_randomisation",
