@@ -100,7 +100,9 @@ def _quiet_lime(lime_image_module):
 def run_lime(
     images, targets, model, num_samples=1000, n_segments=40, seed=1, batch_size=100, hide="mean"
 ):
-    """LIME weights of each image's superpixels for its target class (as pixel maps)."""
+    """LIME weights of each image's superpixels for its target class (as pixel maps).
+
+    Notebook 10c, "LIME by hand", writes the same steps out and gets the same map."""
     hidden_image(images[0], np.zeros(images.shape[1:3], int), hide)  # validates `hide`
     maps, details = [], {"segments": [], "score": [], "local_pred": []}
     for x, t in zip(images, targets):
