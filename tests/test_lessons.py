@@ -19,6 +19,12 @@ CORE_CALLS = {
     "07_training/07b_gpumax.ipynb": ["keras.layers.Layer", "tf.function", "input_signature"],
     "07_training/07c_export.ipynb": ["ModelCheckpoint", "EarlyStopping", ".fit(", "ExportArchive"],
     "07_training/07d_distribute.ipynb": ["strategy.scope()", "TF_CONFIG"],
+    # the ablation over seeds; the frozen backbone written in Keras beside the trainer's
+    "07_training/07e_augment_transfer.ipynb": [
+        "augmentation_ablation",
+        "keras.applications.MobileNetV2",
+        "trainable = False",
+    ],
     "09_deploying/09a_inmemory.ipynb": ["beam.DoFn", "Shared", ".acquire(", "BatchElements"],
     "09_deploying/09b_rest.ipynb": ["requests.post", "curl"],
     "09_deploying/09c_changesig.ipynb": ["tf.function", "tf.saved_model.save", "signatures"],
