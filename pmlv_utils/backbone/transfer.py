@@ -7,7 +7,9 @@ the backbone's layers on so few images (Adam, 1e-3 or 2e-4) did worse than freez
 in a seeded shuffle, the same images for every variant), trains each variant with the
 trainer (same validation split for early stopping, same test split), and tabulates the test
 accuracy. The variants are :class:`~pmlv_utils.training.TrainConfig` changes
-(:data:`VARIANTS`); ``weights`` is filled in with the backbone file.
+(:data:`VARIANTS`); ``weights`` is filled in with the backbone file. Taught in
+07_training/07e_augment_transfer.ipynb ("Transfer learning offline"), which writes the frozen
+model in plain Keras and checks it against the trainer's ``build_model``.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@
 Each variant is a :class:`TrainConfig` change (:data:`ABLATION_VARIANTS`); every run is a
 full trainer run (early stopping on validation, the best epoch's test accuracy) in
 ``<job_dir>/<variant>/seed_<s>``, without export. ``ablation_runs.json`` keeps the rows.
+Run and read in 07_training/07e_augment_transfer.ipynb ("Which augmentation helps?").
 """
 
 from __future__ import annotations
