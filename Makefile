@@ -48,9 +48,21 @@ test: $(STAMP) lint
 	$(MAKE) --no-print-directory nbval
 
 # nbval itself (--nbval-lax: cells marked NBVAL_CHECK_OUTPUT must print what is committed) on the
-# notebooks cheap enough to re-execute at their committed learner defaults; the papermill harness
-# (tests/test_notebooks.py) covers every notebook with quick parameters.
-NBVAL_NOTEBOOKS := 07_training/07b_gpumax.ipynb
+# notebooks that take about a minute or less at their committed learner defaults (~8 min in all,
+# the default model trained once included); the papermill harness (tests/test_notebooks.py)
+# covers every notebook with quick parameters.
+NBVAL_NOTEBOOKS := \
+	05_create_dataset/05_label_images.ipynb \
+	05_create_dataset/05_split_tfrecord.ipynb \
+	07_training/07b_gpumax.ipynb \
+	07_training/07d_distribute.ipynb \
+	09_deploying/09a_inmemory.ipynb \
+	09_deploying/09b_rest.ipynb \
+	09_deploying/09c_changesig.ipynb \
+	09_deploying/09d_bytes.ipynb \
+	09_deploying/09e_tflite.ipynb \
+	09_deploying/09f_explain.ipynb \
+	10_mlops/10b_explain.ipynb
 
 nbval: $(STAMP)
 	PMLV_WORKSPACE=$(CURDIR)/build/nbval-workspace TF_CPP_MIN_LOG_LEVEL=2 \
